@@ -1,0 +1,59 @@
+import { Duration, Validations } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
+import type * as sns from "aws-cdk-lib/aws-sns";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import { dlqName, physicalName, type QueueDefinition } from "../resources/definitions.ts";
+
+export interface DurableQueueProps {
+  readonly prefix: string;
+  readonly definition: QueueDefinition;
+  /** Where the dead-letter alarm notifies. */
+  readonly alarmTopic: sns.ITopic;
+}
+
+/**
+ * An SQS queue with its dead-letter queue and an alarm that fires as soon as one message lands there:
+ * a message in a DLQ is a tenant's upload or job that nobody processed.
+ */
+export class DurableQueue extends Construct {
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly dlqAlarm: cloudwatch.Alarm;
+
+  constructor(scope: Construct, id: string, props: DurableQueueProps) {
+    super(scope, id);
+    const def = props.definition;
+    this.deadLetterQueue = new sqs.Queue(this, "Dlq", {
+      queueName: dlqName(props.prefix, def.id),
+      retentionPeriod: Duration.seconds(def.dlqRetentionPeriodSeconds),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: "Serverless::Serverless-SQSRedrivePolicy",
+      reason: "This is the dead-letter queue itself; its messages are inspected and redriven by an operator.",
+    });
+    this.queue = new sqs.Queue(this, "Queue", {
+      queueName: physicalName(props.prefix, def.id),
+      visibilityTimeout: Duration.seconds(def.visibilityTimeoutSeconds),
+      retentionPeriod: Duration.seconds(def.retentionPeriodSeconds),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: def.maxReceiveCount },
+    });
+    this.dlqAlarm = new cloudwatch.Alarm(this, "DlqAlarm", {
+      alarmDescription: `Messages in ${dlqName(props.prefix, def.id)}: ${def.id} work that failed ${def.maxReceiveCount} times`,
+      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(1),
+        statistic: "Maximum",
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.dlqAlarm.addAlarmAction(new actions.SnsAction(props.alarmTopic));
+  }
+}

@@ -1,0 +1,63 @@
+import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type { Construct } from "constructs";
+
+export interface PlatformFunctionProps {
+  /** Path of the handler module, e.g. `lambdas/validator/index.ts`. */
+  readonly entry: string;
+  readonly description: string;
+  /** Explicit on purpose: every function states how long it may run. */
+  readonly timeout: Duration;
+  /** Explicit on purpose: memory is also the CPU share. */
+  readonly memorySize: number;
+  readonly environment?: Record<string, string>;
+  /** Days to keep logs; 30 by default. */
+  readonly logRetention?: logs.RetentionDays;
+  readonly reservedConcurrentExecutions?: number;
+}
+
+/**
+ * The one base for every Lambda function of the platform: ARM64, current Node.js runtime, ESM bundle
+ * with source maps, active tracing, its own log group with retention, explicit timeout and memory.
+ */
+export class PlatformFunction extends NodejsFunction {
+  constructor(scope: Construct, id: string, props: PlatformFunctionProps) {
+    const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    super(scope, id, {
+      entry: props.entry,
+      handler: "handler",
+      description: props.description,
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      timeout: props.timeout,
+      memorySize: props.memorySize,
+      tracing: lambda.Tracing.ACTIVE,
+      logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      ...(props.reservedConcurrentExecutions !== undefined
+        ? { reservedConcurrentExecutions: props.reservedConcurrentExecutions }
+        : {}),
+      environment: {
+        NODE_OPTIONS: "--enable-source-maps",
+        POWERTOOLS_SERVICE_NAME: id,
+        ...props.environment,
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: "node24",
+        minify: true,
+        sourceMap: true,
+        // The Node.js 24 runtime ships AWS SDK v3; bundling it again only grows cold starts.
+        externalModules: ["@aws-sdk/*"],
+        // Some CommonJS dependencies still call require(); give the ESM bundle one.
+        banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+        mainFields: ["module", "main"],
+      },
+    });
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The platform's stateful resources as plain data: the single source of truth that both the CDK
+ * constructs (infra/constructs) and the LocalStack bootstrap (local/bootstrap.ts) read, so the local
+ * platform and the cloud cannot drift apart. No CDK or AWS SDK imports here on purpose: this module is
+ * loaded by Lambda-free tooling and by tests.
+ */
+
+export type AttributeType = "S" | "N";
+
+export interface KeyAttribute {
+  readonly name: string;
+  readonly type: AttributeType;
+}
+
+export interface IndexDefinition {
+  readonly indexName: string;
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey?: KeyAttribute;
+  /** ALL keeps list queries to one round trip; the items are small. */
+  readonly projection: "ALL" | "KEYS_ONLY";
+}
+
+export interface TableDefinition {
+  /** Logical id, also the suffix of the physical name (`{prefix}-{id}`). */
+  readonly id: TableId;
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey?: KeyAttribute;
+  readonly globalSecondaryIndexes: readonly IndexDefinition[];
+  /** Attribute holding an epoch-seconds expiry, when items expire. */
+  readonly timeToLiveAttribute?: string;
+  readonly stream?: "NEW_IMAGE" | "NEW_AND_OLD_IMAGES";
+}
+
+export interface QueueDefinition {
+  readonly id: QueueId;
+  /** Seconds; must exceed the consumer's timeout (AWS recommends 6x) so a slow message is not redelivered. */
+  readonly visibilityTimeoutSeconds: number;
+  readonly retentionPeriodSeconds: number;
+  /** Receives after which a message moves to `{id}-dlq`. */
+  readonly maxReceiveCount: number;
+  readonly dlqRetentionPeriodSeconds: number;
+}
+
+export interface BucketDefinition {
+  readonly id: BucketId;
+  readonly versioned: boolean;
+}
+
+export type TableId = "files" | "jobs" | "job-events" | "models" | "api-keys" | "idempotency";
+export type QueueId = "validation" | "training";
+export type BucketId = "datasets" | "artifacts";
+
+const S = (name: string): KeyAttribute => ({ name, type: "S" });
+const N = (name: string): KeyAttribute => ({ name, type: "N" });
+
+const FOURTEEN_DAYS = 14 * 24 * 3600;
+const FOUR_DAYS = 4 * 24 * 3600;
+
+/**
+ * Tenant id leads every tenant-owned key, so a query can never cross tenants. Ids that sort by time
+ * (`file-…`, `ftjob-…`) make the sort key double as creation order for paginated lists.
+ */
+export const TABLES: readonly TableDefinition[] = [
+  { id: "files", partitionKey: S("tenantId"), sortKey: S("fileId"), globalSecondaryIndexes: [] },
+  { id: "jobs", partitionKey: S("tenantId"), sortKey: S("jobId"), globalSecondaryIndexes: [] },
+  {
+    id: "job-events",
+    // `{tenantId}#{jobId}` / `evt#{epochMillis:013}#{random}`: events of one job, in time order.
+    partitionKey: S("jobKey"),
+    sortKey: S("eventKey"),
+    globalSecondaryIndexes: [],
+  },
+  {
+    id: "models",
+    // The model code alone is the key: that is what makes it globally unique (conditional put).
+    partitionKey: S("modelCode"),
+    globalSecondaryIndexes: [
+      { indexName: "byTenant", partitionKey: S("tenantId"), sortKey: N("createdAt"), projection: "ALL" },
+    ],
+  },
+  {
+    id: "api-keys",
+    // Only the SHA-256 of a key is stored; the authorizer looks it up directly.
+    partitionKey: S("keyHash"),
+    globalSecondaryIndexes: [
+      { indexName: "byTenant", partitionKey: S("tenantId"), sortKey: S("keyId"), projection: "ALL" },
+    ],
+  },
+  {
+    // Not in the original design: Idempotency-Key records need their own expiry, and keeping them out
+    // of the entity tables keeps list queries clean.
+    id: "idempotency",
+    partitionKey: S("id"),
+    globalSecondaryIndexes: [],
+    timeToLiveAttribute: "expiration",
+  },
+];
+
+export const QUEUES: readonly QueueDefinition[] = [
+  {
+    id: "validation",
+    // The validator may stream a 1 GiB object for several minutes.
+    visibilityTimeoutSeconds: 1800,
+    retentionPeriodSeconds: FOUR_DAYS,
+    maxReceiveCount: 5,
+    dlqRetentionPeriodSeconds: FOURTEEN_DAYS,
+  },
+  {
+    id: "training",
+    visibilityTimeoutSeconds: 360,
+    retentionPeriodSeconds: FOUR_DAYS,
+    maxReceiveCount: 5,
+    dlqRetentionPeriodSeconds: FOURTEEN_DAYS,
+  },
+];
+
+export const BUCKETS: readonly BucketDefinition[] = [
+  { id: "datasets", versioned: false },
+  // Versioned: trained adapters and weights are the product of GPU hours.
+  { id: "artifacts", versioned: true },
+];
+
+/** Default prefix of physical names; CDK context `prefix` or env `FT_PREFIX` override it. */
+export const DEFAULT_PREFIX = "ft";
+
+export const physicalName = (prefix: string, id: string): string => `${prefix}-${id}`;
+export const dlqName = (prefix: string, id: QueueId): string => `${prefix}-${id}-dlq`;
+
+export function tableDefinition(id: TableId): TableDefinition {
+  const table = TABLES.find((t) => t.id === id);
+  if (!table) throw new Error(`unknown table ${id}`);
+  return table;
+}
+
+export function queueDefinition(id: QueueId): QueueDefinition {
+  const queue = QUEUES.find((q) => q.id === id);
+  if (!queue) throw new Error(`unknown queue ${id}`);
+  return queue;
+}
+
+/** Environment variable names through which functions receive resource names. */
+export const TABLE_ENV: Record<TableId, string> = {
+  files: "FILES_TABLE",
+  jobs: "JOBS_TABLE",
+  "job-events": "EVENTS_TABLE",
+  models: "MODELS_TABLE",
+  "api-keys": "API_KEYS_TABLE",
+  idempotency: "IDEMPOTENCY_TABLE",
+};
+
+export const BUCKET_ENV: Record<BucketId, string> = {
+  datasets: "DATASETS_BUCKET",
+  artifacts: "ARTIFACTS_BUCKET",
+};
+
+export const QUEUE_ENV: Record<QueueId, string> = {
+  validation: "VALIDATION_QUEUE_URL",
+  training: "TRAINING_QUEUE_URL",
+};
