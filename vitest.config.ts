@@ -1,0 +1,34 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * Three projects: `unit` (pure domain and handlers, no network), `infra` (CDK assertions and cdk-nag)
+ * and `integration` (adapters and handlers against LocalStack; run through
+ * local/localstack/with-localstack.ts, which provides AWS_ENDPOINT_URL).
+ */
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" } },
+      {
+        test: {
+          name: "infra",
+          include: ["test/infra/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          globalSetup: ["test/integration/global-setup.ts"],
+          // One LocalStack; files run one after another so their timings and resources stay apart.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
