@@ -1,0 +1,107 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+
+export class ObjectNotFoundError extends Error {
+  constructor(key: string) {
+    super(`object ${key} not found`);
+    this.name = "ObjectNotFoundError";
+  }
+}
+
+/** One S3 bucket, as the platform uses it. */
+export class ObjectStore {
+  constructor(
+    private readonly s3: S3Client,
+    readonly bucket: string,
+  ) {}
+
+  async put(key: string, body: Buffer | string, contentType: string): Promise<void> {
+    await this.s3.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+    );
+  }
+
+  /**
+   * A presigned PUT that pins the key, the exact size and the content type: S3 rejects an upload that
+   * differs in any of them, so a tenant cannot write elsewhere or more than declared.
+   */
+  async presignPut(key: string, bytes: number, contentType: string, expiresIn: number): Promise<string> {
+    return getSignedUrl(
+      this.s3,
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentLength: bytes, ContentType: contentType }),
+      { expiresIn, signableHeaders: new Set(["content-type", "content-length"]) },
+    );
+  }
+
+  async presignGet(key: string, expiresIn: number, filename?: string): Promise<string> {
+    return getSignedUrl(
+      this.s3,
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ...(filename
+          ? { ResponseContentDisposition: `attachment; filename="${filename.replace(/"/g, "")}"` }
+          : {}),
+      }),
+      { expiresIn },
+    );
+  }
+
+  /** The object's bytes as a stream, read lazily; ObjectNotFoundError when it is gone. */
+  async stream(key: string): Promise<{ body: ReadableStream<Uint8Array>; bytes: number; eTag: string }> {
+    try {
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        body: object.Body!.transformToWebStream() as ReadableStream<Uint8Array>,
+        bytes: object.ContentLength ?? 0,
+        eTag: object.ETag ?? "",
+      };
+    } catch (error) {
+      if (isNotFound(error)) throw new ObjectNotFoundError(key);
+      throw error;
+    }
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    try {
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return Buffer.from(await object.Body!.transformToByteArray());
+    } catch (error) {
+      if (isNotFound(error)) throw new ObjectNotFoundError(key);
+      throw error;
+    }
+  }
+
+  async head(key: string): Promise<{ bytes: number; eTag: string; contentType?: string } | undefined> {
+    try {
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        bytes: head.ContentLength ?? 0,
+        eTag: head.ETag ?? "",
+        ...(head.ContentType ? { contentType: head.ContentType } : {}),
+      };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  const name = (error as { name?: string }).name;
+  return (
+    name === "NoSuchKey" ||
+    name === "NotFound" ||
+    (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404
+  );
+}

@@ -1,0 +1,58 @@
+import type { APIGatewayProxyEvent } from "aws-lambda";
+import { AuthenticationError } from "../errors.ts";
+import { errorResponse, type HttpResponse, jsonResponse } from "./response.ts";
+import type { RequestContext, RouteResult, Router } from "./router.ts";
+
+/**
+ * Runs a router for an API Gateway REST proxy event: the glue every API function shares, so the
+ * handlers themselves only list their routes. The local gateway builds the same events.
+ */
+export async function handleApiEvent(
+  router: Router,
+  event: APIGatewayProxyEvent,
+  log: (message: string, details: Record<string, unknown>) => void,
+): Promise<HttpResponse> {
+  const requestId = event.requestContext?.requestId ?? "unknown";
+  try {
+    const tenantId = event.requestContext?.authorizer?.tenantId as string | undefined;
+    // Never reached behind the authorizer; a guard against a route wired without one.
+    if (!tenantId) throw new AuthenticationError();
+    const { route, params } = router.match(event.httpMethod, event.path);
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(event.headers ?? {})) {
+      if (value !== undefined) headers[name.toLowerCase()] = value;
+    }
+    const query: Record<string, string> = {};
+    for (const [name, value] of Object.entries(event.queryStringParameters ?? {})) {
+      if (value !== undefined) query[name] = value;
+    }
+    const request: RequestContext = {
+      tenantId,
+      requestId,
+      method: event.httpMethod,
+      path: event.path,
+      params,
+      query,
+      headers,
+      body: event.body ? Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8") : Buffer.alloc(0),
+    };
+    return toHttp(await route.handler(request), requestId);
+  } catch (error) {
+    return errorResponse(error, requestId, log);
+  }
+}
+
+function toHttp(result: RouteResult, requestId: string): HttpResponse {
+  if ("redirect" in result) {
+    return { statusCode: 302, headers: { location: result.redirect, "x-request-id": requestId }, body: "" };
+  }
+  if ("raw" in result) {
+    return {
+      statusCode: result.raw.status,
+      headers: { "content-type": result.raw.contentType, "x-request-id": requestId },
+      body: result.raw.body.toString("base64"),
+      isBase64Encoded: true,
+    };
+  }
+  return jsonResponse(result.status, result.body, requestId);
+}

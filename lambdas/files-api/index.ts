@@ -1,0 +1,27 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import type { APIGatewayProxyEvent } from "aws-lambda";
+import { documentClient, s3Client } from "../aws/clients.ts";
+import { requiredEnv } from "../aws/env.ts";
+import { unfinishedJobsUsingFile } from "../aws/file-usage.ts";
+import { FilesRepository } from "../aws/files-repository.ts";
+import { ObjectStore } from "../aws/object-store.ts";
+import { handleApiEvent } from "../core/http/api-gateway.ts";
+import type { HttpResponse } from "../core/http/response.ts";
+import { Router } from "../core/http/router.ts";
+import { filesRoutes } from "./routes.ts";
+
+const logger = new Logger({ serviceName: "files-api" });
+const jobsTable = requiredEnv("JOBS_TABLE");
+const router = new Router(
+  filesRoutes({
+    files: new FilesRepository(documentClient(), requiredEnv("FILES_TABLE")),
+    datasets: new ObjectStore(s3Client(), requiredEnv("DATASETS_BUCKET")),
+    unfinishedJobsUsing: (tenantId, fileId) =>
+      unfinishedJobsUsingFile(documentClient(), jobsTable, tenantId, fileId),
+  }),
+);
+
+/** `/v4/files…` behind the API key authorizer. */
+export async function handler(event: APIGatewayProxyEvent): Promise<HttpResponse> {
+  return handleApiEvent(router, event, (message, details) => logger.error(message, details));
+}

@@ -1,0 +1,170 @@
+import type { FilesRepository } from "../aws/files-repository.ts";
+import type { ObjectStore } from "../aws/object-store.ts";
+import { ConflictError, NotFoundError } from "../core/errors.ts";
+import {
+  datasetObjectKey,
+  FILE_ID_PREFIX,
+  type FileRecord,
+  MAX_MULTIPART_FILE_BYTES,
+  UPLOAD_URL_TTL_SECONDS,
+} from "../core/files/file-record.ts";
+import { parseMultipartFields, parseUploadRequest } from "../core/files/requests.ts";
+import { toFileObject } from "../core/files/wire.ts";
+import { listEnvelope, parseListParams } from "../core/http/pagination.ts";
+import { jsonBody, type RequestContext, type Route, type RouteResult } from "../core/http/router.ts";
+import { isId, newId } from "../core/ids.ts";
+import { parseMultipart } from "./multipart.ts";
+
+export interface FilesDependencies {
+  readonly files: Pick<FilesRepository, "create" | "get" | "list" | "transition" | "delete">;
+  readonly datasets: Pick<ObjectStore, "put" | "presignPut" | "presignGet" | "getBytes" | "delete">;
+  readonly unfinishedJobsUsing: (tenantId: string, fileId: string) => Promise<string[]>;
+  readonly now?: () => number;
+}
+
+/** Files up to this size come back inline from GET /content; larger ones through a redirect. */
+const INLINE_CONTENT_BYTES = 5 * 1024 * 1024;
+
+/** The files API: `/v4/files…`, each route a small function of the request and the tenant. */
+export function filesRoutes(deps: FilesDependencies): Route[] {
+  const now = () => Math.floor((deps.now?.() ?? Date.now()) / 1000);
+
+  async function ownFile(request: RequestContext): Promise<FileRecord> {
+    const fileId = request.params.file_id ?? "";
+    const record = isId(FILE_ID_PREFIX, fileId) ? await deps.files.get(request.tenantId, fileId) : undefined;
+    // Another tenant's file and a file that never existed answer the same.
+    if (!record) throw new NotFoundError(`No such file: ${fileId}`, "file_not_found", "file_id");
+    return record;
+  }
+
+  return [
+    {
+      method: "POST",
+      pattern: "/v4/files",
+      handler: async (request): Promise<RouteResult> => {
+        const upload = await parseMultipart(
+          request.body,
+          request.headers["content-type"],
+          MAX_MULTIPART_FILE_BYTES,
+        );
+        const { purpose, filename } = parseMultipartFields(upload.fields, upload.filename);
+        const fileId = newId(FILE_ID_PREFIX);
+        const record: FileRecord = {
+          tenantId: request.tenantId,
+          fileId,
+          filename,
+          purpose,
+          bytes: upload.data.length,
+          contentType: "application/jsonl",
+          objectKey: datasetObjectKey(request.tenantId, fileId),
+          createdAt: now(),
+          status: "uploaded",
+        };
+        // The record first: the object's arrival triggers validation, which needs the record.
+        await deps.files.create(record);
+        try {
+          await deps.datasets.put(record.objectKey, upload.data, record.contentType);
+        } catch (error) {
+          await deps.files.transition(request.tenantId, fileId, ["uploaded"], "error", {
+            statusDetails: "The upload could not be stored; upload the file again.",
+          });
+          throw error;
+        }
+        return { status: 200, body: toFileObject(record) };
+      },
+    },
+    {
+      method: "POST",
+      pattern: "/v4/files/uploads",
+      handler: async (request) => {
+        const body = parseUploadRequest(jsonBody(request));
+        const fileId = newId(FILE_ID_PREFIX);
+        const record: FileRecord = {
+          tenantId: request.tenantId,
+          fileId,
+          filename: body.filename,
+          purpose: body.purpose,
+          bytes: body.bytes,
+          contentType: body.mime_type,
+          objectKey: datasetObjectKey(request.tenantId, fileId),
+          createdAt: now(),
+          status: "pending_upload",
+        };
+        await deps.files.create(record);
+        const url = await deps.datasets.presignPut(
+          record.objectKey,
+          record.bytes,
+          record.contentType,
+          UPLOAD_URL_TTL_SECONDS,
+        );
+        return {
+          status: 200,
+          body: {
+            ...toFileObject(record),
+            upload_url: url,
+            upload_method: "PUT",
+            upload_headers: { "content-type": record.contentType, "content-length": String(record.bytes) },
+            expires_at: now() + UPLOAD_URL_TTL_SECONDS,
+          },
+        };
+      },
+    },
+    {
+      method: "GET",
+      pattern: "/v4/files",
+      handler: async (request) => {
+        const { limit, after } = parseListParams(request.query, {
+          defaultLimit: 20,
+          maxLimit: 100,
+          idPattern: /^file-[0-9a-v]{21}$/,
+        });
+        const page = await deps.files.list(request.tenantId, limit, after);
+        return { status: 200, body: listEnvelope(page.items.map(toFileObject), page.hasMore) };
+      },
+    },
+    {
+      method: "GET",
+      pattern: "/v4/files/{file_id}",
+      handler: async (request) => ({ status: 200, body: toFileObject(await ownFile(request)) }),
+    },
+    {
+      method: "GET",
+      pattern: "/v4/files/{file_id}/content",
+      handler: async (request) => {
+        const record = await ownFile(request);
+        if (record.status === "pending_upload") {
+          throw new ConflictError("The file has not been uploaded yet.", "file_not_uploaded", "file_id");
+        }
+        if (record.bytes > INLINE_CONTENT_BYTES) {
+          return { redirect: await deps.datasets.presignGet(record.objectKey, 300, record.filename) };
+        }
+        return {
+          raw: {
+            status: 200,
+            contentType: "application/jsonl",
+            body: await deps.datasets.getBytes(record.objectKey),
+          },
+        };
+      },
+    },
+    {
+      method: "DELETE",
+      pattern: "/v4/files/{file_id}",
+      handler: async (request) => {
+        const record = await ownFile(request);
+        const jobs = await deps.unfinishedJobsUsing(request.tenantId, record.fileId);
+        if (jobs.length > 0) {
+          throw new ConflictError(
+            `The file is used by unfinished fine-tuning jobs (${jobs.join(", ")}); cancel them or wait until they finish.`,
+            "file_in_use",
+            "file_id",
+          );
+        }
+        // The object first: a record without an object is visible and retried; the reverse would leak data.
+        await deps.datasets.delete(record.objectKey);
+        await deps.files.delete(request.tenantId, record.fileId);
+        return { status: 200, body: { id: record.fileId, object: "file", deleted: true } };
+      },
+    },
+  ];
+}
