@@ -1,8 +1,10 @@
 import { type Duration, RemovalPolicy } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
+import { acknowledge } from "./nag.ts";
 
 export interface PlatformFunctionProps {
   /** Path of the handler module, e.g. `lambdas/validator/index.ts`. */
@@ -28,7 +30,19 @@ export class PlatformFunction extends NodejsFunction {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    // Our own role instead of AWSLambdaBasicExecutionRole: it may write to this function's log group only.
+    const role = new iam.Role(scope, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+      description: `Runs the ${id} function`,
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
     super(scope, id, {
+      role,
       entry: props.entry,
       handler: "handler",
       description: props.description,
@@ -59,5 +73,15 @@ export class PlatformFunction extends NodejsFunction {
         mainFields: ["module", "main"],
       },
     });
+    acknowledge(
+      role,
+      "AwsSolutions-IAM5[Resource::*]",
+      "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (active tracing).",
+    );
+    acknowledge(
+      this,
+      "Serverless-LambdaDLQ",
+      "Invoked synchronously (API Gateway, authorizer) or by an SQS event source mapping whose queue has its own DLQ; a function DLQ only applies to asynchronous invocations.",
+    );
   }
 }

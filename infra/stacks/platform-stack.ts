@@ -1,8 +1,10 @@
 import { CfnOutput, type RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
+import { Api } from "../constructs/api.ts";
 import { DurableQueue } from "../constructs/durable-queue.ts";
 import { Observability } from "../constructs/observability.ts";
 import { pascal, Storage } from "../constructs/storage.ts";
+import { Validation } from "../constructs/validation.ts";
 import { BUCKET_ENV, QUEUE_ENV, QUEUES, type QueueId, TABLE_ENV } from "../resources/definitions.ts";
 
 export interface PlatformStackProps extends StackProps {
@@ -10,6 +12,8 @@ export interface PlatformStackProps extends StackProps {
   readonly prefix: string;
   readonly removalPolicy?: RemovalPolicy;
   readonly alarmEmail?: string;
+  /** Base model name → max sequence tokens, for the validator's over-length counts. */
+  readonly contextLimits?: Record<string, number>;
 }
 
 /** The whole platform in one stack: each bounded context is one construct composed here. */
@@ -17,6 +21,8 @@ export class PlatformStack extends Stack {
   readonly storage: Storage;
   readonly observability: Observability;
   readonly queues: Readonly<Record<QueueId, DurableQueue>>;
+  readonly api: Api;
+  readonly validation: Validation;
 
   constructor(scope: Construct, id: string, props: PlatformStackProps) {
     super(scope, id, props);
@@ -36,6 +42,21 @@ export class PlatformStack extends Stack {
       });
     }
     this.queues = queues;
+
+    const { tables, buckets } = this.storage;
+    this.api = new Api(this, "Api", {
+      apiKeysTable: tables["api-keys"],
+      filesTable: tables.files,
+      jobsTable: tables.jobs,
+      datasetsBucket: buckets.datasets,
+    });
+    this.validation = new Validation(this, "Validation", {
+      datasetsBucket: buckets.datasets,
+      filesTable: tables.files,
+      queue: queues.validation,
+      contextLimits: props.contextLimits ?? {},
+    });
+    new CfnOutput(this, "ApiBaseUrl", { value: `${this.api.restApi.url}v4`, description: "OPENAI_BASE_URL" });
 
     // Outputs carry the environment variable names the tools (ftctl, the local platform) read.
     for (const [id, table] of Object.entries(this.storage.tables)) {

@@ -1,0 +1,231 @@
+import { Duration } from "aws-cdk-lib";
+import * as apigateway from "aws-cdk-lib/aws-apigateway";
+import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type * as s3 from "aws-cdk-lib/aws-s3";
+import { Construct } from "constructs";
+import { acknowledge, arnToken } from "./nag.ts";
+import { PlatformFunction } from "./platform-function.ts";
+
+export interface ApiProps {
+  readonly apiKeysTable: dynamodb.ITable;
+  readonly filesTable: dynamodb.ITable;
+  readonly jobsTable: dynamodb.ITable;
+  readonly datasetsBucket: s3.IBucket;
+  /** Steady-state requests per second for the whole stage; default 50. */
+  readonly throttlingRateLimit?: number;
+  /** Burst for the whole stage; default 100. */
+  readonly throttlingBurstLimit?: number;
+  /** Seconds API Gateway caches an authorizer decision per key; default 60 (also the revocation delay). */
+  readonly authorizerCacheSeconds?: number;
+}
+
+/** The error envelope API Gateway itself answers with (no key, throttled, unknown route...). */
+function envelope(message: string, type: string, code: string): string {
+  return JSON.stringify({
+    error: { message, type, param: null, code, request_id: "$context.requestId" },
+  });
+}
+
+/**
+ * The API bounded context: the REST API under `/v4`, its API key authorizer, stage throttling, access
+ * logs, gateway responses in the OpenAI error envelope, and the files API function.
+ */
+export class Api extends Construct {
+  readonly restApi: apigateway.RestApi;
+  readonly v4: apigateway.Resource;
+  readonly authorizer: apigateway.TokenAuthorizer;
+  readonly filesFunction: PlatformFunction;
+
+  constructor(scope: Construct, id: string, props: ApiProps) {
+    super(scope, id);
+    const accessLogs = new logs.LogGroup(this, "AccessLogs", { retention: logs.RetentionDays.THREE_MONTHS });
+    this.restApi = new apigateway.RestApi(this, "RestApi", {
+      restApiName: "fine-tuning-platform",
+      description: "OpenAI/Zhipu-compatible files, fine-tuning jobs, models and chat",
+      // Multipart uploads arrive base64-encoded so the bytes survive untouched.
+      binaryMediaTypes: ["multipart/form-data"],
+      endpointTypes: [apigateway.EndpointType.REGIONAL],
+      cloudWatchRole: true,
+      deployOptions: {
+        stageName: "prod",
+        throttlingRateLimit: props.throttlingRateLimit ?? 50,
+        throttlingBurstLimit: props.throttlingBurstLimit ?? 100,
+        tracingEnabled: true,
+        loggingLevel: apigateway.MethodLoggingLevel.ERROR,
+        accessLogDestination: new apigateway.LogGroupLogDestination(accessLogs),
+        accessLogFormat: apigateway.AccessLogFormat.jsonWithStandardFields({
+          caller: false,
+          httpMethod: true,
+          ip: true,
+          protocol: true,
+          requestTime: true,
+          resourcePath: true,
+          responseLength: true,
+          status: true,
+          user: false,
+        }),
+      },
+    });
+
+    const authorizerFunction = new PlatformFunction(this, "Authorizer", {
+      entry: "lambdas/authorizer/index.ts",
+      description: "API key → tenant",
+      timeout: Duration.seconds(5),
+      memorySize: 256,
+      environment: { API_KEYS_TABLE: props.apiKeysTable.tableName },
+    });
+    authorizerFunction.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ["dynamodb:GetItem"], resources: [props.apiKeysTable.tableArn] }),
+    );
+    this.authorizer = new apigateway.TokenAuthorizer(this, "ApiKeyAuthorizer", {
+      handler: authorizerFunction,
+      identitySource: apigateway.IdentitySource.header("Authorization"),
+      resultsCacheTtl: Duration.seconds(props.authorizerCacheSeconds ?? 60),
+    });
+
+    const responses: [apigateway.ResponseType, string, string, string][] = [
+      [
+        apigateway.ResponseType.UNAUTHORIZED,
+        "Invalid or missing API key. Pass it as 'Authorization: Bearer <key>'.",
+        "authentication_error",
+        "invalid_api_key",
+      ],
+      [
+        apigateway.ResponseType.ACCESS_DENIED,
+        "Invalid or missing API key.",
+        "authentication_error",
+        "invalid_api_key",
+      ],
+      [
+        apigateway.ResponseType.THROTTLED,
+        "Too many requests; retry after a short wait.",
+        "rate_limit_error",
+        "rate_limit_exceeded",
+      ],
+      [
+        apigateway.ResponseType.REQUEST_TOO_LARGE,
+        "The request body is too large.",
+        "invalid_request_error",
+        "payload_too_large",
+      ],
+      [
+        apigateway.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+        "Unknown path or method.",
+        "not_found_error",
+        "unknown_url",
+      ],
+      [
+        apigateway.ResponseType.DEFAULT_4XX,
+        "The request was rejected.",
+        "invalid_request_error",
+        "invalid_request",
+      ],
+      [
+        apigateway.ResponseType.DEFAULT_5XX,
+        "The server had an error while processing your request.",
+        "server_error",
+        "internal_error",
+      ],
+    ];
+    for (const [type, message, errorType, code] of responses) {
+      this.restApi.addGatewayResponse(`Gateway${type.responseType}`, {
+        type,
+        ...(type === apigateway.ResponseType.UNAUTHORIZED || type === apigateway.ResponseType.ACCESS_DENIED
+          ? { statusCode: "401" }
+          : {}),
+        ...(type === apigateway.ResponseType.MISSING_AUTHENTICATION_TOKEN ? { statusCode: "404" } : {}),
+        responseHeaders: { "Content-Type": "'application/json'" },
+        templates: { "application/json": envelope(message, errorType, code) },
+      });
+    }
+
+    // Bodies are validated in the functions (zod), so that errors come in the OpenAI envelope; this
+    // validator checks declared parameters, and bodies of any method that declares a model.
+    this.restApi.addRequestValidator("RequestValidator", {
+      validateRequestParameters: true,
+      validateRequestBody: true,
+    });
+    acknowledge(
+      this.restApi,
+      "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+      "The account-level role API Gateway needs to write execution and access logs; AWS maintains its scope.",
+    );
+    acknowledge(
+      this.restApi,
+      "AwsSolutions-APIG3",
+      "WAF is an operator's choice with its own cost; associate a web ACL with the stage when the API is exposed publicly (see README).",
+    );
+    this.v4 = this.restApi.root.addResource("v4");
+
+    this.filesFunction = new PlatformFunction(this, "FilesApi", {
+      entry: "lambdas/files-api/index.ts",
+      description: "/v4/files: upload, list, get, content, delete",
+      timeout: Duration.seconds(29),
+      memorySize: 1024,
+      environment: {
+        FILES_TABLE: props.filesTable.tableName,
+        JOBS_TABLE: props.jobsTable.tableName,
+        DATASETS_BUCKET: props.datasetsBucket.bucketName,
+      },
+    });
+    this.filesFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: [
+          "dynamodb:GetItem",
+          "dynamodb:PutItem",
+          "dynamodb:UpdateItem",
+          "dynamodb:DeleteItem",
+          "dynamodb:Query",
+        ],
+        resources: [props.filesTable.tableArn],
+      }),
+    );
+    this.filesFunction.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ["dynamodb:Query"], resources: [props.jobsTable.tableArn] }),
+    );
+    // The function signs upload URLs: its own role must allow the PUT the URL performs.
+    this.filesFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+        resources: [props.datasetsBucket.arnForObjects("tenants/*")],
+      }),
+    );
+    acknowledge(
+      this.filesFunction.role!,
+      `AwsSolutions-IAM5[Resource::${arnToken(props.datasetsBucket)}/tenants/*]`,
+      "Object actions on the tenants/* prefix only; which tenant's prefix is enforced in code from the authorizer context.",
+    );
+
+    const files = this.v4.addResource("files");
+    this.route(files, "GET", this.filesFunction);
+    this.route(files, "POST", this.filesFunction);
+    this.route(files.addResource("uploads"), "POST", this.filesFunction);
+    const file = files.addResource("{file_id}");
+    this.route(file, "GET", this.filesFunction);
+    this.route(file, "DELETE", this.filesFunction);
+    this.route(file.addResource("content"), "GET", this.filesFunction);
+  }
+
+  /** A proxy route behind the API key authorizer. */
+  route(
+    resource: apigateway.IResource,
+    method: string,
+    fn: PlatformFunction,
+    options: { stream?: boolean } = {},
+  ): void {
+    resource.addMethod(
+      method,
+      new apigateway.LambdaIntegration(fn, {
+        ...(options.stream ? { responseTransferMode: apigateway.ResponseTransferMode.STREAM } : {}),
+      }),
+      { authorizer: this.authorizer, authorizationType: apigateway.AuthorizationType.CUSTOM },
+    );
+    acknowledge(
+      resource.node.findChild(method),
+      "AwsSolutions-COG4",
+      "Tenants authenticate with platform API keys (OpenAI-style bearer keys) through the Lambda authorizer, not Cognito users.",
+    );
+  }
+}

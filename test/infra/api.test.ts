@@ -1,0 +1,122 @@
+import { Match } from "aws-cdk-lib/assertions";
+import { describe, expect, it } from "vitest";
+import { synthPlatform } from "./synth.ts";
+
+describe("API construct", () => {
+  const { template } = synthPlatform();
+
+  it("puts every files route behind the API key authorizer", () => {
+    const methods = Object.values(template.findResources("AWS::ApiGateway::Method")).map((m) => m.Properties);
+    const routed = methods.filter((m) => m.HttpMethod !== "OPTIONS");
+    expect(routed.length).toBeGreaterThanOrEqual(6);
+    for (const method of routed) {
+      expect(method.AuthorizationType).toBe("CUSTOM");
+      expect(method.AuthorizerId).toBeDefined();
+    }
+    template.hasResourceProperties("AWS::ApiGateway::Authorizer", {
+      Type: "TOKEN",
+      IdentitySource: "method.request.header.Authorization",
+      AuthorizerResultTtlInSeconds: 60,
+    });
+  });
+
+  it("throttles the stage, writes access logs and traces", () => {
+    template.hasResourceProperties("AWS::ApiGateway::Stage", {
+      StageName: "prod",
+      TracingEnabled: true,
+      AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp("requestId") },
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({
+          ThrottlingRateLimit: 50,
+          ThrottlingBurstLimit: 100,
+          HttpMethod: "*",
+          ResourcePath: "/*",
+        }),
+      ]),
+    });
+  });
+
+  it("answers 401 and throttling in the OpenAI error envelope with the request id", () => {
+    template.hasResourceProperties("AWS::ApiGateway::GatewayResponse", {
+      ResponseType: "UNAUTHORIZED",
+      StatusCode: "401",
+      ResponseTemplates: {
+        "application/json": Match.stringLikeRegexp(
+          '"type":"authentication_error".*"request_id":"\\$context.requestId"',
+        ),
+      },
+    });
+    template.hasResourceProperties("AWS::ApiGateway::GatewayResponse", {
+      ResponseType: "THROTTLED",
+      ResponseTemplates: { "application/json": Match.stringLikeRegexp('"code":"rate_limit_exceeded"') },
+    });
+  });
+
+  it("lets the authorizer read only the api-keys table, by key", () => {
+    const policies = Object.entries(template.findResources("AWS::IAM::Policy")).filter(([id]) =>
+      id.startsWith("ApiAuthorizerRole"),
+    );
+    expect(policies).toHaveLength(1);
+    const statements = policies[0]![1].Properties.PolicyDocument.Statement as {
+      Action: unknown;
+      Resource: unknown;
+    }[];
+    expect(statements.map((s) => s.Action)).toEqual(
+      expect.arrayContaining(["dynamodb:GetItem", ["logs:CreateLogStream", "logs:PutLogEvents"]]),
+    );
+    expect(JSON.stringify(statements)).not.toMatch(/dynamodb:(Scan|PutItem|Query)/);
+  });
+
+  it("builds every function as ARM64 Node.js 24 with tracing, explicit timeout and memory, and its own log group", () => {
+    const functions = Object.values(template.findResources("AWS::Lambda::Function")).filter((f) =>
+      f.Properties.Runtime?.startsWith("nodejs24"),
+    );
+    expect(functions.length).toBeGreaterThanOrEqual(3);
+    for (const fn of functions) {
+      expect(fn.Properties).toMatchObject({
+        Architectures: ["arm64"],
+        TracingConfig: { Mode: "Active" },
+        LoggingConfig: { LogFormat: "JSON", LogGroup: expect.anything() },
+      });
+      expect(fn.Properties.Timeout).toBeGreaterThan(0);
+      expect(fn.Properties.MemorySize).toBeGreaterThan(0);
+      expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBe("--enable-source-maps");
+    }
+  });
+});
+
+describe("validation construct", () => {
+  const { template } = synthPlatform();
+
+  it("sends ObjectCreated under tenants/ from the datasets bucket to the validation queue", () => {
+    template.hasResourceProperties("Custom::S3BucketNotifications", {
+      NotificationConfiguration: {
+        QueueConfigurations: [
+          Match.objectLike({
+            Events: ["s3:ObjectCreated:*"],
+            Filter: { Key: { FilterRules: [{ Name: "prefix", Value: "tenants/" }] } },
+          }),
+        ],
+      },
+    });
+  });
+
+  it("feeds the validator from the queue with partial batch responses", () => {
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+      BatchSize: 5,
+      ScalingConfig: { MaximumConcurrency: 10 },
+    });
+  });
+
+  it("lets the validator read only tenant objects and update files", () => {
+    const policy = Object.entries(template.findResources("AWS::IAM::Policy")).find(([id]) =>
+      id.startsWith("ValidationValidatorRole"),
+    );
+    const text = JSON.stringify(policy?.[1]);
+    expect(text).toContain("s3:GetObject");
+    expect(text).toContain("/tenants/*");
+    expect(text).not.toMatch(/s3:(PutObject|DeleteObject)/);
+    expect(text).not.toContain("dynamodb:DeleteItem");
+  });
+});
