@@ -1,0 +1,321 @@
+import { describe, expect, it } from "vitest";
+import type { FileRecord, FileStatus } from "../../../lambdas/core/files/file-record.ts";
+import { type RequestContext, Router } from "../../../lambdas/core/http/router.ts";
+import { filesRoutes } from "../../../lambdas/files-api/routes.ts";
+
+/** In-memory stand-ins for the adapters, keyed like the real table. */
+function fakes() {
+  const records = new Map<string, FileRecord>();
+  const objects = new Map<string, Buffer>();
+  const busy = new Set<string>();
+  const key = (t: string, f: string) => `${t}/${f}`;
+  return {
+    records,
+    objects,
+    busy,
+    deps: {
+      files: {
+        async create(r: FileRecord) {
+          records.set(key(r.tenantId, r.fileId), r);
+        },
+        async get(t: string, f: string) {
+          return records.get(key(t, f));
+        },
+        async list(t: string, limit: number, after?: string) {
+          const all = [...records.values()]
+            .filter((r) => r.tenantId === t && (!after || r.fileId < after))
+            .sort((a, b) => b.fileId.localeCompare(a.fileId));
+          return { items: all.slice(0, limit), hasMore: all.length > limit };
+        },
+        async transition(
+          t: string,
+          f: string,
+          from: readonly FileStatus[],
+          status: FileStatus,
+          fields: Partial<FileRecord> = {},
+        ) {
+          const r = records.get(key(t, f));
+          if (!r || !from.includes(r.status)) return false;
+          records.set(key(t, f), { ...r, ...fields, status });
+          return true;
+        },
+        async delete(t: string, f: string) {
+          records.delete(key(t, f));
+        },
+      },
+      datasets: {
+        async put(k: string, body: Buffer | string) {
+          objects.set(k, Buffer.from(body));
+        },
+        async presignPut(k: string, bytes: number, type: string) {
+          return `https://signed.example/${k}?len=${bytes}&type=${type}`;
+        },
+        async presignGet(k: string) {
+          return `https://signed.example/${k}`;
+        },
+        async getBytes(k: string) {
+          return objects.get(k)!;
+        },
+        async delete(k: string) {
+          objects.delete(k);
+        },
+      },
+      unfinishedJobsUsing: async (_t: string, f: string) => (busy.has(f) ? ["ftjob-1"] : []),
+    },
+  };
+}
+
+function multipart(
+  fields: Record<string, string>,
+  file?: { name: string; filename: string; content: string },
+) {
+  const boundary = "----test-boundary";
+  let body = "";
+  for (const [name, value] of Object.entries(fields)) {
+    body += `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+  }
+  if (file) {
+    body += `--${boundary}\r\nContent-Disposition: form-data; name="${file.name}"; filename="${file.filename}"\r\nContent-Type: application/octet-stream\r\n\r\n${file.content}\r\n`;
+  }
+  body += `--${boundary}--\r\n`;
+  return { body: Buffer.from(body), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+function setup() {
+  const f = fakes();
+  const router = new Router(filesRoutes(f.deps));
+  const call = async (
+    tenantId: string,
+    method: string,
+    path: string,
+    options: { body?: Buffer | object; contentType?: string; query?: Record<string, string> } = {},
+  ) => {
+    const { route, params } = router.match(method, path);
+    const body = Buffer.isBuffer(options.body)
+      ? options.body
+      : Buffer.from(options.body ? JSON.stringify(options.body) : "");
+    const request: RequestContext = {
+      tenantId,
+      requestId: "rid",
+      method,
+      path,
+      params,
+      query: options.query ?? {},
+      headers: { "content-type": options.contentType ?? "application/json" },
+      body,
+    };
+    return route.handler(request);
+  };
+  return { ...f, call };
+}
+
+const line = '{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}\n';
+
+describe("files API", () => {
+  it("stores a multipart upload under the tenant's prefix and returns an uploaded file object", async () => {
+    const { call, objects } = setup();
+    const form = multipart(
+      { purpose: "fine-tune" },
+      { name: "file", filename: "train.jsonl", content: line },
+    );
+    const result = await call("tn_a", "POST", "/v4/files", {
+      body: form.body,
+      contentType: form.contentType,
+    });
+    expect(result).toMatchObject({
+      status: 200,
+      body: {
+        object: "file",
+        purpose: "fine-tune",
+        status: "uploaded",
+        filename: "train.jsonl",
+        bytes: line.length,
+      },
+    });
+    const id = (result as { body: { id: string } }).body.id;
+    expect(id).toMatch(/^file-[0-9a-v]{21}$/);
+    expect(objects.get(`tenants/tn_a/files/${id}.jsonl`)?.toString()).toBe(line);
+  });
+
+  it.each([
+    ["no purpose", {}, { name: "file", filename: "a.jsonl", content: line }, "purpose"],
+    [
+      "a wrong purpose",
+      { purpose: "assistants" },
+      { name: "file", filename: "a.jsonl", content: line },
+      "purpose",
+    ],
+    [
+      "an unknown field",
+      { purpose: "fine-tune", extra: "1" },
+      { name: "file", filename: "a.jsonl", content: line },
+      "extra",
+    ],
+    ["no file part", { purpose: "fine-tune" }, undefined, "file"],
+    [
+      "a file part with another name",
+      { purpose: "fine-tune" },
+      { name: "upload", filename: "a.jsonl", content: line },
+      "upload",
+    ],
+  ])("rejects a multipart upload with %s naming the param", async (_, fields, file, param) => {
+    const { call } = setup();
+    const form = multipart(fields, file);
+    await expect(
+      call("tn_a", "POST", "/v4/files", { body: form.body, contentType: form.contentType }),
+    ).rejects.toMatchObject({ status: 400, param });
+  });
+
+  it("rejects a JSON body on POST /v4/files with a clear 400", async () => {
+    const { call } = setup();
+    await expect(call("tn_a", "POST", "/v4/files", { body: { purpose: "fine-tune" } })).rejects.toMatchObject(
+      { status: 400, code: "invalid_content_type" },
+    );
+  });
+
+  it("rejects a multipart file over the inline limit with 413 pointing to uploads", async () => {
+    const { call } = setup();
+    const form = multipart(
+      { purpose: "fine-tune" },
+      { name: "file", filename: "big.jsonl", content: "x".repeat(4 * 1024 * 1024 + 1) },
+    );
+    await expect(
+      call("tn_a", "POST", "/v4/files", { body: form.body, contentType: form.contentType }),
+    ).rejects.toMatchObject({
+      status: 413,
+      message: expect.stringContaining("/v4/files/uploads"),
+    });
+  });
+
+  it("presigns an upload pinned to the tenant's key, the declared size and type", async () => {
+    const { call, records } = setup();
+    const result = (await call("tn_a", "POST", "/v4/files/uploads", {
+      body: { filename: "big.jsonl", purpose: "fine-tune", bytes: 500_000_000 },
+    })) as {
+      status: number;
+      body: { id: string; upload_url: string; status: string; upload_headers: Record<string, string> };
+    };
+    expect(result.body.status).toBe("pending_upload");
+    expect(result.body.upload_url).toContain(`tenants/tn_a/files/${result.body.id}.jsonl`);
+    expect(result.body.upload_url).toContain("len=500000000&type=application/jsonl");
+    expect(result.body.upload_headers).toEqual({
+      "content-type": "application/jsonl",
+      "content-length": "500000000",
+    });
+    expect(records.size).toBe(1);
+  });
+
+  it.each([
+    ["over 1 GiB", { filename: "a.jsonl", purpose: "fine-tune", bytes: 1024 ** 3 + 1 }, 413, "bytes"],
+    ["a zero size", { filename: "a.jsonl", purpose: "fine-tune", bytes: 0 }, 400, "bytes"],
+    ["a slash in the name", { filename: "../a.jsonl", purpose: "fine-tune", bytes: 10 }, 400, "filename"],
+    ["an unknown field", { filename: "a.jsonl", purpose: "fine-tune", bytes: 10, key: "x" }, 400, "key"],
+    [
+      "an unsupported type",
+      { filename: "a.jsonl", purpose: "fine-tune", bytes: 10, mime_type: "text/html" },
+      400,
+      "mime_type",
+    ],
+  ])("rejects an upload request with %s", async (_, body, status, param) => {
+    const { call, records } = setup();
+    await expect(call("tn_a", "POST", "/v4/files/uploads", { body })).rejects.toMatchObject({
+      status,
+      param,
+    });
+    expect(records.size).toBe(0);
+  });
+
+  it("returns 404 when tenant B reads, downloads, deletes or lists tenant A's file", async () => {
+    const { call, objects } = setup();
+    const form = multipart({ purpose: "fine-tune" }, { name: "file", filename: "a.jsonl", content: line });
+    const created = (await call("tn_a", "POST", "/v4/files", {
+      body: form.body,
+      contentType: form.contentType,
+    })) as { body: { id: string } };
+    const id = created.body.id;
+    for (const [method, path] of [
+      ["GET", `/v4/files/${id}`],
+      ["GET", `/v4/files/${id}/content`],
+      ["DELETE", `/v4/files/${id}`],
+    ] as const) {
+      await expect(call("tn_b", method, path)).rejects.toMatchObject({ status: 404, code: "file_not_found" });
+    }
+    const list = (await call("tn_b", "GET", "/v4/files")) as { body: { data: unknown[] } };
+    expect(list.body.data).toEqual([]);
+    expect(objects.size).toBe(1);
+  });
+
+  it("pages the list newest first with after, limit and has_more", async () => {
+    const { call } = setup();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const form = multipart(
+        { purpose: "fine-tune" },
+        { name: "file", filename: `${i}.jsonl`, content: line },
+      );
+      const r = (await call("tn_a", "POST", "/v4/files", {
+        body: form.body,
+        contentType: form.contentType,
+      })) as { body: { id: string } };
+      ids.push(r.body.id);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    const first = (await call("tn_a", "GET", "/v4/files", { query: { limit: "2" } })) as {
+      body: { data: { id: string }[]; has_more: boolean; last_id: string };
+    };
+    expect(first.body.data.map((d) => d.id)).toEqual([ids[2], ids[1]]);
+    expect(first.body.has_more).toBe(true);
+    const second = (await call("tn_a", "GET", "/v4/files", {
+      query: { limit: "2", after: first.body.last_id },
+    })) as { body: { data: { id: string }[]; has_more: boolean } };
+    expect(second.body.data.map((d) => d.id)).toEqual([ids[0]]);
+    expect(second.body.has_more).toBe(false);
+    await expect(call("tn_a", "GET", "/v4/files", { query: { limit: "0" } })).rejects.toMatchObject({
+      status: 400,
+      param: "limit",
+    });
+    await expect(call("tn_a", "GET", "/v4/files", { query: { after: "../x" } })).rejects.toMatchObject({
+      status: 400,
+      param: "after",
+    });
+  });
+
+  it("refuses with 409 to delete a file an unfinished job uses, and keeps it", async () => {
+    const { call, busy, objects, records } = setup();
+    const form = multipart({ purpose: "fine-tune" }, { name: "file", filename: "a.jsonl", content: line });
+    const { body } = (await call("tn_a", "POST", "/v4/files", {
+      body: form.body,
+      contentType: form.contentType,
+    })) as { body: { id: string } };
+    busy.add(body.id);
+    await expect(call("tn_a", "DELETE", `/v4/files/${body.id}`)).rejects.toMatchObject({
+      status: 409,
+      code: "file_in_use",
+    });
+    expect(objects.size).toBe(1);
+    busy.delete(body.id);
+    await expect(call("tn_a", "DELETE", `/v4/files/${body.id}`)).resolves.toEqual({
+      status: 200,
+      body: { id: body.id, object: "file", deleted: true },
+    });
+    expect(objects.size).toBe(0);
+    expect(records.size).toBe(0);
+  });
+
+  it("returns small content inline and refuses content of a file not uploaded yet", async () => {
+    const { call } = setup();
+    const form = multipart({ purpose: "fine-tune" }, { name: "file", filename: "a.jsonl", content: line });
+    const { body } = (await call("tn_a", "POST", "/v4/files", {
+      body: form.body,
+      contentType: form.contentType,
+    })) as { body: { id: string } };
+    const content = (await call("tn_a", "GET", `/v4/files/${body.id}/content`)) as { raw: { body: Buffer } };
+    expect(content.raw.body.toString()).toBe(line);
+    const pending = (await call("tn_a", "POST", "/v4/files/uploads", {
+      body: { filename: "b.jsonl", purpose: "fine-tune", bytes: 10 },
+    })) as { body: { id: string } };
+    await expect(call("tn_a", "GET", `/v4/files/${pending.body.id}/content`)).rejects.toMatchObject({
+      status: 409,
+    });
+  });
+});
