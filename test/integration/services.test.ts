@@ -6,8 +6,8 @@ import {
   SendMessageCommand,
 } from "@aws-sdk/client-sqs";
 import { GetCommand, PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
-import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ObjectStore } from "../../lambdas/aws/object-store.ts";
 import type { BootstrappedResources } from "../../local/bootstrap.ts";
 import { freshResources, localClients } from "./aws.ts";
 
@@ -28,14 +28,16 @@ describe("LocalStack services the platform relies on", () => {
       expect(await got.Body?.transformToString("utf-8")).toBe(body);
     });
 
-    it("accepts a PUT to a presigned URL with the signed content type and rejects another", async () => {
+    it("accepts a PUT to a presigned URL with the pinned size and type and rejects any other", async () => {
       const Bucket = resources.buckets.datasets;
       const Key = "tenants/t1/files/presigned.jsonl";
-      const url = await getSignedUrl(
-        s3,
-        new PutObjectCommand({ Bucket, Key, ContentType: "application/jsonl", ContentLength: 11 }),
-        { expiresIn: 300 },
-      );
+      const url = await new ObjectStore(s3, Bucket).presignPut(Key, 11, "application/jsonl", 300);
+      const tooLong = await fetch(url, {
+        method: "PUT",
+        body: "hello world!",
+        headers: { "content-type": "application/jsonl" },
+      });
+      expect(tooLong.status).toBe(403);
       const ok = await fetch(url, {
         method: "PUT",
         body: "hello world",
