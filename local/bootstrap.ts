@@ -9,6 +9,7 @@ import {
 import {
   CreateBucketCommand,
   HeadBucketCommand,
+  PutBucketNotificationConfigurationCommand,
   PutBucketVersioningCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
@@ -17,6 +18,7 @@ import {
   BUCKETS,
   type BucketId,
   dlqName,
+  NOTIFICATIONS,
   physicalName,
   QUEUES,
   type QueueId,
@@ -88,6 +90,22 @@ export async function bootstrapResources(
     );
     queueUrls[def.id] = queue.QueueUrl!;
     dlqUrls[def.id] = dlq.QueueUrl!;
+  }
+  for (const notification of NOTIFICATIONS) {
+    await clients.s3.send(
+      new PutBucketNotificationConfigurationCommand({
+        Bucket: buckets[notification.bucket],
+        NotificationConfiguration: {
+          QueueConfigurations: [
+            {
+              QueueArn: await queueArn(clients.sqs, queueUrls[notification.queue]),
+              Events: ["s3:ObjectCreated:*"],
+              Filter: { Key: { FilterRules: [{ Name: "prefix", Value: notification.prefix }] } },
+            },
+          ],
+        },
+      }),
+    );
   }
   return { prefix, tables, buckets, queueUrls, dlqUrls };
 }

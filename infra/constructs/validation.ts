@@ -5,6 +5,7 @@ import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import { Construct } from "constructs";
+import { NOTIFICATIONS } from "../resources/definitions.ts";
 import type { DurableQueue } from "./durable-queue.ts";
 import { acknowledge, arnToken } from "./nag.ts";
 import { PlatformFunction } from "./platform-function.ts";
@@ -27,10 +28,11 @@ export class Validation extends Construct {
 
   constructor(scope: Construct, id: string, props: ValidationProps) {
     super(scope, id);
+    const notification = NOTIFICATIONS.find((n) => n.bucket === "datasets" && n.queue === "validation")!;
     props.datasetsBucket.addEventNotification(
       s3.EventType.OBJECT_CREATED,
       new s3n.SqsDestination(props.queue.queue),
-      { prefix: "tenants/" },
+      { prefix: notification.prefix },
     );
     this.validator = new PlatformFunction(this, "Validator", {
       entry: "lambdas/validator/index.ts",

@@ -120,6 +120,18 @@ export const BUCKETS: readonly BucketDefinition[] = [
   { id: "artifacts", versioned: true },
 ];
 
+export interface NotificationDefinition {
+  readonly bucket: BucketId;
+  /** Only keys under this prefix notify. */
+  readonly prefix: string;
+  readonly queue: QueueId;
+}
+
+/** S3 → SQS wiring: every object created under `tenants/` in the datasets bucket is validated. */
+export const NOTIFICATIONS: readonly NotificationDefinition[] = [
+  { bucket: "datasets", prefix: "tenants/", queue: "validation" },
+];
+
 /** Default prefix of physical names; CDK context `prefix` or env `FT_PREFIX` override it. */
 export const DEFAULT_PREFIX = "ft";
 

@@ -133,7 +133,11 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
       handler: async (request) => {
         const record = await ownFile(request);
         if (record.status === "pending_upload") {
-          throw new ConflictError("The file has not been uploaded yet.", "file_not_uploaded", "file_id");
+          throw new ConflictError(
+            "The file has not arrived yet: PUT it to its upload_url, then wait until its status is no longer pending_upload.",
+            "file_not_uploaded",
+            "file_id",
+          );
         }
         if (record.bytes > INLINE_CONTENT_BYTES) {
           return { redirect: await deps.datasets.presignGet(record.objectKey, 300, record.filename) };

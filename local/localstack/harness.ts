@@ -74,6 +74,8 @@ function environment(port: number): Record<string, string> {
     DNS_ADDRESS: "0",
     // Queue URLs as http://host:port/account/queue, which work without wildcard DNS.
     SQS_ENDPOINT_STRATEGY: "path",
+    // Queue URLs name this host, not localhost.localstack.cloud, which needs DNS this machine lacks.
+    LOCALSTACK_HOST: `127.0.0.1:${port}`,
     SKIP_SSL_CERT_DOWNLOAD: "1",
     // Check presigned URL signatures as S3 does, so pinned size and content type are really enforced.
     S3_SKIP_SIGNATURE_VALIDATION: "0",

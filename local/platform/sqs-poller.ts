@@ -1,0 +1,110 @@
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
+import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
+
+export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>;
+
+export interface PollerOptions {
+  readonly sqs: SQSClient;
+  readonly queueUrl: string;
+  readonly queueArn: string;
+  readonly handler: SqsHandler;
+  readonly batchSize?: number;
+  /** Seconds before a failed message is retried; the DLQ takes it after maxReceiveCount. */
+  readonly retryDelaySeconds?: number;
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * The local stand-in for a Lambda SQS event source mapping: long-polls, invokes the same handler with
+ * the same event, deletes the messages that succeeded and makes the reported failures visible again.
+ */
+export class SqsPoller {
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private readonly abort = new AbortController();
+
+  constructor(private readonly options: PollerOptions) {}
+
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort.abort();
+    await this.loop?.catch(() => {});
+  }
+
+  private async run(): Promise<void> {
+    const { sqs, queueUrl } = this.options;
+    while (this.running) {
+      try {
+        const { Messages } = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: this.options.batchSize ?? 5,
+            WaitTimeSeconds: 1,
+            AttributeNames: ["All"],
+          }),
+          { abortSignal: this.abort.signal },
+        );
+        if (!Messages?.length) continue;
+        const event: SQSEvent = {
+          Records: Messages.map((m) => ({
+            messageId: m.MessageId!,
+            receiptHandle: m.ReceiptHandle!,
+            body: m.Body ?? "",
+            attributes: (m.Attributes ?? {}) as SQSEvent["Records"][number]["attributes"],
+            messageAttributes: {},
+            md5OfBody: m.MD5OfBody ?? "",
+            eventSource: "aws:sqs",
+            eventSourceARN: this.options.queueArn,
+            awsRegion: process.env.AWS_REGION ?? "us-east-1",
+          })),
+        };
+        let failed = new Set<string>();
+        try {
+          const response = await this.options.handler(event, localContext());
+          failed = new Set(response?.batchItemFailures.map((f) => f.itemIdentifier) ?? []);
+        } catch (error) {
+          // A thrown handler fails the whole batch, as with Lambda.
+          this.options.log?.(`handler failed: ${(error as Error).message}`);
+          failed = new Set(Messages.map((m) => m.MessageId!));
+        }
+        for (const message of Messages) {
+          if (failed.has(message.MessageId!)) {
+            await sqs.send(
+              new ChangeMessageVisibilityCommand({
+                QueueUrl: queueUrl,
+                ReceiptHandle: message.ReceiptHandle,
+                VisibilityTimeout: this.options.retryDelaySeconds ?? 5,
+              }),
+            );
+          } else {
+            await sqs.send(
+              new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
+            );
+          }
+        }
+      } catch (error) {
+        if (!this.running) return;
+        this.options.log?.(`poll failed: ${(error as Error).message}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+}
+
+function localContext(): Context {
+  return {
+    functionName: "local",
+    awsRequestId: crypto.randomUUID(),
+    getRemainingTimeInMillis: () => 300_000,
+  } as unknown as Context;
+}
