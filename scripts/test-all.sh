@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s ==\n' "$*"; }
 start=$(date +%s)
+# Node 20 is supported; the AWS SDK's notice about its future Node 22 floor only adds noise to the log.
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 
 step "lint (biome)"
 npx biome check .
@@ -14,9 +16,7 @@ step "types (tsc)"
 npx tsc --noEmit -p tsconfig.json
 step "unit + infra tests (vitest)"
 npx vitest run --project unit --project infra
-step "trainer environment"
-bash batch-images/trainer/scripts/setup-venv.sh
-step "integration tests against LocalStack (vitest + pytest)"
+step "integration tests against LocalStack"
 REQUIRE_LOCALSTACK=1 npx tsx local/localstack/with-localstack.ts bash scripts/test-with-localstack.sh
 
 printf '\nAll test suites passed in %ss\n' "$(( $(date +%s) - start ))"

@@ -1,0 +1,74 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DEFAULT_PREFIX } from "../infra/resources/definitions.ts";
+import { ApiKeysRepository } from "../lambdas/aws/api-keys-repository.ts";
+import { documentClient } from "../lambdas/aws/clients.ts";
+import { hashApiKey } from "../lambdas/core/tenants/api-keys.ts";
+import { TenantAdmin } from "./cli/admin.ts";
+import { ensureLocalStack } from "./localstack/harness.ts";
+import { startPlatform } from "./platform/platform.ts";
+
+/**
+ * `npm start`: the whole platform on this machine. Starts (or reuses) LocalStack, creates the resources,
+ * seeds a dev tenant, serves the API on PORT (8787) until Ctrl-C, then stops everything it started.
+ */
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const say = (line: string) => console.log(`[ft] ${line}`);
+
+const localstack = await ensureLocalStack({ log: (line) => say(`localstack: ${line}`) });
+process.env.AWS_ENDPOINT_URL = localstack.endpoint;
+process.env.AWS_REGION ??= "us-east-1";
+process.env.AWS_ACCESS_KEY_ID ??= "test";
+process.env.AWS_SECRET_ACCESS_KEY ??= "test";
+
+const prefix = process.env.FT_PREFIX ?? DEFAULT_PREFIX;
+const platform = await startPlatform({ prefix, port: Number(process.env.PORT ?? 8787), log: say });
+const devKey = await seedDevTenant(platform.resources.tables["api-keys"]);
+
+console.log(`
+Fine-tuning platform running locally.
+
+  Base URL:  ${platform.baseUrl}
+  API key:   ${devKey}   (dev tenant; also in .cache/dev-tenant.json)
+
+  export OPENAI_BASE_URL=${platform.baseUrl} OPENAI_API_KEY=${devKey}
+  curl -s $OPENAI_BASE_URL/files -H "Authorization: Bearer $OPENAI_API_KEY"
+
+LocalStack: ${localstack.endpoint} (${localstack.mode}). Press Ctrl-C to stop.
+`);
+
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  say(`${signal}: stopping`);
+  await platform.stop();
+  await localstack.stop();
+  process.exit(0);
+}
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+/**
+ * The dev tenant's key is kept in .cache/dev-tenant.json (keys are stored hashed, so it cannot be read
+ * back). LocalStack keeps no data across restarts, so a key it no longer knows is created again.
+ */
+async function seedDevTenant(apiKeysTable: string): Promise<string> {
+  const file = join(root, ".cache/dev-tenant.json");
+  const keys = new ApiKeysRepository(documentClient(), apiKeysTable);
+  if (existsSync(file)) {
+    const saved = JSON.parse(readFileSync(file, "utf8")) as { apiKey: string };
+    if (await keys.findByHash(hashApiKey(saved.apiKey))) return saved.apiKey;
+  }
+  const created = await new TenantAdmin(keys).createTenant("dev");
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(
+    file,
+    `${JSON.stringify({ tenantId: created.tenantId, apiKey: created.apiKey }, null, 2)}\n`,
+    { mode: 0o600 },
+  );
+  say(`seeded dev tenant ${created.tenantId}`);
+  return created.apiKey;
+}
