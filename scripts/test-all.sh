@@ -16,7 +16,9 @@ step "types (tsc)"
 npx tsc --noEmit -p tsconfig.json
 step "unit + infra tests (vitest)"
 npx vitest run --project unit --project infra
-step "integration tests against LocalStack"
+step "trainer environment (Python venv with pinned torch, transformers, peft)"
+bash batch-images/trainer/scripts/setup-venv.sh
+step "integration tests against LocalStack (vitest) and the trainer's tests (pytest)"
 REQUIRE_LOCALSTACK=1 npx tsx local/localstack/with-localstack.ts bash scripts/test-with-localstack.sh
 
 printf '\nAll test suites passed in %ss\n' "$(( $(date +%s) - start ))"

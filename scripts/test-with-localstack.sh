@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 : "${AWS_ENDPOINT_URL:?run through local/localstack/with-localstack.ts}"
 status=0
 npx vitest run --project integration || status=1
+bash batch-images/trainer/scripts/test.sh || status=1
 exit $status

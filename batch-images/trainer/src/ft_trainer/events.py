@@ -1,0 +1,82 @@
+"""Job events in the events table (partition `{tenant}#{job}`, sort `evt#{millis:013}#{hex}`)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+Level = Literal["info", "warn", "error"]
+
+
+class EventSink(Protocol):
+    def message(self, text: str, level: Level = "info", data: dict[str, Any] | None = None) -> None: ...
+    def metrics(self, data: dict[str, Any]) -> None: ...
+
+
+def _decimal(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value)) if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _decimal(v) for k, v in value.items() if _decimal(v) is not None}
+    if isinstance(value, list):
+        return [_decimal(v) for v in value]
+    return value
+
+
+class DynamoEventSink:
+    """Writes `message` and `metrics` events; also mirrors them to stdout for the Batch job's log."""
+
+    def __init__(self, table_name: str, tenant_id: str, job_id: str, client: Any | None = None) -> None:
+        import boto3
+
+        self._table = (
+            client or boto3.resource("dynamodb", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+        ).Table(table_name)
+        self._job_key = f"{tenant_id}#{job_id}"
+
+    def _put(self, kind: str, level: Level, text: str, data: dict[str, Any] | None) -> None:
+        now = time.time()
+        item: dict[str, Any] = {
+            "jobKey": self._job_key,
+            "eventKey": f"evt#{int(now * 1000):013d}#{secrets.token_hex(3)}",
+            "id": "ftevent-" + secrets.token_hex(12),
+            "createdAt": int(now),
+            "level": level,
+            "type": kind,
+            "message": text,
+        }
+        if data:
+            item["data"] = _decimal(data)
+        self._table.put_item(Item=item)
+        print(f"[{kind}:{level}] {text}", file=sys.stdout, flush=True)
+
+    def message(self, text: str, level: Level = "info", data: dict[str, Any] | None = None) -> None:
+        self._put("message", level, text, data)
+
+    def metrics(self, data: dict[str, Any]) -> None:
+        step, total = data.get("step"), data.get("total_steps")
+        loss = data.get("train_loss")
+        text = (
+            f"Step {step}/{total}: training loss={loss:.4f}"
+            if isinstance(loss, float)
+            else f"Step {step}/{total}"
+        )
+        self._put("metrics", "info", text, data)
+
+
+class PrintSink:
+    """For local runs and tests: events on stdout, kept in memory."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, Any] | None]] = []
+
+    def message(self, text: str, level: Level = "info", data: dict[str, Any] | None = None) -> None:
+        self.events.append(("message", text, data))
+        print(f"[message:{level}] {text}", flush=True)
+
+    def metrics(self, data: dict[str, Any]) -> None:
+        self.events.append(("metrics", "", data))
