@@ -84,7 +84,7 @@ describe("validator", () => {
     const s = setup({}, { [key]: valid });
     await expect(processS3Notification(event(key), s.deps)).resolves.toEqual(["processed"]);
     expect(s.record()).toMatchObject({ status: "processed", format: "messages", validatedETag: '"etag-1"' });
-    expect((s.record()?.statistics as { examples: number }).examples).toBeGreaterThanOrEqual(10);
+    expect((s.record()!.statistics as { examples: number }).examples).toBeGreaterThanOrEqual(10);
   });
 
   it("marks a bad upload error with line numbers", async () => {
