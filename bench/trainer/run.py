@@ -5,7 +5,8 @@ synthetic data and the same randomly initialised Llama-architecture model.
 GPU: a ~1B-parameter model, bf16, sequences up to 1024. CPU: a scaled-down model so the run takes a
 few minutes on 2 cores. Prints tokens/s (real tokens, padding excluded), MFU (LoRA counted as 4N FLOPs
 per token, full as 6N, against BENCH_PEAK_TFLOPS: 989 for an H100's dense bf16 by default, 0.1 on CPU)
-and peak memory.
+and peak memory (GPU: torch's max allocated per run; CPU: the process's max RSS, so cumulative).
+N counts every parameter, embeddings included.
 """
 
 from __future__ import annotations

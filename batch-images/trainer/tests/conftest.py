@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ft_trainer.tiny_model import make_tiny_model
 
-    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-chat", hidden=128, layers=2, seed=0)
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-chat", hidden=256, layers=2, seed=0)
 
 
 ANSWERS = [

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from conftest import ANSWERS
 from ft_trainer.chat_format import Message
 from ft_trainer.config import parse_hyperparameters
@@ -61,37 +59,36 @@ def test_full_parameter_training_learns_the_answers_and_the_saved_weights_reprod
     } <= set(metrics[-1])
 
 
-def test_lora_training_lowers_the_loss_and_the_saved_adapter_reloads_with_peft(
+def test_lora_training_learns_the_answers_and_the_saved_adapter_reloads_with_peft(
     tiny_model: Path, train_file: Path, tmp_path: Path
 ) -> None:
+    # Eight copies of the four answers in batches of four: 400 optimizer steps.
+    repeated = tmp_path / "repeated.jsonl"
+    repeated.write_text(train_file.read_text() * 8)
     result = train(
         "lora",
         tiny_model,
-        train_file,
-        tmp_path,
+        repeated,
+        tmp_path / "run",
         n_epochs=50,
-        learning_rate=3e-3,
-        lora_r=32,
-        lora_alpha=64,
+        batch_size=4,
+        learning_rate=1e-3,
+        lora_r=64,
+        lora_alpha=128,
         lora_dropout=0.0,
+        lr_scheduler="linear",
     )
-    # A random base model limits what a low-rank adapter can memorise (see README); the loss must still
-    # fall far, and the adapter must be a real PEFT adapter that reloads to the same model.
-    assert result.final_loss < 0.35 * result.first_loss, (result.first_loss, result.final_loss)
+    assert result.final_loss < 0.05 * result.first_loss, (result.first_loss, result.final_loss)
     assert {p.name for p in result.result_dir.iterdir()} >= {
         "adapter_config.json",
         "adapter_model.safetensors",
     }
+    # The adapter as saved, loaded with PEFT onto the base model, gives the trained answers.
     model, tokenizer = load_for_inference(tiny_model, adapter=result.result_dir)
+    for question, answer in ANSWERS:
+        assert greedy_answer(model, tokenizer, "tiny", [Message("user", question)]) == answer
     base, _ = load_for_inference(tiny_model)
-    ids = torch.tensor(
-        [tokenizer.encode("<|user|>" + ANSWERS[0][0] + "<|end|><|assistant|>", add_special_tokens=False)]
-    )
-    with torch.no_grad():
-        assert not torch.allclose(model(input_ids=ids).logits, base(input_ids=ids).logits)
-    reloaded, _ = load_for_inference(tiny_model, adapter=result.result_dir)
-    with torch.no_grad():
-        assert torch.allclose(model(input_ids=ids).logits, reloaded(input_ids=ids).logits)
+    assert greedy_answer(base, tokenizer, "tiny", [Message("user", ANSWERS[0][0])]) != ANSWERS[0][1]
 
 
 def test_a_seed_makes_a_cpu_run_repeatable(tiny_model: Path, train_file: Path, tmp_path: Path) -> None:

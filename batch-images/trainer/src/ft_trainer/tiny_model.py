@@ -60,7 +60,7 @@ def build_model(vocab_size: int, hidden: int, layers: int, seed: int):  # type: 
     return model
 
 
-def make_tiny_model(out: Path, hidden: int = 128, layers: int = 2, seed: int = 0) -> Path:
+def make_tiny_model(out: Path, hidden: int = 256, layers: int = 2, seed: int = 0) -> Path:
     tokenizer = build_tokenizer()
     model = build_model(len(tokenizer), hidden, layers, seed)
     model.config.eos_token_id = tokenizer.convert_tokens_to_ids("<|end|>")
@@ -76,7 +76,7 @@ def make_tiny_model(out: Path, hidden: int = 128, layers: int = 2, seed: int = 0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="directory to write the model and tokenizer to")
-    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
