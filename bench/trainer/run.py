@@ -221,6 +221,7 @@ def baseline(method: str, data: Dataset) -> tuple[float, float]:
         dataloader_drop_last=True,
         seed=0,
         use_cpu=not GPU,
+        disable_tqdm=True,
     )
     trainer = Trainer(
         model=model, args=args, train_dataset=Padded(), callbacks=[Clock()]

@@ -176,7 +176,10 @@ export function weightsPrefixFor(name: string): string {
 }
 
 /** The entry named exactly `name` (names are case-sensitive, like OpenAI model ids), or undefined. */
-export function findBaseModel(name: string, catalog: BaseModelCatalog = DEFAULT_CATALOG): BaseModel | undefined {
+export function findBaseModel(
+  name: string,
+  catalog: BaseModelCatalog = DEFAULT_CATALOG,
+): BaseModel | undefined {
   return catalog.find((model) => model.name === name);
 }
 
@@ -265,7 +268,10 @@ const modelPatchSchema = z
 
 const overrideSchema = z
   .object({
-    models: z.record(z.string().regex(NAME, "is not a valid base model name"), z.union([z.null(), modelPatchSchema])),
+    models: z.record(
+      z.string().regex(NAME, "is not a valid base model name"),
+      z.union([z.null(), modelPatchSchema]),
+    ),
   })
   .strict();
 
@@ -300,7 +306,8 @@ export function buildCatalog(override?: unknown, base: BaseModelCatalog = DEFAUL
     for (const method of TRAINING_METHODS) {
       const methodPatch = patch.methods?.[method];
       if (methodPatch === null) delete methods[method];
-      else if (methodPatch !== undefined) methods[method] = { ...(existing?.methods[method] ?? {}), ...methodPatch };
+      else if (methodPatch !== undefined)
+        methods[method] = { ...(existing?.methods[method] ?? {}), ...methodPatch };
     }
     merged.set(name, {
       weightsPrefix: weightsPrefixFor(name),
@@ -325,7 +332,10 @@ export function buildCatalog(override?: unknown, base: BaseModelCatalog = DEFAUL
  * The catalog for an environment variable's value: the default when unset or blank, else the JSON
  * override merged in. Throws on invalid JSON or an invalid override.
  */
-export function catalogFromEnv(value: string | undefined, base: BaseModelCatalog = DEFAULT_CATALOG): BaseModelCatalog {
+export function catalogFromEnv(
+  value: string | undefined,
+  base: BaseModelCatalog = DEFAULT_CATALOG,
+): BaseModelCatalog {
   if (value === undefined || value.trim() === "") return base;
   let override: unknown;
   try {
@@ -340,6 +350,8 @@ function catalogError(error: z.ZodError, prefix?: string): Error {
   const issue = error.issues[0];
   const path = [prefix, ...(issue?.path.map(String) ?? [])].filter(Boolean).join(".");
   const detail =
-    issue?.code === "unrecognized_keys" ? `unknown field '${issue.keys[0] ?? ""}'` : (issue?.message ?? "invalid");
+    issue?.code === "unrecognized_keys"
+      ? `unknown field '${issue.keys[0] ?? ""}'`
+      : (issue?.message ?? "invalid");
   return new Error(`Invalid base model catalog override at ${path || "(root)"}: ${detail}.`);
 }

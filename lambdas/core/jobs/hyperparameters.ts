@@ -1,0 +1,252 @@
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { allowedMethods, type BaseModel, type TrainingMethod } from "../catalog/base-models.ts";
+import { InvalidRequestError } from "../errors.ts";
+
+/**
+ * Hyperparameters: what a request may ask for, the bounds, and how `"auto"` resolves to the numbers the
+ * trainer receives as the `HYPERPARAMETERS` environment variable.
+ *
+ * | name                       | bounds                         | auto                                              |
+ * | -------------------------- | ------------------------------ | ------------------------------------------------- |
+ * | `n_epochs`                 | integer 1–50                   | 3, raised so that examples × epochs ≥ 100 (≤ 25), lowered so that it stays ≤ 25,000 (≥ 1) |
+ * | `batch_size`               | integer 1–256, ≤ examples      | round(0.2% of examples), clamped 1–32              |
+ * | `learning_rate_multiplier` | 0 < x ≤ 10                     | √(batch_size / 8) clamped 0.5–2 (square-root scaling for Adam) |
+ * | `lora_r`                   | integer 1–256 (LoRA only)      | 8                                                 |
+ * | `lora_alpha`               | integer 1–1024 (LoRA only)     | 2 × lora_r                                        |
+ * | `lora_dropout`             | 0–0.5 (LoRA only)              | 0.05                                              |
+ * | `max_seq_length`           | integer 64 – the model's max   | the longest example's tokens rounded up to a power of two, clamped 64 – the model's max; 2048 (or the max) without statistics |
+ * | `seed`                     | integer 0 – 2³¹−1              | derived from the job id (stable across retries)    |
+ *
+ * The n_epochs rule is the one OpenAI documents in its data preparation cookbook (target 100 – 25,000
+ * trained examples). The learning rate multiplier scales the trainer's base learning rate for the method,
+ * {@link BASE_LEARNING_RATE}.
+ */
+
+export type Auto = "auto";
+export type HyperparameterName =
+  | "n_epochs"
+  | "batch_size"
+  | "learning_rate_multiplier"
+  | "lora_r"
+  | "lora_alpha"
+  | "lora_dropout"
+  | "max_seq_length";
+
+/** The LoRA-only hyperparameters: rejected for `full`. */
+export const LORA_ONLY: readonly HyperparameterName[] = ["lora_r", "lora_alpha", "lora_dropout"];
+
+/** Bounds, inclusive unless said otherwise; `max_seq_length`'s upper bound is the base model's. */
+export const BOUNDS = {
+  n_epochs: { min: 1, max: 50, integer: true },
+  batch_size: { min: 1, max: 256, integer: true },
+  learning_rate_multiplier: { min: 0, max: 10, integer: false, exclusiveMin: true },
+  lora_r: { min: 1, max: 256, integer: true },
+  lora_alpha: { min: 1, max: 1024, integer: true },
+  lora_dropout: { min: 0, max: 0.5, integer: false },
+  max_seq_length: { min: 64, max: 1_048_576, integer: true },
+} as const satisfies Record<
+  HyperparameterName,
+  { min: number; max: number; integer: boolean; exclusiveMin?: boolean }
+>;
+
+export const SEED_MAX = 2 ** 31 - 1;
+
+/** The base learning rate each method's `learning_rate_multiplier` scales (the trainer applies it). */
+export const BASE_LEARNING_RATE: Readonly<Record<TrainingMethod, number>> = { lora: 2e-4, full: 1e-5 };
+
+export const AUTO_DEFAULTS = {
+  lora_r: 8,
+  lora_dropout: 0.05,
+  /** max_seq_length when the dataset statistics give no longest example. */
+  max_seq_length: 2048,
+  batch_size_max: 32,
+  batch_size_fraction: 0.002,
+  epochs_target: 3,
+  epochs_max_auto: 25,
+  min_target_examples: 100,
+  max_target_examples: 25_000,
+} as const;
+
+function describe(name: HyperparameterName): string {
+  const b: { min: number; max: number; integer: boolean; exclusiveMin?: boolean } = BOUNDS[name];
+  const kind = b.integer ? "an integer" : "a number";
+  const low = b.exclusiveMin ? `greater than ${b.min}` : `from ${b.min}`;
+  const high = name === "max_seq_length" ? "the base model's max_seq_length" : String(b.max);
+  return `"auto" or ${kind} ${low} to ${high}`;
+}
+
+function inBounds(name: HyperparameterName, value: number): boolean {
+  const b: { min: number; max: number; integer: boolean; exclusiveMin?: boolean } = BOUNDS[name];
+  if (!Number.isFinite(value)) return false;
+  if (b.integer && !Number.isInteger(value)) return false;
+  if (b.exclusiveMin ? value <= b.min : value < b.min) return false;
+  return value <= b.max;
+}
+
+function autoOr(name: HyperparameterName) {
+  const message = `${name} must be ${describe(name)}`;
+  return z
+    .union(
+      [z.literal("auto"), z.number({ error: message }).refine((v) => inBounds(name, v), { error: message })],
+      {
+        error: message,
+      },
+    )
+    .optional();
+}
+
+/** `hyperparameters` as a request may give them: every field optional, each `"auto"` or a number in bounds. */
+export const hyperparametersSchema = z
+  .object({
+    n_epochs: autoOr("n_epochs"),
+    batch_size: autoOr("batch_size"),
+    learning_rate_multiplier: autoOr("learning_rate_multiplier"),
+    lora_r: autoOr("lora_r"),
+    lora_alpha: autoOr("lora_alpha"),
+    lora_dropout: autoOr("lora_dropout"),
+    max_seq_length: autoOr("max_seq_length"),
+  })
+  .strict();
+
+export type HyperparameterInput = z.infer<typeof hyperparametersSchema>;
+
+/**
+ * Exactly the JSON the trainer receives in `HYPERPARAMETERS`. Every key is always present so the
+ * trainer reads one schema; the LoRA keys are null for `full`.
+ */
+export interface ResolvedHyperparameters {
+  readonly n_epochs: number;
+  readonly batch_size: number;
+  readonly learning_rate_multiplier: number;
+  readonly lora_r: number | null;
+  readonly lora_alpha: number | null;
+  readonly lora_dropout: number | null;
+  readonly max_seq_length: number;
+  readonly seed: number;
+}
+
+/** What the resolution needs to know about the training file (from its validation statistics). */
+export interface DatasetSize {
+  /** Valid examples. */
+  readonly examples: number;
+  /** Tokens of the longest example, when known. */
+  readonly maxExampleTokens?: number;
+}
+
+/**
+ * Checks the method against the base model and the hyperparameters against the method and the model.
+ * `param` is the request path of the hyperparameters (`method.hyperparameters`, or `hyperparameters`
+ * for the legacy field) so that a 400 names what the client sent.
+ */
+export function checkMethod(
+  method: TrainingMethod,
+  input: HyperparameterInput,
+  model: BaseModel,
+  param = "method.hyperparameters",
+): void {
+  if (!model.methods[method]) {
+    throw new InvalidRequestError(
+      `Base model '${model.name}' can not be trained with method '${method}'; allowed: ${allowedMethods(model).join(", ")}.`,
+      "method.type",
+      "unsupported_method",
+    );
+  }
+  if (method === "full") {
+    for (const name of LORA_ONLY) {
+      if (input[name] !== undefined) {
+        throw new InvalidRequestError(
+          `${name} applies to method 'lora' only; remove it for a 'full' job.`,
+          `${param}.${name}`,
+        );
+      }
+    }
+  }
+  const length = input.max_seq_length;
+  if (typeof length === "number" && length > model.maxSeqLength) {
+    throw new InvalidRequestError(
+      `max_seq_length may be at most ${model.maxSeqLength} for base model '${model.name}'.`,
+      `${param}.max_seq_length`,
+    );
+  }
+}
+
+/**
+ * Resolves `"auto"` (and absent fields) to numbers. Call {@link checkMethod} first. Throws a 400 when an
+ * explicit batch size exceeds the number of examples (the trainer could not fill one batch).
+ */
+export function resolveHyperparameters(
+  method: TrainingMethod,
+  input: HyperparameterInput,
+  model: BaseModel,
+  dataset: DatasetSize,
+  seed: number,
+  param = "method.hyperparameters",
+): ResolvedHyperparameters {
+  const examples = Math.max(1, Math.floor(dataset.examples));
+  const given = <K extends HyperparameterName>(name: K): number | undefined => {
+    const value = input[name];
+    return typeof value === "number" ? value : undefined;
+  };
+
+  const batchSize = given("batch_size") ?? autoBatchSize(examples);
+  if (batchSize > examples) {
+    throw new InvalidRequestError(
+      `batch_size ${batchSize} is larger than the ${examples} training examples.`,
+      `${param}.batch_size`,
+    );
+  }
+  const loraR = method === "lora" ? (given("lora_r") ?? AUTO_DEFAULTS.lora_r) : null;
+  return {
+    n_epochs: given("n_epochs") ?? autoEpochs(examples),
+    batch_size: batchSize,
+    learning_rate_multiplier: given("learning_rate_multiplier") ?? autoLearningRateMultiplier(batchSize),
+    lora_r: loraR,
+    lora_alpha: loraR === null ? null : (given("lora_alpha") ?? Math.min(BOUNDS.lora_alpha.max, 2 * loraR)),
+    lora_dropout: method === "lora" ? (given("lora_dropout") ?? AUTO_DEFAULTS.lora_dropout) : null,
+    max_seq_length: given("max_seq_length") ?? autoMaxSeqLength(model.maxSeqLength, dataset.maxExampleTokens),
+    seed,
+  };
+}
+
+/** OpenAI's rule: 3 epochs, adjusted so that examples × epochs lands in 100 – 25,000 where it can. */
+export function autoEpochs(examples: number): number {
+  const d = AUTO_DEFAULTS;
+  const n = Math.max(1, examples);
+  if (n * d.epochs_target < d.min_target_examples) {
+    return Math.min(d.epochs_max_auto, Math.ceil(d.min_target_examples / n));
+  }
+  if (n * d.epochs_target > d.max_target_examples) {
+    return Math.max(1, Math.floor(d.max_target_examples / n));
+  }
+  return d.epochs_target;
+}
+
+/** About 0.2% of the examples, clamped 1–32 and never more than the examples. */
+export function autoBatchSize(examples: number): number {
+  const size = Math.round(examples * AUTO_DEFAULTS.batch_size_fraction);
+  return Math.max(1, Math.min(AUTO_DEFAULTS.batch_size_max, size, examples));
+}
+
+/** √(batch_size / 8), clamped 0.5–2, rounded to 3 decimals: the base rates are tuned for batches of 8. */
+export function autoLearningRateMultiplier(batchSize: number): number {
+  const multiplier = Math.min(2, Math.max(0.5, Math.sqrt(batchSize / 8)));
+  return Math.round(multiplier * 1000) / 1000;
+}
+
+/** The longest example rounded up to a power of two, within 64 – the model's max; 2048 without statistics. */
+export function autoMaxSeqLength(modelMax: number, longestExample?: number): number {
+  if (longestExample === undefined || !Number.isFinite(longestExample) || longestExample <= 0) {
+    return Math.min(AUTO_DEFAULTS.max_seq_length, modelMax);
+  }
+  const power = 2 ** Math.ceil(Math.log2(longestExample));
+  return Math.min(modelMax, Math.max(BOUNDS.max_seq_length.min, power));
+}
+
+/**
+ * The seed when the request gives none: derived from the job id rather than random, so a re-dispatched
+ * job trains the same way and the seed shown by `GET` is the one used.
+ */
+export function deriveSeed(jobId: string): number {
+  return createHash("sha256").update(jobId, "utf8").digest().readUInt32BE(0) & SEED_MAX;
+}
