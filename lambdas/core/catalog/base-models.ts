@@ -159,12 +159,12 @@ export const DEFAULT_CATALOG: BaseModelCatalog = Object.freeze([
     ownedBy: "qwen",
   }),
   entry({
-    // Made by batch-images/trainer (tiny_model.py): byte-level vocabulary, 2 layers of width 128.
+    // Made by batch-images/trainer (tiny_model.py): byte-level vocabulary (261 tokens), 2 layers of width 256, tied embeddings.
     name: "tiny-chat",
     family: "tiny",
     methods: { lora: lora(0, 0, "m7i.large", 0.000001), full: full(0, 0, "m7i.large", 0.000001) },
     maxSeqLength: 512,
-    parameters: 361_728,
+    parameters: 1_378_816,
     created: JAN_2025,
     ownedBy: "ft-platform",
   }),
@@ -251,7 +251,7 @@ const baseModelSchema = z
   })
   .strict();
 
-const methodPatchSchema = z.union([z.null(), methodSpecSchema.partial().strict()]);
+const methodPatchSchema = methodSpecSchema.partial().strict().nullable();
 
 const modelPatchSchema = z
   .object({
@@ -268,10 +268,7 @@ const modelPatchSchema = z
 
 const overrideSchema = z
   .object({
-    models: z.record(
-      z.string().regex(NAME, "is not a valid base model name"),
-      z.union([z.null(), modelPatchSchema]),
-    ),
+    models: z.record(z.string().regex(NAME, "is not a valid base model name"), modelPatchSchema.nullable()),
   })
   .strict();
 
@@ -347,7 +344,8 @@ export function catalogFromEnv(
 }
 
 function catalogError(error: z.ZodError, prefix?: string): Error {
-  const issue = error.issues[0];
+  // An unknown field explains its neighbours' "required" errors, so it is reported first.
+  const issue = error.issues.find((candidate) => candidate.code === "unrecognized_keys") ?? error.issues[0];
   const path = [prefix, ...(issue?.path.map(String) ?? [])].filter(Boolean).join(".");
   const detail =
     issue?.code === "unrecognized_keys"

@@ -53,7 +53,7 @@ export const BOUNDS = {
 export const SEED_MAX = 2 ** 31 - 1;
 
 /** The base learning rate each method's `learning_rate_multiplier` scales (the trainer applies it). */
-export const BASE_LEARNING_RATE: Readonly<Record<TrainingMethod, number>> = { lora: 2e-4, full: 1e-5 };
+export const BASE_LEARNING_RATE: Readonly<Record<TrainingMethod, number>> = { lora: 2e-4, full: 2e-5 };
 
 export const AUTO_DEFAULTS = {
   lora_r: 8,
@@ -249,4 +249,18 @@ export function autoMaxSeqLength(modelMax: number, longestExample?: number): num
  */
 export function deriveSeed(jobId: string): number {
   return createHash("sha256").update(jobId, "utf8").digest().readUInt32BE(0) & SEED_MAX;
+}
+
+/** The `HYPERPARAMETERS` environment value for the trainer: the resolved set as JSON, keys in a fixed order. */
+export function hyperparametersEnv(resolved: ResolvedHyperparameters): string {
+  return JSON.stringify({
+    n_epochs: resolved.n_epochs,
+    batch_size: resolved.batch_size,
+    learning_rate_multiplier: resolved.learning_rate_multiplier,
+    lora_r: resolved.lora_r,
+    lora_alpha: resolved.lora_alpha,
+    lora_dropout: resolved.lora_dropout,
+    max_seq_length: resolved.max_seq_length,
+    seed: resolved.seed,
+  });
 }

@@ -70,17 +70,24 @@ export function validateModelCode(
   catalog: BaseModelCatalog = DEFAULT_CATALOG,
   param = "model_code",
 ): void {
+  checkModelCodeSyntax(code, param);
+  checkNotBaseModel(code, catalog, param);
+}
+
+/**
+ * The part of {@link validateModelCode} that needs no catalog: length, characters and reserved
+ * prefixes. Request parsing runs it so a malformed code fails before any lookup.
+ */
+export function checkModelCodeSyntax(code: string, param = "model_code"): void {
   checkFormat(code, param);
   const lower = code.toLowerCase();
   const prefix = RESERVED_PREFIXES.find((reserved) => lower.startsWith(reserved));
   if (prefix !== undefined) {
     throw invalid(`Model codes may not start with the reserved prefix '${prefix}'.`, param);
   }
-  checkNotBaseModel(code, catalog, param);
 }
 
-/** The format part of {@link validateModelCode} (no catalog needed): length and characters. */
-export function checkFormat(code: string, param = "model_code"): void {
+function checkFormat(code: string, param: string): void {
   if (code.length < MODEL_CODE_MIN_LENGTH || code.length > MODEL_CODE_MAX_LENGTH) {
     throw invalid(
       `Model codes are ${MODEL_CODE_MIN_LENGTH}–${MODEL_CODE_MAX_LENGTH} characters long; got ${code.length}.`,

@@ -1,0 +1,105 @@
+import type { BaseModel, TrainingMethod } from "../catalog/base-models.ts";
+import type { ResolvedHyperparameters } from "./hyperparameters.ts";
+
+/**
+ * The `dry_run` answer of `POST /fine_tuning/jobs`: tokens, cost and time, before anything is created.
+ *
+ * Assumptions, all in one place:
+ * - Trained tokens = min(total tokens, examples × max_seq_length) × n_epochs: tokens past
+ *   `max_seq_length` are truncated away and not trained on.
+ * - Throughput from a FLOPs model: a token costs 6 × parameters FLOPs in full training (forward 2,
+ *   backward 4) and 4 × parameters with LoRA (no weight gradients for the frozen base, so the backward
+ *   pass is about half). Each device delivers its dense bf16 peak ({@link DEVICE_CLASSES}) at a model
+ *   FLOPs utilisation of {@link MFU}; devices add up linearly.
+ * - Small models do not reach that bound (kernel launches and data loading dominate), so throughput is
+ *   also capped per device ({@link DeviceClass.maxTokensPerSecond}).
+ * - Start-up: {@link STARTUP_SECONDS} (instance, image pull) plus the bf16 weights (2 bytes per
+ *   parameter) read from S3 at {@link S3_READ_BYTES_PER_SECOND}.
+ * The queue wait is not in the duration; `queue_position` says how many jobs are ahead.
+ */
+
+export interface DeviceClass {
+  readonly name: string;
+  /** Dense bf16 peak, TFLOPS (vendor data sheets). */
+  readonly peakTflops: number;
+  readonly maxTokensPerSecond: number;
+}
+
+/** Device class by EC2 instance family (the part of the instance type before the dot). */
+export const DEVICE_CLASSES: Readonly<Record<string, DeviceClass>> = {
+  g5: { name: "A10G", peakTflops: 70, maxTokensPerSecond: 20_000 },
+  g6: { name: "L4", peakTflops: 121, maxTokensPerSecond: 25_000 },
+  g6e: { name: "L40S", peakTflops: 362, maxTokensPerSecond: 60_000 },
+  p4d: { name: "A100-40GB", peakTflops: 312, maxTokensPerSecond: 60_000 },
+  p4de: { name: "A100-80GB", peakTflops: 312, maxTokensPerSecond: 60_000 },
+  p5: { name: "H100", peakTflops: 989, maxTokensPerSecond: 120_000 },
+  p5e: { name: "H200", peakTflops: 989, maxTokensPerSecond: 120_000 },
+  p5en: { name: "H200", peakTflops: 989, maxTokensPerSecond: 120_000 },
+};
+
+/** Any instance type not in the table, and every zero-GPU job: a few CPU cores. */
+export const CPU_CLASS: DeviceClass = { name: "CPU", peakTflops: 1, maxTokensPerSecond: 2_000 };
+
+/** Model FLOPs utilisation assumed for training (typical for FSDP/PEFT with gradient checkpointing). */
+export const MFU = 0.35;
+export const STARTUP_SECONDS = 180;
+export const S3_READ_BYTES_PER_SECOND = 500 * 1024 * 1024;
+
+export interface EstimateInput {
+  readonly baseModel: BaseModel;
+  readonly method: TrainingMethod;
+  readonly hyperparameters: ResolvedHyperparameters;
+  /** From the training file's statistics: valid examples and their total tokens. */
+  readonly dataset: { readonly examples: number; readonly totalTokens: number };
+  /** Jobs queued or running ahead of this one. */
+  readonly jobsAhead: number;
+}
+
+/** The device class of a method spec: CPU for zero GPUs or an unknown family. */
+export function deviceClass(instanceType: string, gpus: number): DeviceClass {
+  if (gpus === 0) return CPU_CLASS;
+  return DEVICE_CLASSES[instanceType.split(".")[0] ?? ""] ?? CPU_CLASS;
+}
+
+/** Training tokens per second for a model and method under the assumptions above. */
+export function trainingTokensPerSecond(model: BaseModel, method: TrainingMethod): number {
+  const spec = model.methods[method];
+  if (!spec) throw new Error(`${model.name} has no method ${method}`);
+  const devices = Math.max(1, spec.gpus);
+  const device = deviceClass(spec.instanceType, spec.gpus);
+  const flopsPerToken = (method === "full" ? 6 : 4) * model.parameters;
+  const bound = (devices * device.peakTflops * 1e12 * MFU) / flopsPerToken;
+  return Math.min(bound, devices * device.maxTokensPerSecond);
+}
+
+/** The dry-run object. */
+export function estimateJob(input: EstimateInput) {
+  const { baseModel, method, hyperparameters: h } = input;
+  const spec = baseModel.methods[method];
+  if (!spec) throw new Error(`${baseModel.name} has no method ${method}`);
+  const examples = Math.max(0, input.dataset.examples);
+  const perEpoch = Math.min(Math.max(0, input.dataset.totalTokens), examples * h.max_seq_length);
+  const trainedTokens = perEpoch * h.n_epochs;
+  const tokensPerSecond = trainingTokensPerSecond(baseModel, method);
+  const startup = STARTUP_SECONDS + (baseModel.parameters * 2) / S3_READ_BYTES_PER_SECOND;
+  const device = deviceClass(spec.instanceType, spec.gpus);
+  return {
+    object: "fine_tuning.job.estimate" as const,
+    model: baseModel.name,
+    method,
+    trained_tokens: trainedTokens,
+    estimated_cost_usd: Math.round((trainedTokens / 1000) * spec.pricePer1kTokensUsd * 1e6) / 1e6,
+    estimated_duration_seconds: Math.ceil(startup + trainedTokens / tokensPerSecond),
+    queue_position: Math.max(0, Math.floor(input.jobsAhead)) + 1,
+    hyperparameters: { ...h },
+    assumptions: {
+      tokens_per_second: Math.round(tokensPerSecond),
+      device: device.name,
+      gpus: spec.gpus,
+      instance_type: spec.instanceType,
+      price_per_1k_tokens_usd: spec.pricePer1kTokensUsd,
+    },
+  };
+}
+
+export type JobEstimate = ReturnType<typeof estimateJob>;

@@ -1,0 +1,260 @@
+import type { TrainingMethod } from "../catalog/base-models.ts";
+import type { CreateJobRequest, JobPlan } from "./create-request.ts";
+import type { ResolvedHyperparameters } from "./hyperparameters.ts";
+import { eventKey, jobKey, newEventId } from "./ids.ts";
+import type { EventLevel, JobError, JobStatus } from "./state-machine.ts";
+
+/**
+ * Stored shapes of the jobs context and their OpenAI wire objects: `fine_tuning.job`,
+ * `fine_tuning.job.event`, `fine_tuning.job.checkpoint` and the fine-tuned `model`. Times are epoch
+ * seconds, as on the wire, except the events table's sort key (milliseconds, for order).
+ */
+
+/** The stored record in the `jobs` table (tenantId + jobId). */
+export interface JobRecord {
+  readonly tenantId: string;
+  /** `ftjob-…`, time-sortable (ids.ts). */
+  readonly jobId: string;
+  /** The base model's name. */
+  readonly model: string;
+  readonly trainingFile: string;
+  readonly validationFile: string | null;
+  readonly method: TrainingMethod;
+  /** Resolved at creation: what the trainer receives, seed included. */
+  readonly hyperparameters: ResolvedHyperparameters;
+  readonly modelCode: string;
+  readonly userProvidedSuffix: string | null;
+  readonly seed: number;
+  readonly metadata: Readonly<Record<string, string>> | null;
+  readonly status: JobStatus;
+  readonly createdAt: number;
+  readonly finishedAt: number | null;
+  readonly batchJobId: string | null;
+  readonly error: JobError | null;
+  readonly trainedTokens: number | null;
+  readonly estimatedFinish: number | null;
+  /** File ids of result files (e.g. the metrics file). */
+  readonly resultFiles: readonly string[];
+}
+
+/** The record of a job about to be created: status `validating_files`, nothing trained yet. */
+export function newJobRecord(args: {
+  tenantId: string;
+  jobId: string;
+  createdAt: number;
+  request: CreateJobRequest;
+  plan: JobPlan;
+}): JobRecord {
+  const { request, plan } = args;
+  return {
+    tenantId: args.tenantId,
+    jobId: args.jobId,
+    model: plan.baseModel.name,
+    trainingFile: request.trainingFile,
+    validationFile: request.validationFile,
+    method: plan.method,
+    hyperparameters: plan.hyperparameters,
+    modelCode: plan.modelCode,
+    userProvidedSuffix: plan.userProvidedSuffix,
+    seed: plan.hyperparameters.seed,
+    metadata: request.metadata,
+    status: "validating_files",
+    createdAt: args.createdAt,
+    finishedAt: null,
+    batchJobId: null,
+    error: null,
+    trainedTokens: null,
+    estimatedFinish: null,
+    resultFiles: [],
+  };
+}
+
+/** The hyperparameters as shown to clients: the resolved set without the seed (a field of its own). */
+function shownHyperparameters(h: ResolvedHyperparameters) {
+  return {
+    n_epochs: h.n_epochs,
+    batch_size: h.batch_size,
+    learning_rate_multiplier: h.learning_rate_multiplier,
+    lora_r: h.lora_r,
+    lora_alpha: h.lora_alpha,
+    lora_dropout: h.lora_dropout,
+    max_seq_length: h.max_seq_length,
+  };
+}
+
+/**
+ * The OpenAI `fine_tuning.job` object. `fine_tuned_model` is the model code once the job has
+ * succeeded (null before, as on OpenAI); `model_code` is this platform's extra field and shows the
+ * reserved code from the start. `organization_id` is the tenant.
+ */
+export function toJobObject(record: JobRecord) {
+  const hyperparameters = shownHyperparameters(record.hyperparameters);
+  return {
+    id: record.jobId,
+    object: "fine_tuning.job" as const,
+    model: record.model,
+    created_at: record.createdAt,
+    finished_at: record.finishedAt,
+    fine_tuned_model: record.status === "succeeded" ? record.modelCode : null,
+    organization_id: record.tenantId,
+    result_files: [...record.resultFiles],
+    status: record.status,
+    validation_file: record.validationFile,
+    training_file: record.trainingFile,
+    hyperparameters,
+    method: { type: record.method, hyperparameters },
+    trained_tokens: record.trainedTokens,
+    error: record.error ? { ...record.error } : null,
+    seed: record.seed,
+    metadata: record.metadata ? { ...record.metadata } : null,
+    estimated_finish: record.estimatedFinish,
+    user_provided_suffix: record.userProvidedSuffix,
+    integrations: [] as never[],
+    model_code: record.modelCode,
+  };
+}
+
+export type JobObject = ReturnType<typeof toJobObject>;
+
+/** One item of the `job-events` table. */
+export interface JobEventItem {
+  /** Partition key `{tenantId}#{jobId}`. */
+  readonly jobKey: string;
+  /** Sort key `evt#{epoch ms:013}#{6 hex}`. */
+  readonly eventKey: string;
+  /** `ftevent-…` */
+  readonly id: string;
+  /** Epoch seconds. */
+  readonly createdAt: number;
+  readonly level: EventLevel;
+  /** `metrics` events carry `data` (step, train_loss, …); `message` events may. */
+  readonly type: "message" | "metrics";
+  readonly message: string;
+  readonly data: Readonly<Record<string, unknown>> | null;
+}
+
+/** A new events-table item; `nowMs` and `randomHex` are parameters so tests and replays are exact. */
+export function newJobEventItem(
+  tenantId: string,
+  jobId: string,
+  event: {
+    level: EventLevel;
+    message: string;
+    type?: "message" | "metrics";
+    data?: Readonly<Record<string, unknown>> | null;
+  },
+  nowMs: number = Date.now(),
+  randomHex?: string,
+): JobEventItem {
+  return {
+    jobKey: jobKey(tenantId, jobId),
+    eventKey: eventKey(nowMs, randomHex),
+    id: newEventId(nowMs),
+    createdAt: Math.floor(nowMs / 1000),
+    level: event.level,
+    type: event.type ?? "message",
+    message: event.message,
+    data: event.data ?? null,
+  };
+}
+
+/** The OpenAI `fine_tuning.job.event` object. */
+export function toJobEventObject(item: JobEventItem) {
+  return {
+    id: item.id,
+    object: "fine_tuning.job.event" as const,
+    created_at: item.createdAt,
+    level: item.level,
+    message: item.message,
+    type: item.type,
+    data: item.data ? { ...item.data } : null,
+  };
+}
+
+export type JobEventObject = ReturnType<typeof toJobEventObject>;
+
+/** A stored checkpoint (written by the trainer beside its S3 checkpoint). */
+export interface CheckpointRecord {
+  /** `ftckpt-…` */
+  readonly checkpointId: string;
+  readonly jobId: string;
+  readonly modelCode: string;
+  readonly createdAt: number;
+  readonly stepNumber: number;
+  /** OpenAI names: step, train_loss, train_mean_token_accuracy, valid_loss, valid_mean_token_accuracy, … */
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+/**
+ * The OpenAI `fine_tuning.job.checkpoint` object. `fine_tuned_model_checkpoint` is
+ * `{modelCode}:step-{N}`: the `:` keeps it from ever being mistaken for a model code, since
+ * checkpoints are not served for chat.
+ */
+export function toCheckpointObject(record: CheckpointRecord) {
+  return {
+    id: record.checkpointId,
+    object: "fine_tuning.job.checkpoint" as const,
+    created_at: record.createdAt,
+    fine_tuning_job_id: record.jobId,
+    fine_tuned_model_checkpoint: `${record.modelCode}:step-${record.stepNumber}`,
+    step_number: record.stepNumber,
+    metrics: { ...record.metrics },
+  };
+}
+
+export type CheckpointObject = ReturnType<typeof toCheckpointObject>;
+
+/** A fine-tuned model's status: `pending` while its job has not finished, `ready` to chat with, `failed` otherwise. */
+export type FineTunedModelStatus = "pending" | "ready" | "failed";
+
+/** The model status that follows from its job's status. */
+export function modelStatusForJob(status: JobStatus): FineTunedModelStatus {
+  if (status === "succeeded") return "ready";
+  if (status === "failed" || status === "cancelled") return "failed";
+  return "pending";
+}
+
+/** The stored record in the `models` table (partition key: the model code, globally unique). */
+export interface ModelRecord {
+  readonly modelCode: string;
+  readonly tenantId: string;
+  readonly jobId: string;
+  readonly baseModel: string;
+  readonly method: TrainingMethod;
+  readonly status: FineTunedModelStatus;
+  readonly createdAt: number;
+}
+
+/**
+ * The OpenAI `model` object of a fine-tuned model. `owned_by` is the tenant (as `organization_id` on
+ * its job); `root` and `parent` name the base model, as in OpenAI's older model objects.
+ */
+export function toFineTunedModelObject(record: ModelRecord) {
+  return {
+    id: record.modelCode,
+    object: "model" as const,
+    created: record.createdAt,
+    owned_by: record.tenantId,
+    root: record.baseModel,
+    parent: record.baseModel,
+    status: record.status,
+    fine_tuning_job_id: record.jobId,
+    method: record.method,
+  };
+}
+
+export type FineTunedModelObject = ReturnType<typeof toFineTunedModelObject>;
+
+/**
+ * Artifact keys of a job in the artifacts bucket:
+ * `tenants/{tenant}/jobs/{jobId}/{checkpoints/, adapter/ or model/, metrics.jsonl}`.
+ */
+export function jobArtifactKeys(tenantId: string, jobId: string, method: TrainingMethod) {
+  const root = `tenants/${tenantId}/jobs/${jobId}/`;
+  return {
+    root,
+    checkpoints: `${root}checkpoints/`,
+    result: `${root}${method === "lora" ? "adapter" : "model"}/`,
+    metrics: `${root}metrics.jsonl`,
+  };
+}

@@ -1,0 +1,388 @@
+import { describe, expect, it } from "vitest";
+import { buildCatalog } from "../../../lambdas/core/catalog/base-models.ts";
+import { InvalidRequestError } from "../../../lambdas/core/errors.ts";
+import {
+  type CreateJobRequest,
+  parseCreateJobRequest,
+  planJob,
+} from "../../../lambdas/core/jobs/create-request.ts";
+import { deriveSeed } from "../../../lambdas/core/jobs/hyperparameters.ts";
+
+const base = { model: "qwen2.5-7b-instruct", training_file: "file-abc" };
+
+function rejection(fn: () => unknown): InvalidRequestError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof InvalidRequestError) return error;
+    throw error;
+  }
+  throw new Error("expected an InvalidRequestError");
+}
+
+const parseError = (body: unknown) => rejection(() => parseCreateJobRequest(body));
+
+describe("parseCreateJobRequest", () => {
+  it("accepts the minimal request and fills the defaults", () => {
+    expect(parseCreateJobRequest(base)).toEqual<CreateJobRequest>({
+      model: "qwen2.5-7b-instruct",
+      trainingFile: "file-abc",
+      validationFile: null,
+      method: null,
+      hyperparameters: {},
+      hyperparametersParam: "hyperparameters",
+      modelCode: null,
+      suffix: null,
+      seed: null,
+      metadata: null,
+      dryRun: false,
+      requestId: null,
+    });
+  });
+
+  it("accepts a full request", () => {
+    const parsed = parseCreateJobRequest({
+      ...base,
+      validation_file: "file-val",
+      method: { type: "lora", hyperparameters: { n_epochs: 2, lora_r: 16, batch_size: "auto" } },
+      model_code: "acme-support",
+      seed: 123,
+      metadata: { team: "support", ticket: "" },
+      dry_run: true,
+    });
+    expect(parsed).toMatchObject({
+      validationFile: "file-val",
+      method: "lora",
+      hyperparameters: { n_epochs: 2, lora_r: 16, batch_size: "auto" },
+      hyperparametersParam: "method.hyperparameters",
+      modelCode: "acme-support",
+      seed: 123,
+      metadata: { team: "support", ticket: "" },
+      dryRun: true,
+    });
+  });
+
+  it("accepts full with no hyperparameters", () => {
+    expect(parseCreateJobRequest({ ...base, method: { type: "full" } })).toMatchObject({
+      method: "full",
+      hyperparameters: {},
+    });
+  });
+
+  it("maps OpenAI's supervised method to the base model's default method", () => {
+    const parsed = parseCreateJobRequest({
+      ...base,
+      method: { type: "supervised", supervised: { hyperparameters: { n_epochs: 4 } } },
+    });
+    expect(parsed.method).toBeNull();
+    expect(parsed.hyperparameters).toEqual({ n_epochs: 4 });
+    expect(parsed.hyperparametersParam).toBe("method.supervised.hyperparameters");
+    expect(parseCreateJobRequest({ ...base, method: { type: "supervised" } }).hyperparameters).toEqual({});
+  });
+
+  it("accepts the legacy top-level hyperparameters (OpenAI's deprecated field, zhipuai's)", () => {
+    const parsed = parseCreateJobRequest({
+      ...base,
+      hyperparameters: { n_epochs: "auto", learning_rate_multiplier: 2 },
+    });
+    expect(parsed.method).toBeNull();
+    expect(parsed.hyperparameters).toEqual({ n_epochs: "auto", learning_rate_multiplier: 2 });
+    expect(parsed.hyperparametersParam).toBe("hyperparameters");
+  });
+
+  it("accepts nulls where the SDKs send them for absent values", () => {
+    const parsed = parseCreateJobRequest({
+      ...base,
+      validation_file: null,
+      hyperparameters: null,
+      model_code: null,
+      suffix: null,
+      seed: null,
+      metadata: null,
+      integrations: null,
+      request_id: null,
+    });
+    expect(parsed).toMatchObject({ validationFile: null, modelCode: null, seed: null, metadata: null });
+  });
+
+  it("keeps the zhipuai SDK's request_id", () => {
+    expect(parseCreateJobRequest({ ...base, request_id: "req-1" }).requestId).toBe("req-1");
+  });
+
+  it("accepts a suffix", () => {
+    expect(parseCreateJobRequest({ ...base, suffix: "my_bot-2" }).suffix).toBe("my_bot-2");
+  });
+
+  it("accepts an empty integrations list", () => {
+    expect(() => parseCreateJobRequest({ ...base, integrations: [] })).not.toThrow();
+  });
+
+  it.each([null, [], "text", 3])("rejects a body that is not an object: %j", (body) => {
+    expect(parseError(body).message).toContain("JSON object");
+  });
+
+  it.each([
+    [{ training_file: "file-abc" }, "model"],
+    [{ model: "qwen2.5-7b-instruct" }, "training_file"],
+  ])("rejects a request missing %j's required field %s", (body, param) => {
+    const error = parseError(body);
+    expect(error.param).toBe(param);
+    expect(error.code).toBe("missing_required_parameter");
+  });
+
+  it.each([
+    [{ ...base, learning_rate: 1 }, "learning_rate"],
+    [{ ...base, n_epochs: 3 }, "n_epochs"],
+    [{ ...base, method: { type: "lora", hyperparameters: { epochs: 3 } } }, "method.hyperparameters.epochs"],
+    [{ ...base, method: { type: "lora", lora: {} } }, "method.lora"],
+    [
+      { ...base, method: { type: "supervised", supervised: { hyperparameters: {}, x: 1 } } },
+      "method.supervised.x",
+    ],
+    [{ ...base, hyperparameters: { n_epoch: 3 } }, "hyperparameters.n_epoch"],
+    [{ trainingFile: "file-abc", model: "m" }, "trainingFile"],
+  ])("rejects an unknown field, naming it: %j", (body, param) => {
+    const error = parseError(body);
+    expect(error.param).toBe(param);
+    expect(error.code).toBe("unknown_parameter");
+    expect(error.message).toContain(param);
+  });
+
+  it.each([
+    [{ lora_r: 0 }, "method.hyperparameters.lora_r"],
+    [{ lora_r: 300 }, "method.hyperparameters.lora_r"],
+    [{ n_epochs: 51 }, "method.hyperparameters.n_epochs"],
+    [{ batch_size: 1.5 }, "method.hyperparameters.batch_size"],
+    [{ learning_rate_multiplier: 0 }, "method.hyperparameters.learning_rate_multiplier"],
+    [{ lora_dropout: 0.6 }, "method.hyperparameters.lora_dropout"],
+    [{ lora_alpha: 2000 }, "method.hyperparameters.lora_alpha"],
+    [{ max_seq_length: 32 }, "method.hyperparameters.max_seq_length"],
+    [{ n_epochs: "three" }, "method.hyperparameters.n_epochs"],
+  ])("rejects out-of-bounds hyperparameters %j, naming %s", (hyperparameters, param) => {
+    const error = parseError({ ...base, method: { type: "lora", hyperparameters } });
+    expect(error.param).toBe(param);
+    expect(error.code).toBe("invalid_request");
+    expect(error.message).toContain('"auto" or');
+  });
+
+  it("names the legacy path for a bad legacy hyperparameter", () => {
+    expect(parseError({ ...base, hyperparameters: { batch_size: 0 } }).param).toBe(
+      "hyperparameters.batch_size",
+    );
+  });
+
+  it.each([
+    [{ type: "rlhf" }, "method.type"],
+    [{}, "method.type"],
+    ["lora", "method"],
+  ])("rejects the method %j", (method, param) => {
+    expect(parseError({ ...base, method }).param).toBe(param);
+  });
+
+  it.each(["dpo", "reinforcement"])("rejects OpenAI's %s method as unsupported", (type) => {
+    const error = parseError({ ...base, method: { type, [type]: {} } });
+    expect(error.param).toBe("method.type");
+    expect(error.code).toBe("unsupported_method");
+  });
+
+  it("rejects method and top-level hyperparameters together", () => {
+    const error = parseError({ ...base, method: { type: "lora" }, hyperparameters: { n_epochs: 1 } });
+    expect(error.param).toBe("hyperparameters");
+  });
+
+  it("rejects model_code and suffix together", () => {
+    const error = parseError({ ...base, model_code: "acme-bot", suffix: "bot" });
+    expect(error.param).toBe("suffix");
+    expect(error.message).toContain("not both");
+  });
+
+  it.each(["", "UPPER", "a".repeat(41), "has space", "dot.ted", "colon:x"])(
+    "rejects the suffix %j",
+    (suffix) => {
+      const error = parseError({ ...base, suffix });
+      expect(error.param).toBe("suffix");
+    },
+  );
+
+  it.each([
+    ["AcmeBot", "lowercase"],
+    ["ab", "3–64"],
+    ["ft-acme", "reserved prefix"],
+    ["qwen-acme", "reserved prefix"],
+  ])("rejects the model code %j before any lookup (%s)", (code, message) => {
+    const error = parseError({ ...base, model_code: code });
+    expect(error.param).toBe("model_code");
+    expect(error.code).toBe("invalid_model_code");
+    expect(error.message).toContain(message);
+  });
+
+  it.each([-1, 2 ** 31, 1.5, "7", Number.NaN])("rejects the seed %j", (seed) => {
+    expect(parseError({ ...base, seed }).param).toBe("seed");
+  });
+
+  it.each([0, 2 ** 31 - 1])("accepts the seed %j", (seed) => {
+    expect(parseCreateJobRequest({ ...base, seed }).seed).toBe(seed);
+  });
+
+  it("accepts 16 metadata pairs and rejects 17", () => {
+    const pairs = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, "v"]));
+    expect(parseCreateJobRequest({ ...base, metadata: pairs(16) }).metadata).toEqual(pairs(16));
+    const error = parseError({ ...base, metadata: pairs(17) });
+    expect(error.param).toBe("metadata");
+    expect(error.message).toContain("at most 16 pairs");
+  });
+
+  it("accepts metadata keys of 64 and values of 512 characters", () => {
+    const metadata = { ["k".repeat(64)]: "v".repeat(512) };
+    expect(parseCreateJobRequest({ ...base, metadata }).metadata).toEqual(metadata);
+  });
+
+  it("rejects a metadata key over 64 characters", () => {
+    const key = "k".repeat(65);
+    const error = parseError({ ...base, metadata: { [key]: "v" } });
+    expect(error.param).toBe(`metadata.${key}`);
+    expect(error.message).toContain("at most 64");
+  });
+
+  it("rejects a metadata value over 512 characters", () => {
+    const error = parseError({ ...base, metadata: { team: "v".repeat(513) } });
+    expect(error.param).toBe("metadata.team");
+    expect(error.message).toContain("512");
+  });
+
+  it.each([1, true, null, { nested: "x" }])("rejects the metadata value %j", (value) => {
+    expect(parseError({ ...base, metadata: { team: value } }).param).toBe("metadata.team");
+  });
+
+  it("rejects metadata that is not an object", () => {
+    expect(parseError({ ...base, metadata: ["a"] }).param).toBe("metadata");
+  });
+
+  it.each([[[{ type: "wandb", wandb: { project: "x" } }]], [{ type: "wandb" }], ["wandb"]])(
+    "rejects integrations %j",
+    (integrations) => {
+      const error = parseError({ ...base, integrations });
+      expect(error.param).toBe("integrations");
+      expect(error.code).toBe("unsupported_parameter");
+    },
+  );
+
+  it.each([
+    [{ ...base, dry_run: "yes" }, "dry_run"],
+    [{ ...base, model: "" }, "model"],
+    [{ ...base, model: 5 }, "model"],
+    [{ ...base, training_file: "" }, "training_file"],
+    [{ ...base, validation_file: 1 }, "validation_file"],
+    [{ ...base, training_file: "f".repeat(129) }, "training_file"],
+  ])("rejects a malformed field: %j names %s", (body, param) => {
+    expect(parseError(body).param).toBe(param);
+  });
+
+  it("reports an unknown field before a missing one", () => {
+    expect(parseError({ model: "m", trainingFile: "file-a" }).code).toBe("unknown_parameter");
+  });
+});
+
+describe("planJob", () => {
+  const context = {
+    jobId: "ftjob-0000000000000000000000",
+    dataset: { examples: 500, maxExampleTokens: 300 },
+  };
+  const plan = (body: Record<string, unknown>, extra: Partial<Parameters<typeof planJob>[1]> = {}) =>
+    planJob(parseCreateJobRequest({ ...base, ...body }), { ...context, ...extra });
+
+  it("resolves a LoRA job with every default", () => {
+    const result = plan({ suffix: "bot" }, { tag: "abc123" });
+    expect(result.baseModel.name).toBe("qwen2.5-7b-instruct");
+    expect(result.method).toBe("lora");
+    expect(result.modelCode).toBe("qwen2.5-7b-bot-abc123");
+    expect(result.userProvidedSuffix).toBe("bot");
+    expect(result.hyperparameters).toEqual({
+      n_epochs: 3,
+      batch_size: 1,
+      learning_rate_multiplier: 0.5,
+      lora_r: 8,
+      lora_alpha: 16,
+      lora_dropout: 0.05,
+      max_seq_length: 512,
+      seed: deriveSeed(context.jobId),
+    });
+  });
+
+  it("keeps the tenant's model code and seed", () => {
+    const result = plan({ model_code: "acme-support", seed: 9 });
+    expect(result.modelCode).toBe("acme-support");
+    expect(result.userProvidedSuffix).toBeNull();
+    expect(result.hyperparameters.seed).toBe(9);
+  });
+
+  it("generates a code without suffix", () => {
+    expect(plan({}, { tag: "zzzzzz" }).modelCode).toBe("qwen2.5-7b-zzzzzz");
+  });
+
+  it("trains full-only models with full when no method is named", () => {
+    const result = plan({ model: "chatglm_12b", hyperparameters: { n_epochs: 2 } });
+    expect(result.method).toBe("full");
+    expect(result.hyperparameters.lora_r).toBeNull();
+    expect(result.hyperparameters.n_epochs).toBe(2);
+  });
+
+  it("rejects an unknown base model as 400 model_not_found on model", () => {
+    const error = rejection(() => plan({ model: "gpt-4o-mini" }));
+    expect(error.param).toBe("model");
+    expect(error.code).toBe("model_not_found");
+  });
+
+  it("rejects a model code equal to a base model name", () => {
+    const catalog = buildCatalog({
+      models: {
+        "acme-base": {
+          family: "chatml",
+          methods: {
+            lora: { gpus: 1, minGpuMemoryGiB: 24, instanceType: "g5.2xlarge", pricePer1kTokensUsd: 0.001 },
+          },
+          maxSeqLength: 4096,
+          parameters: 1e9,
+          ownedBy: "acme",
+        },
+      },
+    });
+    const error = rejection(() => plan({ model_code: "acme-base" }, { catalog }));
+    expect(error.code).toBe("invalid_model_code");
+    expect(error.param).toBe("model_code");
+  });
+
+  it("rejects a method the base model does not allow, naming method.type", () => {
+    const error = rejection(() => plan({ model: "chatglm3-6b", method: { type: "full" } }));
+    expect(error.param).toBe("method.type");
+  });
+
+  it("rejects legacy LoRA hyperparameters for a full-only model, naming the legacy path", () => {
+    const error = rejection(() => plan({ model: "chatglm_32b", hyperparameters: { lora_r: 8 } }));
+    expect(error.param).toBe("hyperparameters.lora_r");
+  });
+
+  it("rejects LoRA hyperparameters for a full job, naming the supervised path", () => {
+    const error = rejection(() =>
+      plan({
+        model: "chatglm_32b",
+        method: { type: "supervised", supervised: { hyperparameters: { lora_alpha: 8 } } },
+      }),
+    );
+    expect(error.param).toBe("method.supervised.hyperparameters.lora_alpha");
+  });
+
+  it("rejects max_seq_length above the base model's", () => {
+    const error = rejection(() =>
+      plan({ model: "tiny-chat", method: { type: "lora", hyperparameters: { max_seq_length: 1024 } } }),
+    );
+    expect(error.param).toBe("method.hyperparameters.max_seq_length");
+  });
+
+  it("rejects a batch size larger than the training file", () => {
+    const error = rejection(() =>
+      plan({ method: { type: "lora", hyperparameters: { batch_size: 64 } } }, { dataset: { examples: 20 } }),
+    );
+    expect(error.param).toBe("method.hyperparameters.batch_size");
+  });
+});

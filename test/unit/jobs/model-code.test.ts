@@ -1,0 +1,238 @@
+import { describe, expect, it } from "vitest";
+import { buildCatalog, DEFAULT_CATALOG } from "../../../lambdas/core/catalog/base-models.ts";
+import { ConflictError, InvalidRequestError } from "../../../lambdas/core/errors.ts";
+import {
+  checkModelCodeSyntax,
+  generateModelCode,
+  MODEL_CODE_MAX_LENGTH,
+  modelCodeTaken,
+  RESERVED_PREFIXES,
+  randomTag,
+  shortBaseName,
+  validateModelCode,
+} from "../../../lambdas/core/jobs/model-code.ts";
+
+function rejection(code: string, catalog = DEFAULT_CATALOG): InvalidRequestError {
+  try {
+    validateModelCode(code, catalog);
+  } catch (error) {
+    if (error instanceof InvalidRequestError) return error;
+    throw error;
+  }
+  throw new Error(`expected ${code} to be rejected`);
+}
+
+describe("validateModelCode", () => {
+  it.each([
+    "abc",
+    "support-bot",
+    "support_bot.v2",
+    "acme-qwen-7b",
+    "my-glm",
+    "7b-support",
+    "a".repeat(64),
+    "x.y",
+    "tinyllama-clone",
+  ])("accepts %j", (code) => {
+    expect(() => validateModelCode(code)).not.toThrow();
+  });
+
+  it.each([
+    ["", "3–64"],
+    ["ab", "3–64"],
+    ["a".repeat(65), "3–64"],
+    ["Support-Bot", "lowercase"],
+    ["-bot", "start and end"],
+    [".bot", "start and end"],
+    ["_bot", "start and end"],
+    ["bot-", "start and end"],
+    ["bot.", "start and end"],
+    ["my bot", "lowercase"],
+    ["my/bot", "lowercase"],
+    ["my:bot", "lowercase"],
+    ["ft:gpt-4o:acme:bot:abc", "lowercase"],
+    ["bot\n", "lowercase"],
+    ["bøt", "lowercase"],
+  ])("rejects %j as malformed (%s)", (code, message) => {
+    const error = rejection(code);
+    expect(error.code).toBe("invalid_model_code");
+    expect(error.param).toBe("model_code");
+    expect(error.status).toBe(400);
+    expect(error.message).toContain(message);
+  });
+
+  it.each(DEFAULT_CATALOG.map((model) => model.name))(
+    "rejects a model code equal to the base model name %j",
+    (name) => {
+      expect(rejection(name).code).toBe("invalid_model_code");
+    },
+  );
+
+  it("rejects a base model name in another case", () => {
+    expect(() => validateModelCode("Qwen2.5-7B-Instruct")).toThrow(InvalidRequestError);
+  });
+
+  it("rejects the name of a base model added by an override, ignoring case", () => {
+    const catalog = buildCatalog({
+      models: {
+        "Llama-3-8B": {
+          family: "chatml",
+          methods: {
+            lora: { gpus: 1, minGpuMemoryGiB: 24, instanceType: "g5.2xlarge", pricePer1kTokensUsd: 0.001 },
+          },
+          maxSeqLength: 8192,
+          parameters: 8e9,
+          ownedBy: "meta",
+        },
+      },
+    });
+    expect(rejection("llama-3-8b", catalog).message).toContain("base model");
+    expect(() => validateModelCode("llama-3-8b")).not.toThrow();
+  });
+
+  it.each([
+    "ft-my-model",
+    "ftjob-123",
+    "ftevent-1",
+    "ftckpt-1",
+    "file-abc",
+    "base-model",
+    "system-prompt",
+    "admin-bot",
+    "chatglm3-6b-ft",
+    "chatglm4",
+    "glm-5",
+    "glm4-air",
+    "codegeex4",
+    "cogview-3",
+    "embedding-3",
+    "qwen3-8b",
+    "qwen",
+    "tiny-chat-2",
+    "gpt-4o-acme",
+    "chatgpt-acme",
+    "o1-mini-acme",
+    "o3-acme",
+    "o4-mini",
+    "text-embedding-x",
+    "davinci-002",
+    "babbage-002",
+  ])("rejects %j for its reserved prefix", (code) => {
+    const error = rejection(code);
+    expect(error.code).toBe("invalid_model_code");
+    expect(error.message).toContain("reserved prefix");
+  });
+
+  it("rejects ft: before it looks at the prefix, since ':' is not allowed at all", () => {
+    expect(rejection("ft:abc").message).not.toContain("reserved prefix");
+  });
+
+  it("reserves only lowercase prefixes and every one is rejected", () => {
+    for (const prefix of RESERVED_PREFIXES) {
+      expect(prefix).toBe(prefix.toLowerCase());
+      const code = `${prefix}x1`.replace(":", "");
+      if (!prefix.includes(":")) expect(() => validateModelCode(code)).toThrow(/reserved prefix/);
+    }
+  });
+
+  it("names a custom param", () => {
+    try {
+      validateModelCode("AB", DEFAULT_CATALOG, "body.model_code");
+    } catch (error) {
+      expect((error as InvalidRequestError).param).toBe("body.model_code");
+    }
+    expect.assertions(1);
+  });
+});
+
+describe("checkModelCodeSyntax", () => {
+  it("checks format and reserved prefixes without a catalog", () => {
+    expect(() => checkModelCodeSyntax("tiny-chat")).toThrow(/reserved prefix/);
+    expect(() => checkModelCodeSyntax("UPPER")).toThrow(/lowercase/);
+    expect(() => checkModelCodeSyntax("good-code")).not.toThrow();
+  });
+});
+
+describe("shortBaseName", () => {
+  it.each([
+    ["qwen2.5-7b-instruct", "qwen2.5-7b"],
+    ["qwen2.5-0.5b-instruct", "qwen2.5-0.5b"],
+    ["glm-4-9b-chat", "glm-4-9b"],
+    ["chatglm3-6b", "chatglm3-6b"],
+    ["chatglm_130b", "chatglm_130b"],
+    ["tiny-chat", "tiny"],
+    ["Llama-3-8B-Instruct", "llama-3-8b"],
+    ["my model+x", "my-model-x"],
+    ["_odd", "odd"],
+    ["___", "model"],
+  ])("shortens %j to %j", (name, short) => {
+    expect(shortBaseName(name)).toBe(short);
+  });
+});
+
+describe("generateModelCode", () => {
+  it("is {base-short}-{suffix}-{tag}", () => {
+    expect(generateModelCode("qwen2.5-7b-instruct", "support-bot", "k3j9x2")).toBe(
+      "qwen2.5-7b-support-bot-k3j9x2",
+    );
+  });
+
+  it("is {base-short}-{tag} without a suffix", () => {
+    expect(generateModelCode("glm-4-9b-chat", null, "000abc")).toBe("glm-4-9b-000abc");
+    expect(generateModelCode("glm-4-9b-chat", undefined, "000abc")).toBe("glm-4-9b-000abc");
+    expect(generateModelCode("glm-4-9b-chat", "", "000abc")).toBe("glm-4-9b-000abc");
+  });
+
+  it("cuts the head, not the tag, to stay within 64 characters", () => {
+    const code = generateModelCode("x".repeat(20), "y".repeat(40), "abcdef");
+    expect(code).toBe(`${"x".repeat(20)}-${"y".repeat(36)}-abcdef`);
+    expect(code).toHaveLength(MODEL_CODE_MAX_LENGTH);
+  });
+
+  it("does not cut a code that fits", () => {
+    expect(generateModelCode("qwen2.5-0.5b-instruct", "y".repeat(40), "abcdef")).toHaveLength(60);
+  });
+
+  it("drops separators left at the cut", () => {
+    const code = generateModelCode("x".repeat(17), `${"a".repeat(38)}-b`, "abcdef");
+    expect(code).toBe(`${"x".repeat(17)}-${"a".repeat(38)}-abcdef`);
+  });
+
+  it("makes codes that pass the format and base-name rules for every base model and many suffixes", () => {
+    for (const model of DEFAULT_CATALOG) {
+      for (const suffix of [null, "a", "my_bot-2", "z".repeat(40), "-lead", "trail_"]) {
+        const code = generateModelCode(model.name, suffix);
+        expect(code.length).toBeLessThanOrEqual(64);
+        expect(code).toMatch(/^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$/);
+        expect(DEFAULT_CATALOG.some((m) => m.name.toLowerCase() === code)).toBe(false);
+      }
+    }
+  });
+
+  it("uses a fresh random tag each time", () => {
+    const codes = new Set(Array.from({ length: 100 }, () => generateModelCode("tiny-chat", "bot")));
+    expect(codes.size).toBe(100);
+  });
+
+  it("refuses a malformed tag", () => {
+    expect(() => generateModelCode("tiny-chat", "bot", "ABC")).toThrow();
+    expect(() => generateModelCode("tiny-chat", "bot", "")).toThrow();
+  });
+});
+
+describe("randomTag", () => {
+  it("is 6 base36 characters", () => {
+    for (let i = 0; i < 50; i++) expect(randomTag()).toMatch(/^[0-9a-z]{6}$/);
+  });
+});
+
+describe("modelCodeTaken", () => {
+  it("is a 409 model_code_taken naming model_code", () => {
+    const error = modelCodeTaken("support-bot");
+    expect(error).toBeInstanceOf(ConflictError);
+    expect(error.status).toBe(409);
+    expect(error.code).toBe("model_code_taken");
+    expect(error.param).toBe("model_code");
+    expect(error.message).toContain("'support-bot'");
+  });
+});

@@ -1,0 +1,317 @@
+import { describe, expect, it } from "vitest";
+import { parseCreateJobRequest, planJob } from "../../../lambdas/core/jobs/create-request.ts";
+import {
+  eventKey,
+  isJobId,
+  jobKey,
+  newCheckpointId,
+  newEventId,
+  newJobId,
+} from "../../../lambdas/core/jobs/ids.ts";
+import { JOB_STATUSES, type JobStatus } from "../../../lambdas/core/jobs/state-machine.ts";
+import {
+  type JobRecord,
+  jobArtifactKeys,
+  modelStatusForJob,
+  newJobEventItem,
+  newJobRecord,
+  toCheckpointObject,
+  toFineTunedModelObject,
+  toJobEventObject,
+  toJobObject,
+} from "../../../lambdas/core/jobs/wire.ts";
+
+const TENANT = "tn_0123456789abcdef";
+const JOB = "ftjob-01hx0000000abcdefghij";
+
+function record(overrides: Partial<JobRecord> = {}): JobRecord {
+  const request = parseCreateJobRequest({
+    model: "qwen2.5-7b-instruct",
+    training_file: "file-train",
+    validation_file: "file-val",
+    suffix: "bot",
+    seed: 11,
+    metadata: { team: "support" },
+  });
+  const plan = planJob(request, { jobId: JOB, dataset: { examples: 500 }, tag: "abc123" });
+  return {
+    ...newJobRecord({ tenantId: TENANT, jobId: JOB, createdAt: 1_700_000_000, request, plan }),
+    ...overrides,
+  };
+}
+
+describe("newJobRecord", () => {
+  it("starts a job in validating_files with nothing trained", () => {
+    expect(record()).toEqual({
+      tenantId: TENANT,
+      jobId: JOB,
+      model: "qwen2.5-7b-instruct",
+      trainingFile: "file-train",
+      validationFile: "file-val",
+      method: "lora",
+      hyperparameters: {
+        n_epochs: 3,
+        batch_size: 1,
+        learning_rate_multiplier: 0.5,
+        lora_r: 8,
+        lora_alpha: 16,
+        lora_dropout: 0.05,
+        max_seq_length: 2048,
+        seed: 11,
+      },
+      modelCode: "qwen2.5-7b-bot-abc123",
+      userProvidedSuffix: "bot",
+      seed: 11,
+      metadata: { team: "support" },
+      status: "validating_files",
+      createdAt: 1_700_000_000,
+      finishedAt: null,
+      batchJobId: null,
+      error: null,
+      trainedTokens: null,
+      estimatedFinish: null,
+      resultFiles: [],
+    });
+  });
+});
+
+describe("toJobObject", () => {
+  it("is the OpenAI fine_tuning.job object with model_code beside it", () => {
+    const hyperparameters = {
+      n_epochs: 3,
+      batch_size: 1,
+      learning_rate_multiplier: 0.5,
+      lora_r: 8,
+      lora_alpha: 16,
+      lora_dropout: 0.05,
+      max_seq_length: 2048,
+    };
+    expect(toJobObject(record())).toEqual({
+      id: JOB,
+      object: "fine_tuning.job",
+      model: "qwen2.5-7b-instruct",
+      created_at: 1_700_000_000,
+      finished_at: null,
+      fine_tuned_model: null,
+      organization_id: TENANT,
+      result_files: [],
+      status: "validating_files",
+      validation_file: "file-val",
+      training_file: "file-train",
+      hyperparameters,
+      method: { type: "lora", hyperparameters },
+      trained_tokens: null,
+      error: null,
+      seed: 11,
+      metadata: { team: "support" },
+      estimated_finish: null,
+      user_provided_suffix: "bot",
+      integrations: [],
+      model_code: "qwen2.5-7b-bot-abc123",
+    });
+  });
+
+  it.each(JOB_STATUSES)(
+    "shows fine_tuned_model only once the job has succeeded (%s)",
+    (status: JobStatus) => {
+      const object = toJobObject(record({ status }));
+      expect(object.fine_tuned_model).toBe(status === "succeeded" ? "qwen2.5-7b-bot-abc123" : null);
+      expect(object.model_code).toBe("qwen2.5-7b-bot-abc123");
+    },
+  );
+
+  it("shows a finished job's results and error", () => {
+    const object = toJobObject(
+      record({
+        status: "failed",
+        finishedAt: 1_700_000_900,
+        trainedTokens: 12_345,
+        resultFiles: ["file-metrics"],
+        error: { code: "training_failed", message: "OOM", param: null },
+      }),
+    );
+    expect(object).toMatchObject({
+      finished_at: 1_700_000_900,
+      trained_tokens: 12_345,
+      result_files: ["file-metrics"],
+      error: { code: "training_failed", message: "OOM", param: null },
+    });
+  });
+
+  it("does not show the seed inside hyperparameters, nor the tenant's Batch job id", () => {
+    const object = toJobObject(record({ batchJobId: "batch-1" }));
+    expect(object.hyperparameters).not.toHaveProperty("seed");
+    expect(JSON.stringify(object)).not.toContain("batch-1");
+  });
+
+  it("copies rather than shares the record's arrays and objects", () => {
+    const source = record({ resultFiles: ["file-1"] });
+    const object = toJobObject(source);
+    object.result_files.push("file-2");
+    (object.metadata as Record<string, string>).x = "y";
+    expect(source.resultFiles).toEqual(["file-1"]);
+    expect(source.metadata).toEqual({ team: "support" });
+  });
+
+  it("shows null metadata and validation file when absent", () => {
+    const object = toJobObject(record({ metadata: null, validationFile: null }));
+    expect(object.metadata).toBeNull();
+    expect(object.validation_file).toBeNull();
+  });
+});
+
+describe("job events", () => {
+  it("keys events by {tenantId}#{jobId} and evt#{ms:013}#{hex}", () => {
+    const item = newJobEventItem(
+      TENANT,
+      JOB,
+      { level: "info", message: "Job started." },
+      1_700_000_000_123,
+      "0a1b2c",
+    );
+    expect(item).toEqual({
+      jobKey: `${TENANT}#${JOB}`,
+      eventKey: "evt#1700000000123#0a1b2c",
+      id: expect.stringMatching(/^ftevent-[0-9a-v]{21}$/),
+      createdAt: 1_700_000_000,
+      level: "info",
+      type: "message",
+      message: "Job started.",
+      data: null,
+    });
+  });
+
+  it("is the OpenAI fine_tuning.job.event object", () => {
+    const item = newJobEventItem(
+      TENANT,
+      JOB,
+      { level: "info", type: "metrics", message: "Step 10/100", data: { step: 10, train_loss: 1.25 } },
+      1_700_000_005_000,
+      "ffffff",
+    );
+    expect(toJobEventObject(item)).toEqual({
+      id: item.id,
+      object: "fine_tuning.job.event",
+      created_at: 1_700_000_005,
+      level: "info",
+      message: "Step 10/100",
+      type: "metrics",
+      data: { step: 10, train_loss: 1.25 },
+    });
+  });
+
+  it("sorts event keys by time, including across digit counts", () => {
+    const keys = [5, 999, 1000, 1_700_000_000_000, 9_999_999_999_999].map((ms) => eventKey(ms, "000000"));
+    expect([...keys].sort()).toEqual(keys);
+    expect(keys[0]).toBe("evt#0000000000005#000000");
+  });
+
+  it("makes a random hex tail by default", () => {
+    expect(eventKey(1)).toMatch(/^evt#0000000000001#[0-9a-f]{6}$/);
+    expect(new Set(Array.from({ length: 50 }, () => eventKey(1))).size).toBeGreaterThan(45);
+  });
+
+  it.each([-1, 1.5, 1e13, Number.NaN])("refuses the epoch millis %s", (ms) => {
+    expect(() => eventKey(ms, "000000")).toThrow();
+  });
+
+  it.each(["", "abc", "ABCDEF", "0000000", "g00000"])("refuses the hex tail %j", (hex) => {
+    expect(() => eventKey(1, hex)).toThrow();
+  });
+});
+
+describe("ids", () => {
+  it("makes job, event and checkpoint ids with their prefixes", () => {
+    expect(newJobId()).toMatch(/^ftjob-[0-9a-v]{21}$/);
+    expect(newEventId()).toMatch(/^ftevent-[0-9a-v]{21}$/);
+    expect(newCheckpointId()).toMatch(/^ftckpt-[0-9a-v]{21}$/);
+  });
+
+  it("makes job ids that sort by creation time", () => {
+    const ids = [1, 1000, 1_700_000_000_000, 1_700_000_000_001, 4_000_000_000_000].map((ms) => newJobId(ms));
+    expect([...ids].sort()).toEqual(ids);
+  });
+
+  it("recognises job ids and nothing else", () => {
+    expect(isJobId(newJobId())).toBe(true);
+    expect(isJobId(newEventId())).toBe(false);
+    expect(isJobId("ftjob-../../etc")).toBe(false);
+    expect(isJobId("")).toBe(false);
+  });
+
+  it("joins tenant and job in the events partition key", () => {
+    expect(jobKey("tn_a", "ftjob-b")).toBe("tn_a#ftjob-b");
+  });
+});
+
+describe("toCheckpointObject", () => {
+  it("is the OpenAI fine_tuning.job.checkpoint object", () => {
+    expect(
+      toCheckpointObject({
+        checkpointId: "ftckpt-1",
+        jobId: JOB,
+        modelCode: "acme-bot",
+        createdAt: 1_700_000_100,
+        stepNumber: 88,
+        metrics: { step: 88, train_loss: 0.5, valid_loss: 0.7 },
+      }),
+    ).toEqual({
+      id: "ftckpt-1",
+      object: "fine_tuning.job.checkpoint",
+      created_at: 1_700_000_100,
+      fine_tuning_job_id: JOB,
+      fine_tuned_model_checkpoint: "acme-bot:step-88",
+      step_number: 88,
+      metrics: { step: 88, train_loss: 0.5, valid_loss: 0.7 },
+    });
+  });
+});
+
+describe("fine-tuned models", () => {
+  it("is the OpenAI model object owned by the tenant, rooted at its base model", () => {
+    expect(
+      toFineTunedModelObject({
+        modelCode: "acme-bot",
+        tenantId: TENANT,
+        jobId: JOB,
+        baseModel: "glm-4-9b-chat",
+        method: "lora",
+        status: "ready",
+        createdAt: 1_700_000_000,
+      }),
+    ).toEqual({
+      id: "acme-bot",
+      object: "model",
+      created: 1_700_000_000,
+      owned_by: TENANT,
+      root: "glm-4-9b-chat",
+      parent: "glm-4-9b-chat",
+      status: "ready",
+      fine_tuning_job_id: JOB,
+      method: "lora",
+    });
+  });
+
+  it.each([
+    ["validating_files", "pending"],
+    ["queued", "pending"],
+    ["running", "pending"],
+    ["succeeded", "ready"],
+    ["failed", "failed"],
+    ["cancelled", "failed"],
+  ] as const)("is %s's model status %s", (job, model) => {
+    expect(modelStatusForJob(job)).toBe(model);
+  });
+});
+
+describe("jobArtifactKeys", () => {
+  it("puts a LoRA job's result under adapter/ and a full job's under model/", () => {
+    expect(jobArtifactKeys("tn_a", "ftjob-b", "lora")).toEqual({
+      root: "tenants/tn_a/jobs/ftjob-b/",
+      checkpoints: "tenants/tn_a/jobs/ftjob-b/checkpoints/",
+      result: "tenants/tn_a/jobs/ftjob-b/adapter/",
+      metrics: "tenants/tn_a/jobs/ftjob-b/metrics.jsonl",
+    });
+    expect(jobArtifactKeys("tn_a", "ftjob-b", "full").result).toBe("tenants/tn_a/jobs/ftjob-b/model/");
+  });
+});
