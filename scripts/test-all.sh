@@ -19,6 +19,7 @@ npx vitest run --project unit --project infra
 step "trainer environment (Python venv with pinned torch, transformers, peft)"
 bash batch-images/trainer/scripts/setup-venv.sh
 step "integration tests against LocalStack (vitest) and the trainer's tests (pytest)"
-REQUIRE_LOCALSTACK=1 npx tsx local/localstack/with-localstack.ts bash scripts/test-with-localstack.sh
+# A LocalStack of its own on a free port: a running `npm start` (on 4566) is left alone.
+LOCALSTACK_PORT=0 REQUIRE_LOCALSTACK=1 npx tsx local/localstack/with-localstack.ts bash scripts/test-with-localstack.sh
 
 printf '\nAll test suites passed in %ss\n' "$(( $(date +%s) - start ))"
