@@ -1,5 +1,6 @@
 import { CfnOutput, type RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
+import { contextLimits } from "../../lambdas/core/catalog/base-models.ts";
 import { Api } from "../constructs/api.ts";
 import { DurableQueue } from "../constructs/durable-queue.ts";
 import { Observability } from "../constructs/observability.ts";
@@ -12,7 +13,7 @@ export interface PlatformStackProps extends StackProps {
   readonly prefix: string;
   readonly removalPolicy?: RemovalPolicy;
   readonly alarmEmail?: string;
-  /** Base model name → max sequence tokens, for the validator's over-length counts. */
+  /** Base model name → max sequence tokens, for the validator's over-length counts; the catalog's by default. */
   readonly contextLimits?: Record<string, number>;
 }
 
@@ -54,7 +55,7 @@ export class PlatformStack extends Stack {
       datasetsBucket: buckets.datasets,
       filesTable: tables.files,
       queue: queues.validation,
-      contextLimits: props.contextLimits ?? {},
+      contextLimits: props.contextLimits ?? contextLimits(),
     });
     new CfnOutput(this, "ApiBaseUrl", { value: `${this.api.restApi.url}v4`, description: "OPENAI_BASE_URL" });
 

@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { dynamoClient, s3Client, sqsClient } from "../../lambdas/aws/clients.ts";
+import { contextLimits } from "../../lambdas/core/catalog/base-models.ts";
 import { type BootstrappedResources, bootstrapResources } from "../bootstrap.ts";
 import { functionEnvironment } from "./environment.ts";
 import { createGateway } from "./gateway.ts";
@@ -34,7 +35,7 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     options.prefix,
   );
   Object.assign(process.env, functionEnvironment(resources), {
-    CONTEXT_LIMITS: process.env.CONTEXT_LIMITS ?? "{}",
+    CONTEXT_LIMITS: process.env.CONTEXT_LIMITS ?? JSON.stringify(contextLimits()),
   });
 
   const [authorizer, filesApi, validator] = await Promise.all([

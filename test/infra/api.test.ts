@@ -109,6 +109,18 @@ describe("validation construct", () => {
     });
   });
 
+  it("gives the validator every catalog model's context length for over-length counts", () => {
+    const fn = Object.values(template.findResources("AWS::Lambda::Function")).find(
+      (f) => f.Properties.Environment?.Variables?.CONTEXT_LIMITS,
+    );
+    const limits = JSON.parse(fn?.Properties.Environment.Variables.CONTEXT_LIMITS as string) as Record<
+      string,
+      number
+    >;
+    expect(limits["chatglm3-6b"]).toBeGreaterThan(0);
+    expect(limits["tiny-chat"]).toBeGreaterThan(0);
+  });
+
   it("lets the validator read only tenant objects and update files", () => {
     const policy = Object.entries(template.findResources("AWS::IAM::Policy")).find(([id]) =>
       id.startsWith("ValidationValidatorRole"),

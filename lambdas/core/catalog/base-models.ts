@@ -353,3 +353,8 @@ function catalogError(error: z.ZodError, prefix?: string): Error {
       : (issue?.message ?? "invalid");
   return new Error(`Invalid base model catalog override at ${path || "(root)"}: ${detail}.`);
 }
+
+/** Base model name → maximum sequence length: what the validator counts over-length examples against. */
+export function contextLimits(catalog: BaseModelCatalog = DEFAULT_CATALOG): Record<string, number> {
+  return Object.fromEntries(catalog.map((model) => [model.name, model.maxSeqLength]));
+}
