@@ -8,7 +8,10 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" } },
+      // 2 cores shared with LocalStack and a trainer run: a generous timeout still catches a hang.
+      {
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node", testTimeout: 30_000 },
+      },
       {
         test: {
           name: "infra",
