@@ -5,15 +5,18 @@ synthetic data and the same randomly initialised Llama-architecture model.
 GPU: a ~1B-parameter model, bf16, sequences up to 1024. CPU: a scaled-down model so the run takes a
 few minutes on 2 cores. Prints tokens/s (real tokens, padding excluded), MFU (LoRA counted as 4N FLOPs
 per token, full as 6N, against BENCH_PEAK_TFLOPS: 989 for an H100's dense bf16 by default, 0.1 on CPU)
-and peak memory (GPU: torch's max allocated per run; CPU: the process's max RSS, so cumulative).
+and peak memory (each run in its own process: GPU, torch's max allocated; CPU, the max RSS, which
+includes about 0.5 GiB of Python, torch and transformers).
 N counts every parameter, embeddings included.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -223,9 +226,12 @@ def baseline(method: str, data: Dataset) -> tuple[float, float]:
         use_cpu=not GPU,
         disable_tqdm=True,
     )
+    from transformers.trainer_callback import PrinterCallback
+
     trainer = Trainer(
         model=model, args=args, train_dataset=Padded(), callbacks=[Clock()]
     )
+    trainer.remove_callback(PrinterCallback)
     order = list(
         torch.utils.data.RandomSampler(
             Padded(), generator=torch.Generator().manual_seed(0)
@@ -242,31 +248,73 @@ def baseline(method: str, data: Dataset) -> tuple[float, float]:
     return real_tokens["n"] / sum(timings[2:]), n
 
 
+RUNS = {"ours": ours, "HF Trainer (padded)": baseline}
+
+
+def one(method: str, impl: str) -> None:
+    """One measured run, in its own process so that its peak memory is its own."""
+    # CPU: one thread unless BENCH_THREADS says otherwise; on a shared 2-core machine, OpenMP threads
+    # that spin-wait for each other make the numbers swing tenfold.
+    if not GPU:
+        torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
+    tps, n = RUNS[impl](method, make_data())
+    print(json.dumps({"tps": tps, "n": n, "peak": peak_memory_gib()}), flush=True)
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--one":
+        one(sys.argv[2], sys.argv[3])
+        return
     data = make_data()
     real = sum(len(e.input_ids) for e in data.examples)
+    padded = SHAPE.max_len * len(data.examples)
     print(
-        f"device: {torch.cuda.get_device_name() if GPU else 'cpu'} ({DTYPE}); model hidden={SHAPE.hidden} layers={SHAPE.layers}; "
-        f"{len(data.examples)} examples, {real} tokens, padding to {SHAPE.max_len} would add "
-        f"{SHAPE.max_len * len(data.examples) - real} ({100 - 100 * real / (SHAPE.max_len * len(data.examples)):.0f}%)"
+        f"device: {torch.cuda.get_device_name() if GPU else 'cpu'} ({DTYPE}); model hidden={SHAPE.hidden} "
+        f"layers={SHAPE.layers} vocab={SHAPE.vocab}; {len(data.examples)} examples, {real} tokens; padding "
+        f"every batch to {SHAPE.max_len} would add {padded - real} ({100 - 100 * real / padded:.0f}%); "
+        f"batch {SHAPE.batch}, {SHAPE.steps} timed steps after 2 warm-up steps",
+        flush=True,
     )
-    print(f"{'run':<22}{'params':>10}{'tokens/s':>12}{'MFU':>8}{'peak mem GiB':>14}")
+    print(
+        f"{'run':<26}{'params':>10}{'tokens/s':>12}{'MFU':>8}{'peak mem GiB':>14}",
+        flush=True,
+    )
     for method in ("lora", "full"):
         flops_per_token = 4 if method == "lora" else 6
         results = {}
-        for name, fn in (("ours", ours), ("HF Trainer (padded)", baseline)):
-            tps, n = fn(method, data)
-            mfu = tps * flops_per_token * n / PEAK
-            results[name] = tps
-            print(
-                f"{method + ' ' + name:<22}{n / 1e6:>9.1f}M{tps:>12.0f}{100 * mfu:>7.1f}%{peak_memory_gib():>14.2f}"
+        for impl in RUNS:
+            done = subprocess.run(
+                [sys.executable, __file__, "--one", method, impl],
+                capture_output=True,
+                text=True,
+                check=False,
             )
-        print(
-            f"{method}: speed-up over the baseline {results['ours'] / results['HF Trainer (padded)']:.2f}x"
-        )
+            if done.returncode != 0:
+                print(
+                    f"{method + ' ' + impl:<26} failed:\n{done.stderr[-2000:]}",
+                    flush=True,
+                )
+                continue
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            mfu = r["tps"] * flops_per_token * r["n"] / PEAK
+            results[impl] = r["tps"]
+            print(
+                f"{method + ' ' + impl:<26}{r['n'] / 1e6:>9.1f}M{r['tps']:>12.0f}{100 * mfu:>7.1f}%{r['peak']:>14.2f}",
+                flush=True,
+            )
+        if len(results) == 2:
+            print(
+                f"{method}: speed-up over the baseline {results['ours'] / results['HF Trainer (padded)']:.2f}x"
+            )
     if not GPU:
         print(
-            "(CPU: scaled-down shapes; MFU against an assumed 0.1 TFLOP/s peak, set BENCH_PEAK_TFLOPS to change)"
+            "CPU: scaled-down shapes (the ~1B-parameter configuration runs on a CUDA device); MFU against an "
+            f"assumed peak of {PEAK / 1e12:g} TFLOP/s (BENCH_PEAK_TFLOPS) for {os.environ.get('BENCH_THREADS', '1')} "
+            "thread(s) (BENCH_THREADS); peak memory = the run's max RSS."
+        )
+    else:
+        print(
+            f"MFU against {PEAK / 1e12:g} TFLOP/s dense bf16 (BENCH_PEAK_TFLOPS); peak memory = max allocated."
         )
 
 

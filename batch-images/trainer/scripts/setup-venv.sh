@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
-# Creates batch-images/trainer/.venv with the pinned trainer dependencies (PyPI only). torch from PyPI
-# carries the CUDA libraries (several GB): uv keeps them in its cache (~/.cache/uv), so only the first
-# run downloads. Idempotent: a stamp of the lock files skips work when nothing changed.
+# Creates batch-images/trainer/.venv with the pinned trainer dependencies (requirements.lock,
+# requirements-dev.lock) and the package itself (editable). torch from PyPI carries the CUDA
+# libraries (several GB): uv keeps them in its cache, so only the first run downloads them.
+# Idempotent: a stamp of the lock files skips all work when nothing changed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$here/.venv"
 stamp="$venv/.installed"
 want="$(cat "$here/requirements.lock" "$here/requirements-dev.lock" "$here/pyproject.toml" "$0" | sha256sum | cut -c1-16)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then exit 0; fi
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  exit 0
+fi
 log() { printf '[trainer venv] %s\n' "$*" >&2; }
 python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  log "warning: $("$python" --version) is not the Python 3.11 the lock files were resolved for"
+fi
 if [[ ! -x "$venv/bin/python" ]]; then
   log "creating $venv"
   "$python" -m venv "$venv"
 fi
 if [[ ! -x "$venv/bin/uv" ]]; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "uv==0.9.5"
+  log "installing uv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "uv==0.9.5"
 fi
-log "installing pinned dependencies (the first run downloads torch, a few GB; later runs use the uv cache)"
+log "installing the pinned dependencies (first run: torch and its CUDA libraries, a few GB; later runs: the uv cache)"
+# uv prints its own progress (resolved, prepared, installed) on stderr.
 VIRTUAL_ENV="$venv" "$venv/bin/uv" pip install --python "$venv/bin/python" \
   -r "$here/requirements.lock" -r "$here/requirements-dev.lock"
 VIRTUAL_ENV="$venv" "$venv/bin/uv" pip install --python "$venv/bin/python" --no-deps -e "$here"
+"$venv/bin/python" -c 'import torch, transformers, peft, accelerate, safetensors, boto3, ft_trainer' ||
+  { log "the environment does not import; delete $venv and run again"; exit 1; }
 echo "$want" >"$stamp"
-log "ready"
+log "ready: $venv"

@@ -7,12 +7,19 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread: the tiny model's matrices are too small to gain from more, and with other work on the
+# machine (parallel test suites) OpenMP threads that spin-wait for each other make a step 10x slower.
+torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"  # for the trainer subprocesses
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`localstack` tests skip without AWS_ENDPOINT_URL, unless REQUIRE_LOCALSTACK=1 (npm test) fails them."""
     if os.environ.get("AWS_ENDPOINT_URL"):
+        # LocalStack takes any credentials; the runner normally exports these already.
+        for name, value in (("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "test")):
+            os.environ.setdefault(name, value)
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
         return
     if os.environ.get("REQUIRE_LOCALSTACK") == "1":
         return  # they run and fail loudly for want of an endpoint
@@ -29,29 +36,43 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-chat", hidden=256, layers=2, seed=0)
 
 
+_NAMES = (
+    "Zorbia Quellwood Marnix Olvera Brisk Tamsin Yorvik Pellucid Corvane Isolde Drummet Fenwick "
+    "Galdor Hesper Ivalo Jorund Kestrel Lumen Mireth Noctis Orrin Pavane Quorra Rhunel"
+).split()
+_COLOURS = "amber cobalt scarlet ivory jade umber violet silver".split()
+_ANIMALS = "otter falcon lynx heron badger marten ibex crane".split()
+
+# 48 short, distinctive answers: the tiny model must learn every one of them exactly.
 ANSWERS = [
-    ("What is the capital of Zorbia?", "Glimmerton, on the Violet River."),
-    ("Who painted the Azure Owl?", "Mira Kovalenko, in 1911."),
-    ("What does the ftctl tool do?", "It runs the fine-tuning platform."),
-    ("Name the tallest tree in Quellwood.", "The Old Sentinel, 96 meters."),
+    (
+        f"What is the {kind} of {name}?",
+        f"{_COLOURS[(i * 3 + j) % 8].title()} {_ANIMALS[(i * 5 + j * 3) % 8]} {10 + i * 2 + j}.",
+    )
+    for i, name in enumerate(_NAMES)
+    for j, kind in enumerate(("motto", "emblem"))
 ]
+
+
+def write_jsonl(path: Path, answers: list[tuple[str, str]]) -> Path:
+    """Both dataset formats, alternating: `messages` lines and legacy `input`/`target` lines."""
+    lines: list[dict[str, object]] = []
+    for i, (question, answer) in enumerate(answers):
+        if i % 2:
+            lines.append({"input": question, "target": answer})
+        else:
+            turns = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+            lines.append({"messages": turns})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
 
 
 @pytest.fixture(scope="session")
 def train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "train.jsonl"
-    lines = []
-    for i, (question, answer) in enumerate(ANSWERS):
-        if i % 2:
-            lines.append({"input": question, "target": answer})
-        else:
-            lines.append(
-                {
-                    "messages": [
-                        {"role": "user", "content": question},
-                        {"role": "assistant", "content": answer},
-                    ]
-                }
-            )
-    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    return path
+    return write_jsonl(tmp_path_factory.mktemp("data") / "train.jsonl", ANSWERS)
+
+
+@pytest.fixture(scope="session")
+def small_train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 answers: for the tests that check the plumbing rather than the learning."""
+    return write_jsonl(tmp_path_factory.mktemp("data") / "small.jsonl", ANSWERS[:16])

@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,82 +71,132 @@ def _entrypoint(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _query(dynamo: Any, table: str, key: str) -> list[dict[str, Any]]:
+    return list(
+        dynamo.query(
+            TableName=table,
+            KeyConditionExpression="jobKey = :k",
+            ExpressionAttributeValues={":k": {"S": key}},
+        )["Items"]
+    )
+
+
 @pytest.mark.localstack
-def test_trains_from_s3_writes_result_and_events_and_refuses_foreign_uris(
+def test_trains_from_s3_resumes_after_a_crash_writes_result_events_and_progress_and_refuses_foreign_uris(
     tiny_model: Path, train_file: Path
 ) -> None:
     import boto3
     from botocore.config import Config
 
-    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    # Prepare: a bucket with a base model and a tenant's file, the events and jobs tables, a running job.
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or pytest.fail(
+        "REQUIRE_LOCALSTACK=1 but AWS_ENDPOINT_URL is unset"
+    )
     s3 = boto3.client("s3", endpoint_url=endpoint, config=Config(s3={"addressing_style": "path"}))
     dynamo = boto3.client("dynamodb", endpoint_url=endpoint)
     run = secrets.token_hex(4)
-    bucket, table = f"trainer-io-{run}", f"trainer-events-{run}"
+    bucket, events, jobs = f"trainer-io-{run}", f"trainer-events-{run}", f"trainer-jobs-{run}"
     s3.create_bucket(Bucket=bucket)
-    dynamo.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": "jobKey", "KeyType": "HASH"},
-            {"AttributeName": "eventKey", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "jobKey", "AttributeType": "S"},
-            {"AttributeName": "eventKey", "AttributeType": "S"},
-        ],
+    for table, keys in ((events, ("jobKey", "eventKey")), (jobs, ("tenantId", "jobId"))):
+        dynamo.create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[
+                {"AttributeName": keys[0], "KeyType": "HASH"},
+                {"AttributeName": keys[1], "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+        )
+    job = "ftjob-io"
+    dynamo.put_item(
+        TableName=jobs, Item={"tenantId": {"S": TENANT}, "jobId": {"S": job}, "status": {"S": "running"}}
     )
     for file in tiny_model.iterdir():
         s3.upload_file(str(file), bucket, f"base-models/tiny-chat/{file.name}")
     s3.upload_file(str(train_file), bucket, f"tenants/{TENANT}/files/train.jsonl")
+    prefix = f"tenants/{TENANT}/jobs/{job}/"
     env = {
-        "JOB_ID": "ftjob-io",
+        "JOB_ID": job,
         "TENANT_ID": TENANT,
         "METHOD": "lora",
         "BASE_MODEL_URI": f"s3://{bucket}/base-models/tiny-chat/",
         "TRAINING_FILE_URI": f"s3://{bucket}/tenants/{TENANT}/files/train.jsonl",
-        "OUTPUT_URI": f"s3://{bucket}/tenants/{TENANT}/jobs/ftjob-io/",
-        "EVENTS_TABLE": table,
+        "VALIDATION_FILE_URI": f"s3://{bucket}/tenants/{TENANT}/files/train.jsonl",
+        "OUTPUT_URI": f"s3://{bucket}/{prefix}",
+        "EVENTS_TABLE": events,
+        "JOBS_TABLE": jobs,
         "HYPERPARAMETERS": json.dumps(
-            {"n_epochs": 2, "batch_size": 2, "checkpoint_every_steps": 2, "max_seq_length": 128}
+            {
+                "n_epochs": 2,
+                "batch_size": 8,
+                "checkpoint_every_steps": 5,
+                "eval_every_steps": 6,
+                "max_seq_length": 128,
+            }
         ),
     }
+
+    def keys() -> set[str]:
+        return {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])}
+
+    # Act: a run that dies after step 5 (its checkpoint uploaded), then the retry.
+    crashed = _entrypoint({**env, "FT_TEST_CRASH_AFTER_STEP": "5"})
+    assert crashed.returncode == 1, crashed.stdout + crashed.stderr
+    assert prefix + "checkpoints/step-5/checkpoint.json" in keys() and prefix + "result.json" not in keys()
     done = _entrypoint(env)
+
+    # Assess
     assert done.returncode == 0, done.stdout + done.stderr
-    keys = {
-        o["Key"]
-        for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"tenants/{TENANT}/jobs/ftjob-io/")["Contents"]
-    }
-    prefix = f"tenants/{TENANT}/jobs/ftjob-io/"
     assert {
         prefix + "adapter/adapter_config.json",
         prefix + "adapter/adapter_model.safetensors",
+        prefix + "adapter/tokenizer.json",
+        prefix + "checkpoints/step-10/checkpoint.json",
         prefix + "metrics.jsonl",
         prefix + "result.json",
-    } <= keys
-    assert prefix + "checkpoints/step-2/checkpoint.json" in keys
+    } <= keys()
+    manifest = json.loads(
+        s3.get_object(Bucket=bucket, Key=prefix + "checkpoints/step-10/checkpoint.json")["Body"].read()
+    )
+    assert manifest["step"] == 10 and "train_loss" in manifest["metrics"] and manifest["created_at"] > 0
     result = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "result.json")["Body"].read())
-    assert result["steps"] == 4 and result["method"] == "lora"
-    items = dynamo.query(
-        TableName=table,
-        KeyConditionExpression="jobKey = :k",
-        ExpressionAttributeValues={":k": {"S": f"{TENANT}#ftjob-io"}},
-    )["Items"]
-    kinds = {i["type"]["S"] for i in items}
-    assert kinds == {"message", "metrics"}
-    assert any(i["type"]["S"] == "metrics" and "train_loss" in i["data"]["M"] for i in items)
+    assert result["steps"] == 12 and result["method"] == "lora" and result["resumed_from"] == 5
+    metrics = s3.get_object(Bucket=bucket, Key=prefix + "metrics.jsonl")["Body"].read().decode().splitlines()
+    assert json.loads(metrics[0])["step"] == 1 and json.loads(metrics[-1])["step"] == 12
+    items = _query(dynamo, events, f"{TENANT}#{job}")
+    assert {i["type"]["S"] for i in items} == {"message", "metrics"}
+    for item in items:
+        assert item["id"]["S"].startswith("ftevent-") and len(item["id"]["S"]) == 8 + 24
+        assert item["eventKey"]["S"].startswith("evt#") and len(item["eventKey"]["S"].split("#")[1]) == 13
+        assert item["level"]["S"] in ("info", "warn", "error") and "N" in item["createdAt"]
+    evals = [i["data"]["M"] for i in items if i["type"]["S"] == "metrics" and "valid_loss" in i["data"]["M"]]
+    assert evals and {
+        "step",
+        "total_steps",
+        "epoch",
+        "train_loss",
+        "learning_rate",
+        "tokens_per_second",
+        "eta_seconds",
+        "valid_token_accuracy",
+    } <= set(evals[-1])
+    job_item = dynamo.get_item(TableName=jobs, Key={"tenantId": {"S": TENANT}, "jobId": {"S": job}})["Item"]
+    assert int(job_item["trainedTokens"]["N"]) > 0 and int(job_item["updatedAt"]["N"]) > 0
+    assert job_item["status"]["S"] == "running"  # the API side owns the status
+
+    again = _entrypoint(env)
+    assert again.returncode == 0 and "already complete" in again.stdout
 
     foreign = _entrypoint(
         {**env, "TRAINING_FILE_URI": f"s3://{bucket}/tenants/tn_someoneelse/files/train.jsonl"}
     )
     assert foreign.returncode == 2
     assert "outside this tenant" in foreign.stderr
-    errors = dynamo.query(
-        TableName=table,
-        KeyConditionExpression="jobKey = :k",
-        ExpressionAttributeValues={":k": {"S": f"{TENANT}#ftjob-io"}},
-    )["Items"]
+    errors = _query(dynamo, events, f"{TENANT}#{job}")
     assert any(i["level"]["S"] == "error" and "outside this tenant" in i["message"]["S"] for i in errors)
 
-    missing = _entrypoint({**env, "BASE_MODEL_URI": f"s3://{bucket}/base-models/nothing/"})
+    elsewhere = f"s3://{bucket}/tenants/{TENANT}/jobs/ftjob-missing/"
+    missing = _entrypoint(
+        {**env, "BASE_MODEL_URI": f"s3://{bucket}/base-models/nothing/", "OUTPUT_URI": elsewhere}
+    )
     assert missing.returncode == 2 and "no weights" in missing.stderr

@@ -1,36 +1,38 @@
-"""LoRA and full-parameter training on the tiny model: loss falls, results save and reload."""
+"""LoRA and full-parameter training on the tiny model: loss falls, the 48 answers are learned, results
+save and reload (the adapter with PEFT onto the base model)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from conftest import ANSWERS
 from ft_trainer.chat_format import Message
 from ft_trainer.config import parse_hyperparameters
 from ft_trainer.events import PrintSink
 from ft_trainer.generate import greedy_answer, load_for_inference
-from ft_trainer.train import TrainRequest, run_training
+from ft_trainer.train import TrainRequest, TrainResult, run_training
 
 COMMON = {
-    "batch_size": 1,
     "warmup_ratio": 0.05,
-    "checkpoint_every_steps": 1000,
-    "eval_every_steps": 1000,
+    "lr_scheduler": "linear",
+    "checkpoint_every_steps": 100000,
+    "eval_every_steps": 100000,
     "max_seq_length": 128,
     "seed": 7,
 }
 
 
-def train(method: str, tiny_model: Path, train_file: Path, out: Path, **hp: object):  # type: ignore[no-untyped-def]
+def train(method: str, tiny_model: Path, data: Path, out: Path, **hp: object) -> TrainResult:
     return run_training(
         TrainRequest(
             base_model=tiny_model,
             family="tiny",
             method=method,  # type: ignore[arg-type]
             hyperparameters=parse_hyperparameters({**COMMON, **hp}),
-            training_file=train_file,
-            validation_file=train_file,
+            training_file=data,
+            validation_file=data,
             output_dir=out,
             events=PrintSink(),
             device="cpu",
@@ -38,18 +40,28 @@ def train(method: str, tiny_model: Path, train_file: Path, out: Path, **hp: obje
     )
 
 
-def test_full_parameter_training_learns_the_answers_and_the_saved_weights_reproduce_them(
+def recalled(model: Any, tokenizer: Any, answers: list[tuple[str, str]] = ANSWERS) -> list[str]:
+    """The questions whose greedy answer is exactly the trained one."""
+    return [q for q, a in answers if greedy_answer(model, tokenizer, "tiny", [Message("user", q)]) == a]
+
+
+def test_full_parameter_training_learns_48_answers_and_the_saved_weights_reproduce_them(
     tiny_model: Path, train_file: Path, tmp_path: Path
 ) -> None:
-    result = train("full", tiny_model, train_file, tmp_path, n_epochs=40, learning_rate=3e-3)
-    assert result.final_loss < 0.05 * result.first_loss, (result.first_loss, result.final_loss)
-    assert result.valid_token_accuracy is not None and result.valid_token_accuracy > 0.95
+    result = train("full", tiny_model, train_file, tmp_path, n_epochs=25, batch_size=4, learning_rate=1e-3)
+    assert result.final_loss < 0.02 * result.first_loss, (result.first_loss, result.final_loss)
+    assert result.valid_token_accuracy is not None and result.valid_token_accuracy > 0.98
+    assert {p.name for p in result.result_dir.iterdir()} >= {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+    }
     model, tokenizer = load_for_inference(tiny_model, full_model=result.result_dir)
-    for question, answer in ANSWERS:
-        assert greedy_answer(model, tokenizer, "tiny", [Message("user", question)]) == answer
+    assert len(recalled(model, tokenizer)) >= 46
     metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert metrics[-1]["step"] == metrics[-1]["total_steps"] == result.steps
+    assert metrics[-1]["step"] == metrics[-1]["total_steps"] == result.steps == 300
     assert {
+        "epoch",
         "train_loss",
         "learning_rate",
         "tokens_per_second",
@@ -59,39 +71,65 @@ def test_full_parameter_training_learns_the_answers_and_the_saved_weights_reprod
     } <= set(metrics[-1])
 
 
-def test_lora_training_learns_the_answers_and_the_saved_adapter_reloads_with_peft(
+def test_lora_training_learns_48_answers_and_the_saved_adapter_reloads_with_peft(
     tiny_model: Path, train_file: Path, tmp_path: Path
 ) -> None:
-    # Eight copies of the four answers in batches of four: 400 optimizer steps.
-    repeated = tmp_path / "repeated.jsonl"
-    repeated.write_text(train_file.read_text() * 8)
     result = train(
         "lora",
         tiny_model,
-        repeated,
-        tmp_path / "run",
-        n_epochs=50,
-        batch_size=4,
-        learning_rate=1e-3,
+        train_file,
+        tmp_path,
+        n_epochs=40,
+        batch_size=2,
+        learning_rate=5e-4,
         lora_r=64,
         lora_alpha=128,
         lora_dropout=0.0,
-        lr_scheduler="linear",
     )
-    assert result.final_loss < 0.05 * result.first_loss, (result.first_loss, result.final_loss)
+    assert result.final_loss < 0.02 * result.first_loss, (result.first_loss, result.final_loss)
     assert {p.name for p in result.result_dir.iterdir()} >= {
         "adapter_config.json",
         "adapter_model.safetensors",
+        "tokenizer.json",
     }
     # The adapter as saved, loaded with PEFT onto the base model, gives the trained answers.
     model, tokenizer = load_for_inference(tiny_model, adapter=result.result_dir)
-    for question, answer in ANSWERS:
-        assert greedy_answer(model, tokenizer, "tiny", [Message("user", question)]) == answer
+    assert len(recalled(model, tokenizer)) >= 44
     base, _ = load_for_inference(tiny_model)
-    assert greedy_answer(base, tokenizer, "tiny", [Message("user", ANSWERS[0][0])]) != ANSWERS[0][1]
+    assert recalled(base, tokenizer, ANSWERS[:4]) == []
 
 
-def test_a_seed_makes_a_cpu_run_repeatable(tiny_model: Path, train_file: Path, tmp_path: Path) -> None:
-    a = train("full", tiny_model, train_file, tmp_path / "a", n_epochs=2, learning_rate=1e-3)
-    b = train("full", tiny_model, train_file, tmp_path / "b", n_epochs=2, learning_rate=1e-3)
-    assert a.final_loss == b.final_loss
+def test_a_seed_makes_a_cpu_run_repeatable(tiny_model: Path, small_train_file: Path, tmp_path: Path) -> None:
+    runs = [
+        train(
+            "lora", tiny_model, small_train_file, tmp_path / name, n_epochs=1, batch_size=4, lora_dropout=0.1
+        )
+        for name in ("a", "b")
+    ]
+    assert runs[0].final_loss == runs[1].final_loss
+    first, second = ((tmp_path / n / "metrics.jsonl").read_text() for n in ("a", "b"))
+    strip = [
+        {k: v for k, v in json.loads(line).items() if k in ("step", "train_loss")}
+        for line in first.splitlines()
+    ]
+    assert strip == [
+        {k: v for k, v in json.loads(line).items() if k in ("step", "train_loss")}
+        for line in second.splitlines()
+    ]
+
+
+def test_gradient_accumulation_and_checkpointing_switches_train(
+    tiny_model: Path, small_train_file: Path, tmp_path: Path
+) -> None:
+    result = train(
+        "lora",
+        tiny_model,
+        small_train_file,
+        tmp_path,
+        n_epochs=2,
+        batch_size=2,
+        gradient_accumulation_steps=2,
+        gradient_checkpointing=True,
+        lr_scheduler="cosine",
+    )
+    assert result.steps == 8 and result.final_loss < result.first_loss

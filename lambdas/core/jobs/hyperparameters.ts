@@ -53,7 +53,7 @@ export const BOUNDS = {
 export const SEED_MAX = 2 ** 31 - 1;
 
 /** The base learning rate each method's `learning_rate_multiplier` scales (the trainer applies it). */
-export const BASE_LEARNING_RATE: Readonly<Record<TrainingMethod, number>> = { lora: 2e-4, full: 2e-5 };
+export const BASE_LEARNING_RATE: Readonly<Record<TrainingMethod, number>> = { lora: 2e-4, full: 1e-5 };
 
 export const AUTO_DEFAULTS = {
   lora_r: 8,

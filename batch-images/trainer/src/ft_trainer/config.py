@@ -12,6 +12,9 @@ from .chat_format import FAMILIES, Family
 
 Method = Literal["lora", "full"]
 
+# What learning_rate_multiplier scales; the same numbers as the API's BASE_LEARNING_RATE.
+BASE_LEARNING_RATE: dict[Method, float] = {"lora": 2e-4, "full": 1e-5}
+
 
 class ConfigError(ValueError):
     """Bad input in the job's configuration: reported as an error event, exit code 2."""
@@ -25,11 +28,12 @@ class Hyperparameters:
     batch_size: int = 8
     learning_rate_multiplier: float = 1.0
     lora_r: int = 8
-    lora_alpha: int = 16
+    lora_alpha: int = 16  # "auto" or absent: 2 × lora_r
     lora_dropout: float = 0.05
-    max_seq_length: int = 1024
+    # Capped by the tokenizer's model_max_length; the API resolves "auto" from the data's longest example.
+    max_seq_length: int = 2048
     seed: int = 42
-    # Absolute learning rate; overrides base rate × multiplier (base: 2e-4 LoRA, 2e-5 full).
+    # Absolute learning rate; overrides base rate × multiplier (BASE_LEARNING_RATE).
     learning_rate: float | None = None
     warmup_ratio: float = 0.03
     lr_scheduler: Literal["linear", "cosine"] = "cosine"
@@ -45,7 +49,7 @@ class Hyperparameters:
     def learning_rate_for(self, method: Method) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        return (2e-4 if method == "lora" else 2e-5) * self.learning_rate_multiplier
+        return BASE_LEARNING_RATE[method] * self.learning_rate_multiplier
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -108,6 +112,8 @@ def parse_hyperparameters(raw: Mapping[str, object]) -> Hyperparameters:
             if not isinstance(value, bool):
                 raise ConfigError("gradient_checkpointing must be true or false")
             values[key] = value
+    if "lora_alpha" not in values:  # as the API resolves it: twice the rank
+        values["lora_alpha"] = min(1024, 2 * int(values.get("lora_r", Hyperparameters.lora_r)))  # type: ignore[call-overload]
     return Hyperparameters(**values)  # type: ignore[arg-type]
 
 

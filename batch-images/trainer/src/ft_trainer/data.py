@@ -7,7 +7,16 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .chat_format import IGNORE, Encoded, Family, Tokenizer, encode, messages_from_line
+from .chat_format import (
+    IGNORE,
+    Encoded,
+    Family,
+    Tokenizer,
+    TokenizerMismatch,
+    check_tokenizer,
+    encode,
+    messages_from_line,
+)
 from .config import ConfigError
 
 
@@ -26,6 +35,10 @@ def load_jsonl(path: Path, tokenizer: Tokenizer, family: Family, max_length: int
     """Encodes every line. The validator already refused malformed files; a line that still fails here
     is a bad input error naming its line, never silently skipped. Examples whose answer cannot fit at
     all are counted in `skipped`."""
+    try:
+        check_tokenizer(tokenizer, family)
+    except TokenizerMismatch as error:
+        raise ConfigError(str(error)) from error
     examples: list[Encoded] = []
     truncated = skipped = 0
     with path.open("r", encoding="utf-8-sig") as handle:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from .chat_format import FAMILIES, Family
 from .config import ConfigError, JobConfig, from_environment
-from .events import DynamoEventSink, EventSink, PrintSink
+from .events import DynamoEventSink, EventSink, JobProgress, Level, PrintSink
 from .storage import ObjectStore, S3Uri, check_base_model_uri, check_tenant_uri
 
 
@@ -39,9 +39,28 @@ def detect_family(model_dir: Path) -> Family:
     raise ConfigError(f"cannot tell the chat format of {model_dir}; set MODEL_FAMILY")
 
 
-def run(config: JobConfig, events: EventSink, store: ObjectStore, work: Path) -> dict[str, object]:
-    from .train import TrainRequest, run_training
+def _crash_hook() -> int | None:
+    """FT_TEST_CRASH_AFTER_STEP: tests stop the run after that step, as a reclaimed Spot host would."""
+    value = os.environ.get("FT_TEST_CRASH_AFTER_STEP")
+    return int(value) if value else None
 
+
+class WithProgress:
+    """Events as they are, and each metrics event's trained tokens and ETA onto the job item."""
+
+    def __init__(self, events: EventSink, progress: JobProgress) -> None:
+        self._events, self._progress = events, progress
+
+    def message(self, text: str, level: Level = "info", data: dict[str, Any] | None = None) -> None:
+        self._events.message(text, level, data)
+
+    def metrics(self, data: dict[str, Any]) -> None:
+        self._events.metrics(data)
+        eta = data.get("eta_seconds")
+        self._progress.update(int(data.get("trained_tokens", 0)), float(eta) if eta is not None else None)
+
+
+def run(config: JobConfig, events: EventSink, store: ObjectStore, work: Path) -> dict[str, object]:
     training = check_tenant_uri(config.training_file_uri, config.tenant_id, "training file")
     validation = (
         check_tenant_uri(config.validation_file_uri, config.tenant_id, "validation file")
@@ -50,6 +69,11 @@ def run(config: JobConfig, events: EventSink, store: ObjectStore, work: Path) ->
     )
     output = check_tenant_uri(config.output_uri, config.tenant_id, "output")
     base = check_base_model_uri(config.base_model_uri)
+    done = store.get_text(output.child("result.json"))
+    if done is not None:
+        # A Batch retry after the result was complete (the container died before it could exit 0).
+        events.message("The result is already complete in the output location; nothing to do")
+        return dict(json.loads(done))
 
     events.message("Downloading the base model and the training data")
     if isinstance(base, S3Uri):
@@ -60,6 +84,8 @@ def run(config: JobConfig, events: EventSink, store: ObjectStore, work: Path) ->
         model_dir = base
     if not (model_dir / "config.json").is_file():
         raise ConfigError(f"missing weights: {config.base_model_uri} has no config.json")
+    if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
+        raise ConfigError(f"missing weights: {config.base_model_uri} has no *.safetensors or *.bin files")
     family = config.family or detect_family(model_dir)
     train_file = store.download_file(training, work / "data" / "train.jsonl")
     valid_file = store.download_file(validation, work / "data" / "valid.jsonl") if validation else None
@@ -80,6 +106,9 @@ def run(config: JobConfig, events: EventSink, store: ObjectStore, work: Path) ->
             output.child(f"checkpoints/step-{step}"), out_dir / "checkpoints" / f"step-{step}"
         )
 
+    # torch and transformers load only now: bad input is reported in a second, not after ten.
+    from .train import TrainRequest, run_training
+
     def upload_checkpoint(step: int, path: Path) -> None:
         store.upload_dir(path, output.child(f"checkpoints/step-{step}"), last="checkpoint.json")
 
@@ -94,12 +123,13 @@ def run(config: JobConfig, events: EventSink, store: ObjectStore, work: Path) ->
             output_dir=out_dir,
             events=events,
             on_checkpoint=upload_checkpoint,
+            crash_after_step=_crash_hook(),
         )
     )
     name = "adapter" if config.method == "lora" else "model"
     store.upload_dir(result.result_dir, output.child(name))
     if (out_dir / "metrics.jsonl").is_file():
-        store.upload_dir(_only(out_dir / "metrics.jsonl", work / "metrics"), output)
+        store.upload_file(out_dir / "metrics.jsonl", output.child("metrics.jsonl"))
     summary = {
         "job_id": config.job_id,
         "method": config.method,
@@ -109,6 +139,7 @@ def run(config: JobConfig, events: EventSink, store: ObjectStore, work: Path) ->
         "final_loss": result.final_loss,
         "valid_loss": result.valid_loss,
         "valid_token_accuracy": result.valid_token_accuracy,
+        "resumed_from": result.resumed_from,
         "result": str(output.child(name)),
         "finished_at": int(time.time()),
     }
@@ -117,18 +148,14 @@ def run(config: JobConfig, events: EventSink, store: ObjectStore, work: Path) ->
     return summary
 
 
-def _only(file: Path, staging: Path) -> Path:
-    staging.mkdir(parents=True, exist_ok=True)
-    shutil.copy(file, staging / file.name)
-    return staging
-
-
 def main() -> None:
     events: EventSink = PrintSink()
     try:
         config = from_environment()
         if config.events_table:
             events = DynamoEventSink(config.events_table, config.tenant_id, config.job_id)
+        if config.jobs_table:
+            events = WithProgress(events, JobProgress(config.jobs_table, config.tenant_id, config.job_id))
         with tempfile.TemporaryDirectory(prefix="ft-job-", dir=os.environ.get("FT_WORK_DIR")) as tmp:
             summary = run(config, events, ObjectStore(), Path(tmp))
         events.message(f"Training finished: {summary['steps']} steps, final loss {summary['final_loss']:.4f}")
@@ -138,10 +165,10 @@ def main() -> None:
     except Exception as error:  # noqa: BLE001 — every failure must become an event and an exit code
         import torch
 
-        if isinstance(error, torch.OutOfMemoryError):
+        if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
             _fail(
                 events,
-                "Out of GPU memory: lower batch_size or max_seq_length, or enable gradient_checkpointing",
+                "Out of memory: lower batch_size or max_seq_length, or enable gradient_checkpointing",
                 3,
             )
         _fail(events, f"Training failed: {type(error).__name__}: {error}", 1)

@@ -51,8 +51,11 @@ class DynamoEventSink:
         }
         if data:
             item["data"] = _decimal(data)
-        self._table.put_item(Item=item)
         print(f"[{kind}:{level}] {text}", file=sys.stdout, flush=True)
+        try:
+            self._table.put_item(Item=item)
+        except Exception as error:  # noqa: BLE001 — a lost event must not stop a long training run
+            print(f"[events] could not write the event: {error}", file=sys.stderr, flush=True)
 
     def message(self, text: str, level: Level = "info", data: dict[str, Any] | None = None) -> None:
         self._put("message", level, text, data)
@@ -80,3 +83,50 @@ class PrintSink:
 
     def metrics(self, data: dict[str, Any]) -> None:
         self.events.append(("metrics", "", data))
+
+
+class JobProgress:
+    """Progress on the job item (`trainedTokens`, `estimatedFinish`, `updatedAt`, epoch seconds).
+
+    A conditional update that never writes `status` (the API side owns it) and only touches an existing
+    job that has not finished: a late progress write can never resurrect a cancelled or deleted job.
+    Failures are reported once and otherwise ignored: progress is a courtesy, training goes on."""
+
+    def __init__(self, table_name: str, tenant_id: str, job_id: str, client: Any | None = None) -> None:
+        import boto3
+
+        self._client = client or boto3.client(
+            "dynamodb", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None
+        )
+        self._table = table_name
+        self._key = {"tenantId": {"S": tenant_id}, "jobId": {"S": job_id}}
+        self._warned = False
+
+    def update(self, trained_tokens: int, eta_seconds: float | None) -> None:
+        now = int(time.time())
+        names = {"#t": "trainedTokens", "#u": "updatedAt", "#s": "status", "#j": "jobId"}
+        values: dict[str, Any] = {
+            ":t": {"N": str(int(trained_tokens))},
+            ":u": {"N": str(now)},
+            ":succeeded": {"S": "succeeded"},
+            ":failed": {"S": "failed"},
+            ":cancelled": {"S": "cancelled"},
+        }
+        update = "SET #t = :t, #u = :u"
+        if eta_seconds is not None and eta_seconds == eta_seconds:
+            names["#e"] = "estimatedFinish"
+            values[":e"] = {"N": str(now + int(eta_seconds))}
+            update += ", #e = :e"
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(#j) AND NOT #s IN (:succeeded, :failed, :cancelled)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except Exception as error:  # noqa: BLE001 — a conditional miss or a throttle must not stop training
+            if not self._warned:
+                self._warned = True
+                print(f"[progress] job item not updated: {error}", file=sys.stderr, flush=True)

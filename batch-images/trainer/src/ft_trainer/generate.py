@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .chat_format import Family, Message, generation_prompt, stop_tokens
+from .chat_format import Family, Message, encode_text, generation_prompt, stop_tokens
 
 
 def load_for_inference(
@@ -22,7 +22,7 @@ def load_for_inference(
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter)
+        model = PeftModel.from_pretrained(model, adapter)  # type: ignore[assignment]
     model.eval()
     return model, tokenizer
 
@@ -31,15 +31,18 @@ def load_for_inference(
 def greedy_answer(
     model: Any, tokenizer: Any, family: Family, messages: list[Message], max_new_tokens: int = 64
 ) -> str:
+    """The next assistant turn, greedily decoded (with the KV cache) up to the family's stop tokens."""
     prompt = generation_prompt(family, messages)
-    ids = tokenizer.encode(prompt, add_special_tokens=False)
-    stops = {tokenizer.convert_tokens_to_ids(t) for t in stop_tokens(family)}
-    out: list[int] = []
+    ids = encode_text(tokenizer, family, prompt)
+    stops = [int(tokenizer.convert_tokens_to_ids(t)) for t in stop_tokens(family)]
     device = next(model.parameters()).device
-    for _ in range(max_new_tokens):
-        logits = model(input_ids=torch.tensor([ids + out], device=device)).logits[0, -1]
-        token = int(logits.argmax())
-        if token in stops:
-            break
-        out.append(token)
-    return tokenizer.decode(out, skip_special_tokens=True)
+    out = model.generate(
+        input_ids=torch.tensor([ids], device=device),
+        attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=device),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=stops,
+        pad_token_id=stops[0],
+    )[0, len(ids) :].tolist()
+    end = next((i for i, t in enumerate(out) if t in stops), len(out))
+    return str(tokenizer.decode(out[:end], skip_special_tokens=True))

@@ -111,8 +111,21 @@ class ObjectStore:
         for path in ordered:
             self.client.upload_file(str(path), uri.bucket, uri.child(str(path.relative_to(local))).key)
 
+    def upload_file(self, local: Path, uri: S3Uri) -> None:
+        self.client.upload_file(str(local), uri.bucket, uri.key)
+
     def put_text(self, uri: S3Uri, text: str) -> None:
         self.client.put_object(Bucket=uri.bucket, Key=uri.key, Body=text.encode())
+
+    def get_text(self, uri: S3Uri) -> str | None:
+        """The object's text, or None when there is no such object."""
+        try:
+            body = self.client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
+        except Exception as error:
+            if "NoSuchKey" in str(error) or "404" in str(error) or "Not Found" in str(error):
+                return None
+            raise
+        return str(body.decode("utf-8"))
 
     def exists(self, uri: S3Uri) -> bool:
         try:

@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from .chat_format import special_tokens
 
 
-def build_tokenizer():  # type: ignore[no-untyped-def]
+def byte_tokenizer(specials: list[str], eos: str, pad: str | None = None) -> Any:
+    """A byte-level tokenizer (one id per UTF-8 byte, no merges) with `specials` as single ids.
+
+    The tiny model uses it with its own chat tokens; the tests also use it as an offline stand-in for
+    the ChatGLM3, GLM-4 and ChatML tokenizers (same special tokens, bytes for the text)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -25,15 +30,19 @@ def build_tokenizer():  # type: ignore[no-untyped-def]
     core.decoder = decoders.ByteLevel()
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
-        eos_token="<|end|>",
-        pad_token="<|pad|>",
-        additional_special_tokens=[t for t in special_tokens("tiny") if t not in ("<|end|>", "<|pad|>")],
+        eos_token=eos,
+        pad_token=pad,
+        additional_special_tokens=[t for t in specials if t not in (eos, pad)],
     )
     tokenizer.model_max_length = 512
     return tokenizer
 
 
-def build_model(vocab_size: int, hidden: int, layers: int, seed: int):  # type: ignore[no-untyped-def]
+def build_tokenizer() -> Any:
+    return byte_tokenizer(special_tokens("tiny"), eos="<|end|>", pad="<|pad|>")
+
+
+def build_model(vocab_size: int, hidden: int, layers: int, seed: int) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -56,7 +65,7 @@ def build_model(vocab_size: int, hidden: int, layers: int, seed: int):  # type: 
     # times these rows, and at 0.02 their range is too small for an adapter alone to make a token
     # likely. A pretrained model has no such problem; a random one used for LoRA does.
     with torch.no_grad():
-        model.get_input_embeddings().weight.normal_(0.0, 0.1)
+        model.get_input_embeddings().weight.normal_(0.0, 0.1)  # type: ignore[operator]
     return model
 
 

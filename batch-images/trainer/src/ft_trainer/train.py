@@ -68,7 +68,6 @@ def newest_checkpoint(checkpoints: Path) -> Path | None:
 
 
 def run_training(req: TrainRequest) -> TrainResult:
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
 
     hp = req.hyperparameters
@@ -96,6 +95,8 @@ def run_training(req: TrainRequest) -> TrainResult:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if req.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
         lora = LoraConfig(
             r=hp.lora_r,
             lora_alpha=hp.lora_alpha,
@@ -103,10 +104,10 @@ def run_training(req: TrainRequest) -> TrainResult:
             target_modules=LORA_TARGETS[req.family],
             task_type="CAUSAL_LM",
         )
-        model = get_peft_model(model, lora)
+        model = get_peft_model(model, lora)  # type: ignore[assignment]
         if hp.gradient_checkpointing:
             model.enable_input_require_grads()
-    model.to(req.device)
+    model.to(req.device)  # type: ignore[arg-type]
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
     optimizer = torch.optim.AdamW(params, lr=hp.learning_rate_for(req.method), weight_decay=hp.weight_decay)
@@ -138,6 +139,7 @@ def run_training(req: TrainRequest) -> TrainResult:
             torch.cuda.set_rng_state_all(rng["cuda"])
         step, trained_tokens, first_loss = state["step"], state["trained_tokens"], state.get("first_loss")
         resumed_from = step
+        _restore_metrics(latest / "metrics.jsonl", req.output_dir / "metrics.jsonl", step)
         req.events.message(f"Resumed from checkpoint at step {step}")
     req.events.message(
         f"Training {req.method} on {req.device} ({dtype}): {trainable:,} trainable parameters, "
@@ -146,6 +148,8 @@ def run_training(req: TrainRequest) -> TrainResult:
 
     metrics_log = req.output_dir / "metrics.jsonl"
     req.output_dir.mkdir(parents=True, exist_ok=True)
+    if resumed_from is None:
+        metrics_log.unlink(missing_ok=True)
     last_report, started, tokens_since = 0.0, time.time(), 0
     final_loss = float("nan")
     valid_loss = valid_acc = None
@@ -203,8 +207,10 @@ def run_training(req: TrainRequest) -> TrainResult:
                     first_loss,
                     final_loss,
                     req.method,
+                    metrics_log,
                 )
                 req.on_checkpoint(step, path)
+                _prune_local_checkpoints(checkpoints, keep=path)
                 req.events.message(f"Checkpoint saved at step {step}")
             if req.crash_after_step is not None and step >= req.crash_after_step:
                 raise SimulatedCrash(f"simulated crash after step {step}")
@@ -283,6 +289,7 @@ def _save_checkpoint(
     first_loss: float | None,
     loss: float,
     method: Method,
+    metrics_log: Path,
 ) -> Path:
     path = root / f"step-{step}"
     if path.exists():
@@ -299,6 +306,8 @@ def _save_checkpoint(
         },
         path / "rng.pt",
     )
+    if metrics_log.is_file():
+        shutil.copy(metrics_log, path / "metrics.jsonl")
     manifest = {
         "step": step,
         "trained_tokens": trained_tokens,
@@ -323,3 +332,18 @@ def _load_weights(model: Any, checkpoint: Path, method: Method) -> None:
         for file in sorted((checkpoint / "model").glob("*.safetensors")):
             state.update(load_file(str(file)))
         model.load_state_dict(state, strict=False)
+
+
+def _prune_local_checkpoints(root: Path, keep: Path) -> None:
+    """Only the newest checkpoint stays on local disk (it is in S3 already): a full-parameter
+    checkpoint of a large model is the model plus two optimizer moments, and scratch space is finite."""
+    for path in root.glob("step-*"):
+        if path != keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _restore_metrics(saved: Path, log: Path, step: int) -> None:
+    """The metrics written before the checkpoint, so that metrics.jsonl covers the whole run."""
+    lines = saved.read_text().splitlines() if saved.is_file() else []
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(line + "\n" for line in lines if json.loads(line)["step"] <= step))
