@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { InvalidRequestError, PayloadTooLargeError } from "../errors.ts";
+import { toInvalidRequest } from "../http/request-errors.ts";
 import { JSONL_CONTENT_TYPES, MAX_UPLOAD_FILE_BYTES } from "./file-record.ts";
 
 const filename = z
@@ -24,7 +25,7 @@ export type UploadRequest = z.infer<typeof uploadRequest>;
 /** `POST /v4/files/uploads`: a declared name, size and type, checked before any URL is signed. */
 export function parseUploadRequest(body: Record<string, unknown>): UploadRequest {
   const parsed = uploadRequest.safeParse(body);
-  if (!parsed.success) throw zodError(parsed.error);
+  if (!parsed.success) throw toInvalidRequest(parsed.error);
   if (parsed.data.bytes > MAX_UPLOAD_FILE_BYTES) {
     throw new PayloadTooLargeError(`Files may be at most ${MAX_UPLOAD_FILE_BYTES} bytes.`, "bytes");
   }
@@ -47,22 +48,4 @@ export function parseMultipartFields(
   if (!checked.success)
     throw new InvalidRequestError("The file part needs a filename without slashes.", "file");
   return { purpose: "fine-tune", filename: checked.data };
-}
-
-/** The first zod issue as a 400 naming its parameter path. */
-export function zodError(error: z.ZodError): InvalidRequestError {
-  const issue = error.issues[0];
-  const param = issue?.path.map(String).join(".") || null;
-  if (issue?.code === "unrecognized_keys") {
-    const key = issue.keys[0] ?? "";
-    return new InvalidRequestError(
-      `Unknown parameter '${key}'.`,
-      param ? `${param}.${key}` : key,
-      "unknown_parameter",
-    );
-  }
-  return new InvalidRequestError(
-    `Invalid ${param ?? "request"}: ${issue?.message ?? "invalid value"}.`,
-    param,
-  );
 }
