@@ -4,15 +4,23 @@ import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { acknowledge, arnToken } from "./nag.ts";
 import { PlatformFunction } from "./platform-function.ts";
+import { batchJobArns, batchJobArnsFinding } from "./training.ts";
 
 export interface ApiProps {
   readonly apiKeysTable: dynamodb.ITable;
   readonly filesTable: dynamodb.ITable;
   readonly jobsTable: dynamodb.ITable;
+  readonly eventsTable: dynamodb.ITable;
+  readonly modelsTable: dynamodb.ITable;
+  readonly idempotencyTable: dynamodb.ITable;
   readonly datasetsBucket: s3.IBucket;
+  readonly artifactsBucket: s3.IBucket;
+  /** The `training` queue a created job is sent to. */
+  readonly trainingQueue: sqs.IQueue;
   /** Steady-state requests per second for the whole stage; default 50. */
   readonly throttlingRateLimit?: number;
   /** Burst for the whole stage; default 100. */
@@ -37,6 +45,7 @@ export class Api extends Construct {
   readonly v4: apigateway.Resource;
   readonly authorizer: apigateway.TokenAuthorizer;
   readonly filesFunction: PlatformFunction;
+  readonly jobsFunction: PlatformFunction;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
@@ -206,6 +215,110 @@ export class Api extends Construct {
     this.route(file, "GET", this.filesFunction);
     this.route(file, "DELETE", this.filesFunction);
     this.route(file.addResource("content"), "GET", this.filesFunction);
+
+    this.jobsFunction = this.createJobsFunction(props);
+    const jobs = this.v4.addResource("fine_tuning").addResource("jobs");
+    this.route(jobs, "GET", this.jobsFunction);
+    this.route(jobs, "POST", this.jobsFunction);
+    const job = jobs.addResource("{job_id}");
+    this.route(job, "GET", this.jobsFunction);
+    this.route(job.addResource("cancel"), "POST", this.jobsFunction);
+    this.route(job.addResource("events"), "GET", this.jobsFunction);
+    this.route(job.addResource("checkpoints"), "GET", this.jobsFunction);
+    const models = this.v4.addResource("models");
+    this.route(models, "GET", this.jobsFunction);
+    const model = models.addResource("{model_code}");
+    this.route(model, "GET", this.jobsFunction);
+    this.route(model, "DELETE", this.jobsFunction);
+  }
+
+  /** `/v4/fine_tuning/jobs…` and `/v4/models…`: create, list, cancel, events, checkpoints, models. */
+  private createJobsFunction(props: ApiProps): PlatformFunction {
+    const fn = new PlatformFunction(this, "JobsApi", {
+      entry: "lambdas/jobs-api/index.ts",
+      description: "/v4/fine_tuning/jobs and /v4/models",
+      timeout: Duration.seconds(29),
+      memorySize: 1024,
+      environment: {
+        FILES_TABLE: props.filesTable.tableName,
+        JOBS_TABLE: props.jobsTable.tableName,
+        EVENTS_TABLE: props.eventsTable.tableName,
+        MODELS_TABLE: props.modelsTable.tableName,
+        IDEMPOTENCY_TABLE: props.idempotencyTable.tableName,
+        TRAINING_QUEUE_URL: props.trainingQueue.queueUrl,
+        ARTIFACTS_BUCKET: props.artifactsBucket.bucketName,
+      },
+    });
+    // Creating a job is one transaction: job + model code (conditional put) + idempotency record, with
+    // a condition check that the training file is still there.
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+        resources: [props.jobsTable.tableArn],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["dynamodb:GetItem", "dynamodb:ConditionCheckItem"],
+        resources: [props.filesTable.tableArn],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["dynamodb:PutItem", "dynamodb:Query"],
+        resources: [props.eventsTable.tableArn],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+        resources: [props.modelsTable.tableArn],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["dynamodb:Query"],
+        resources: [`${props.modelsTable.tableArn}/index/byTenant`],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["dynamodb:GetItem", "dynamodb:PutItem"],
+        resources: [props.idempotencyTable.tableArn],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ["sqs:SendMessage"], resources: [props.trainingQueue.queueArn] }),
+    );
+    // Checkpoints: lists a job's checkpoint prefixes and reads each checkpoint.json.
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:GetObject"],
+        resources: [props.artifactsBucket.arnForObjects("tenants/*")],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:ListBucket"],
+        resources: [props.artifactsBucket.bucketArn],
+        conditions: { StringLike: { "s3:prefix": ["tenants/*"] } },
+      }),
+    );
+    // Cancel terminates the job's Batch job.
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ["batch:TerminateJob"], resources: [batchJobArns(this)] }),
+    );
+    acknowledge(
+      fn.role!,
+      `AwsSolutions-IAM5[Resource::${arnToken(props.artifactsBucket)}/tenants/*]`,
+      "Reads checkpoint manifests under tenants/*; which tenant's prefix is enforced in code from the authorizer context.",
+    );
+    acknowledge(
+      fn.role!,
+      batchJobArnsFinding(this),
+      "Batch job ids are known only per job; cancel terminates this account's jobs in this region, the id comes from the tenant's own job record.",
+    );
+    return fn;
   }
 
   /** A proxy route behind the API key authorizer. */
@@ -218,7 +331,10 @@ export class Api extends Construct {
     resource.addMethod(
       method,
       new apigateway.LambdaIntegration(fn, {
-        ...(options.stream ? { responseTransferMode: apigateway.ResponseTransferMode.STREAM } : {}),
+        // A streamed response may last up to 15 minutes (a buffered one 29 seconds).
+        ...(options.stream
+          ? { responseTransferMode: apigateway.ResponseTransferMode.STREAM, timeout: Duration.minutes(15) }
+          : {}),
       }),
       { authorizer: this.authorizer, authorizationType: apigateway.AuthorizationType.CUSTOM },
     );

@@ -3,10 +3,10 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
-  QueryCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import type { FileRecord, FileStatus } from "../core/files/file-record.ts";
+import { queryNewestFirst } from "./paged-query.ts";
 
 /** The `files` table; every read is keyed by the tenant, so another tenant's file simply is not found. */
 export class FilesRepository {
@@ -38,21 +38,14 @@ export class FilesRepository {
     limit: number,
     after?: string,
   ): Promise<{ items: FileRecord[]; hasMore: boolean }> {
-    const { Items, LastEvaluatedKey } = await this.documents.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: after ? "tenantId = :t AND fileId < :after" : "tenantId = :t",
-        ExpressionAttributeValues: { ":t": tenantId, ...(after ? { ":after": after } : {}) },
-        ScanIndexForward: false,
-        // One extra item tells whether another page exists without a second request.
-        Limit: limit + 1,
-      }),
-    );
-    const items = (Items ?? []) as FileRecord[];
-    return {
-      items: items.slice(0, limit),
-      hasMore: items.length > limit || (items.length === limit + 1 && !!LastEvaluatedKey),
-    };
+    return queryNewestFirst<FileRecord>(this.documents, {
+      tableName: this.tableName,
+      partitionName: "tenantId",
+      partitionValue: tenantId,
+      sortName: "fileId",
+      limit,
+      after,
+    });
   }
 
   /**

@@ -1,10 +1,30 @@
+import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
 import { documentClient } from "../../lambdas/aws/clients.ts";
+import { MAX_MULTIPART_FILE_BYTES } from "../../lambdas/core/files/file-record.ts";
 import { TenantAdmin, UsageError } from "./admin.ts";
-import { resolveTarget } from "./config.ts";
+import { CHAT_COMMANDS, CHAT_USAGE } from "./chat.ts";
+import { DEV_TENANT_FILE, resolveTarget, resolveTenantTarget } from "./config.ts";
+import { FILES_COMMANDS, FILES_USAGE } from "./files.ts";
+import { JOBS_COMMANDS, JOBS_USAGE, MODELS_COMMANDS, MODELS_USAGE } from "./jobs.ts";
+import type { ProgressStream } from "./progress.ts";
+import { ApiError, type CommandContext, type CommandSpec, ConnectionError, TenantApi } from "./tenant-api.ts";
+
+const indent = (text: string) => text.replace(/^/gm, "  ");
 
 const USAGE = `ftctl: operate the fine-tuning platform
+
+Tenant commands (the public API, as a tenant app sees it):
+${indent(FILES_USAGE)}
+${indent(JOBS_USAGE)}
+${indent(MODELS_USAGE)}
+  ftctl chat <model> "<prompt>" [--system s] [--max-tokens N] [--temperature X]   streamed answer
+
+  --base-url <url>  the API, e.g. https://…/v4 (else FT_BASE_URL, OPENAI_BASE_URL, or the local platform
+                    at http://localhost:\${PORT:-8787}/v4)
+  --api-key <key>   else FT_API_KEY, OPENAI_API_KEY, or the local dev tenant's (.cache/dev-tenant.json)
+  'ftctl <command> --help' shows a command's options.
 
 Admin (needs AWS credentials for the platform's tables, or the local platform):
   ftctl admin tenants create <name>         create a tenant; prints its first API key once
@@ -22,12 +42,52 @@ Options:
 Without --stack or table variables (API_KEYS_TABLE...), ftctl talks to the local platform
 (LocalStack at AWS_ENDPOINT_URL, default http://localhost:4566).`;
 
+/** What the tenant commands use from the process; tests replace parts. */
+export interface MainDeps {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly fetch?: typeof fetch;
+  /** stdout without a newline (streamed chat text, the live loss line). */
+  readonly write?: (text: string) => void;
+  readonly stdoutIsTTY?: boolean;
+  /** Where upload progress goes (default stderr). */
+  readonly progress?: ProgressStream;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly pollIntervalMs?: number;
+  readonly multipartLimitBytes?: number;
+  readonly devTenantFile?: string;
+  readonly newIdempotencyKey?: () => string;
+}
+
+const TENANT_COMMANDS: Record<string, CommandSpec> = {
+  ...FILES_COMMANDS,
+  ...JOBS_COMMANDS,
+  ...MODELS_COMMANDS,
+  ...CHAT_COMMANDS,
+};
+
+const GROUP_USAGE: Record<string, string> = {
+  files: FILES_USAGE,
+  jobs: JOBS_USAGE,
+  models: MODELS_USAGE,
+  chat: CHAT_USAGE,
+};
+
+const COMMON_OPTIONS = {
+  "base-url": { type: "string" },
+  "api-key": { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 /** Runs one ftctl command; returns the process exit code. */
 export async function main(
   argv: string[],
   out: (line: string) => void = console.log,
   err: (line: string) => void = console.error,
+  deps: MainDeps = {},
 ): Promise<number> {
+  const area = firstPositional(argv);
+  if (area && area in GROUP_USAGE) return tenantMain(area, argv, out, err, deps);
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
@@ -120,6 +180,105 @@ export async function main(
     }
     if ((error as { code?: string }).code === "ECONNREFUSED" || name === "TimeoutError") {
       err("ftctl: cannot reach the platform's endpoint. Start it with 'npm start' or set AWS_ENDPOINT_URL.");
+      return 1;
+    }
+    err(`ftctl: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+/** The first positional argument, knowing which options take a value. */
+function firstPositional(argv: string[]): string | undefined {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    stack: { type: "string" },
+    prefix: { type: "string" },
+    tenant: { type: "string" },
+    ...COMMON_OPTIONS,
+  };
+  for (const spec of Object.values(TENANT_COMMANDS)) Object.assign(options, spec.options);
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, strict: false, options }).positionals[0];
+  } catch {
+    return undefined;
+  }
+}
+
+async function tenantMain(
+  area: string,
+  argv: string[],
+  out: (line: string) => void,
+  err: (line: string) => void,
+  deps: MainDeps,
+): Promise<number> {
+  const groupUsage = GROUP_USAGE[area]!;
+  const loose = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: false,
+    options: Object.assign({}, COMMON_OPTIONS, ...Object.values(TENANT_COMMANDS).map((c) => c.options)),
+  });
+  const verb = area === "chat" ? undefined : loose.positionals[1];
+  const spec = TENANT_COMMANDS[verb ? `${area} ${verb}` : area];
+  if (!spec) {
+    if (!verb && loose.values.help) {
+      out(groupUsage);
+      return 0;
+    }
+    err(
+      `ftctl: ${verb ? `unknown command '${area} ${verb}'` : `'${area}' needs a command`}\n\n${groupUsage}`,
+    );
+    return 2;
+  }
+  let values: Record<string, string | boolean | undefined>;
+  let args: string[];
+  try {
+    const parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { ...COMMON_OPTIONS, ...spec.options },
+    });
+    values = parsed.values;
+    args = parsed.positionals.slice(verb ? 2 : 1);
+  } catch (error) {
+    err(`ftctl: ${(error as Error).message}\n\n${spec.usage}`);
+    return 2;
+  }
+  if (values.help) {
+    out(spec.usage);
+    return 0;
+  }
+  try {
+    const target = resolveTenantTarget(
+      { baseUrl: values["base-url"] as string | undefined, apiKey: values["api-key"] as string | undefined },
+      deps.env ?? process.env,
+      deps.devTenantFile ?? DEV_TENANT_FILE,
+    );
+    const ctx: CommandContext = {
+      api: new TenantApi(target, deps.fetch ?? fetch),
+      out,
+      err,
+      write: deps.write ?? ((text) => void process.stdout.write(text)),
+      stdoutIsTTY: deps.stdoutIsTTY ?? Boolean(process.stdout.isTTY),
+      progress: deps.progress ?? process.stderr,
+      sleep: deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+      pollIntervalMs: deps.pollIntervalMs ?? 2000,
+      multipartLimitBytes: deps.multipartLimitBytes ?? MAX_MULTIPART_FILE_BYTES,
+      json: Boolean(values.json),
+      newIdempotencyKey: deps.newIdempotencyKey ?? randomUUID,
+    };
+    return await spec.run(ctx, args, values);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`ftctl: ${error.message}`);
+      return 2;
+    }
+    if (error instanceof ApiError) {
+      err(`error: ${error.describe()}`);
+      if (error.requestId) err(`request id: ${error.requestId}`);
+      return 1;
+    }
+    if (error instanceof ConnectionError) {
+      err(`error: ${error.message}`);
       return 1;
     }
     err(`ftctl: ${(error as Error).message}`);

@@ -1,16 +1,30 @@
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { dynamoClient, s3Client, sqsClient } from "../../lambdas/aws/clients.ts";
 import { contextLimits } from "../../lambdas/core/catalog/base-models.ts";
 import { type BootstrappedResources, bootstrapResources } from "../bootstrap.ts";
 import { functionEnvironment } from "./environment.ts";
 import { createGateway } from "./gateway.ts";
+import { LocalBatch } from "./local-batch.ts";
 import { SqsPoller } from "./sqs-poller.ts";
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+/** The trainer image's entrypoint, run from the venv `batch-images/trainer/scripts/setup-venv.sh` makes. */
+export const DEFAULT_TRAINER_COMMAND: readonly string[] = [
+  join(REPO_ROOT, "batch-images/trainer/.venv/bin/python"),
+  "-m",
+  "ft_trainer.entrypoint",
+];
 
 export interface LocalPlatform {
   /** e.g. http://localhost:8787/v4 */
   readonly baseUrl: string;
   readonly resources: BootstrappedResources;
+  readonly batch: LocalBatch;
   stop(): Promise<void>;
 }
 
@@ -20,6 +34,14 @@ export interface PlatformOptions {
   /** 0 picks a free port. */
   readonly port: number;
   readonly log?: (line: string) => void;
+  /** The trainer command the local Batch runner starts per job; the trainer's entrypoint in its venv by default. */
+  readonly trainerCommand?: readonly string[];
+  /** Where runs keep their scratch space and logs; `.cache/local-batch/{prefix}` by default. */
+  readonly workDir?: string;
+  /** Directories `{name}/` of base model weights, uploaded to `s3://{artifacts}/base-models/{name}/`. */
+  readonly baseModelsDir?: string;
+  /** Training runs at once (default 1). */
+  readonly trainingConcurrency?: number;
 }
 
 /**
@@ -38,23 +60,46 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     CONTEXT_LIMITS: process.env.CONTEXT_LIMITS ?? JSON.stringify(contextLimits()),
   });
 
-  const [authorizer, filesApi, validator] = await Promise.all([
+  if (options.baseModelsDir) await uploadBaseModels(options.baseModelsDir, resources.buckets.artifacts, log);
+
+  const [authorizer, filesApi, validator, jobsApi, dispatcher, jobStatus] = await Promise.all([
     import("../../lambdas/authorizer/index.ts"),
     import("../../lambdas/files-api/index.ts"),
     import("../../lambdas/validator/index.ts"),
+    import("../../lambdas/jobs-api/index.ts"),
+    import("../../lambdas/dispatcher/index.ts"),
+    import("../../lambdas/job-status/index.ts"),
   ]);
-  const server = createGateway(authorizer.handler, [{ prefix: "/v4/files", handler: filesApi.handler }]);
+  const batch = new LocalBatch({
+    command: options.trainerCommand ?? DEFAULT_TRAINER_COMMAND,
+    workDir: options.workDir ?? join(REPO_ROOT, ".cache/local-batch", options.prefix),
+    concurrency: options.trainingConcurrency ?? 1,
+    onStateChange: (event) => jobStatus.handler(event),
+    log: (line) => log(`batch: ${line}`),
+  });
+  const jobsHandler = jobsApi.handlerWith(batch);
+  const server = createGateway(authorizer.handler, [
+    { prefix: "/v4/files", handler: filesApi.handler },
+    { prefix: "/v4/fine_tuning", handler: jobsHandler },
+    { prefix: "/v4/models", handler: jobsHandler },
+  ]);
   await new Promise<void>((resolve) => server.listen(options.port, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
 
-  const validationArn = await queueArn(resources.queueUrls.validation);
   const pollers = [
     new SqsPoller({
       sqs: sqsClient(),
       queueUrl: resources.queueUrls.validation,
-      queueArn: validationArn,
+      queueArn: await queueArn(resources.queueUrls.validation),
       handler: validator.handler,
       log: (line) => log(`validator: ${line}`),
+    }),
+    new SqsPoller({
+      sqs: sqsClient(),
+      queueUrl: resources.queueUrls.training,
+      queueArn: await queueArn(resources.queueUrls.training),
+      handler: dispatcher.dispatcherHandler(() => dispatcher.dispatcherDependencies(batch)),
+      log: (line) => log(`dispatcher: ${line}`),
     }),
   ];
   for (const poller of pollers) poller.start();
@@ -63,8 +108,10 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
   return {
     baseUrl: `http://localhost:${port}/v4`,
     resources,
+    batch,
     async stop() {
       await Promise.all(pollers.map((p) => p.stop()));
+      await batch.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
@@ -75,4 +122,30 @@ async function queueArn(url: string): Promise<string> {
     new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }),
   );
   return Attributes!.QueueArn!;
+}
+
+/** Puts each `{dir}/{name}/` under `base-models/{name}/` of the artifacts bucket, where the catalog points. */
+async function uploadBaseModels(dir: string, bucket: string, log: (line: string) => void): Promise<void> {
+  for (const name of readdirSync(dir)) {
+    const root = join(dir, name);
+    if (!statSync(root).isDirectory()) continue;
+    const files = walk(root);
+    for (const file of files) {
+      await s3Client().send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: `base-models/${name}/${relative(root, file).split("\\").join("/")}`,
+          Body: readFileSync(file),
+        }),
+      );
+    }
+    log(`base model ${name}: ${files.length} files in s3://${bucket}/base-models/${name}/`);
+  }
+}
+
+function walk(dir: string): string[] {
+  return readdirSync(dir).flatMap((entry) => {
+    const path = join(dir, entry);
+    return statSync(path).isDirectory() ? walk(path) : [path];
+  });
 }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { App, RemovalPolicy, Validations } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks, ServerlessChecks } from "cdk-nag";
-import { PlatformStack } from "../../infra/stacks/platform-stack.ts";
+import { PlatformStack, type PlatformStackProps } from "../../infra/stacks/platform-stack.ts";
 
 export interface Violation {
   readonly pack: string;
@@ -19,17 +19,23 @@ export interface Synthesized {
   readonly violations: readonly Violation[];
 }
 
-let cached: Synthesized | undefined;
+const cache = new Map<string, Synthesized>();
 
 /**
  * Synthesizes the platform stack once per test file, with both cdk-nag packs as validation plugins.
  * Bundling is skipped (`aws:cdk:bundling-stacks`) so tests need neither esbuild runs nor Docker.
  */
-export function synthPlatform(): Synthesized {
+export function synthPlatform(overrides: Partial<Omit<PlatformStackProps, "prefix">> = {}): Synthesized {
+  const key = JSON.stringify(overrides);
+  const cached = cache.get(key);
   if (cached) return cached;
   const outdir = mkdtempSync(join(tmpdir(), "ft-synth-"));
   const app = new App({ outdir, context: { "aws:cdk:bundling-stacks": [] } });
-  const stack = new PlatformStack(app, "Test", { prefix: "ft", removalPolicy: RemovalPolicy.RETAIN });
+  const stack = new PlatformStack(app, "Test", {
+    prefix: "ft",
+    removalPolicy: RemovalPolicy.RETAIN,
+    ...overrides,
+  });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
   try {
     app.synth();
@@ -54,6 +60,7 @@ export function synthPlatform(): Synthesized {
   const template = Template.fromJSON(
     JSON.parse(readFileSync(join(outdir, `${stack.artifactId}.template.json`), "utf8")),
   );
-  cached = { stack, template, violations };
-  return cached;
+  const synthesized = { stack, template, violations };
+  cache.set(key, synthesized);
+  return synthesized;
 }

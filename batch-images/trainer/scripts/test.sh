@@ -6,9 +6,14 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$here/scripts/setup-venv.sh"
 cd "$here"
-.venv/bin/ruff check src tests
-.venv/bin/ruff format --check src tests
+.venv/bin/ruff check src tests ../inference
+.venv/bin/ruff format --check src tests ../inference
 if [[ "${TRAINER_MYPY:-0}" == "1" ]]; then
   .venv/bin/mypy
 fi
-exec .venv/bin/python -m pytest -q -rfEs "$@"
+# The inference proxy's tests (batch-images/inference) run here too: they need no vLLM. With arguments,
+# only what they name runs.
+if [[ $# -eq 0 ]]; then
+  set -- tests ../inference/tests
+fi
+exec .venv/bin/python -m pytest -c pyproject.toml -q -rfEs "$@"

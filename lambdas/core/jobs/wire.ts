@@ -223,6 +223,11 @@ export interface ModelRecord {
   readonly method: TrainingMethod;
   readonly status: FineTunedModelStatus;
   readonly createdAt: number;
+  /**
+   * `s3://{artifacts}/tenants/{tenant}/jobs/{jobId}/adapter/` (LoRA) or `…/model/` (full): set when the
+   * model becomes ready, null before.
+   */
+  readonly artifactUri: string | null;
 }
 
 /**

@@ -278,6 +278,7 @@ describe("fine-tuned models", () => {
         method: "lora",
         status: "ready",
         createdAt: 1_700_000_000,
+        artifactUri: "s3://artifacts/tenants/x/jobs/y/adapter/",
       }),
     ).toEqual({
       id: "acme-bot",

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Syncs the weights from S3, starts vLLM on 127.0.0.1:$VLLM_PORT and the adapter proxy on :$PORT, and
+# exits (non-zero) as soon as either one does, so that ECS replaces the task. Environment: README.md.
+set -euo pipefail
+
+: "${BASE_MODEL:?BASE_MODEL is required}"
+MODEL_DIR="${MODEL_DIR:-/models/weights}"
+VLLM_PORT="${VLLM_PORT:-8000}"
+export VLLM_PORT PORT="${PORT:-8080}" SERVED_MODEL_NAME="${SERVED_MODEL_NAME:-$BASE_MODEL}"
+
+if [[ -n "${MODEL_ARTIFACT_URI:-}" ]]; then
+  weights="$MODEL_ARTIFACT_URI"  # a full-parameter model's own deployment
+else
+  : "${ARTIFACTS_BUCKET:?ARTIFACTS_BUCKET is required without MODEL_ARTIFACT_URI}"
+  weights="s3://${ARTIFACTS_BUCKET}/base-models/${BASE_MODEL}/"
+fi
+if [[ ! -f "$MODEL_DIR/config.json" ]]; then
+  python3 -m ft_inference.s3sync "$weights" "$MODEL_DIR"
+fi
+
+args=(
+  serve "$MODEL_DIR"
+  --host 127.0.0.1 --port "$VLLM_PORT"
+  --served-model-name "$SERVED_MODEL_NAME"
+  --gpu-memory-utilization "${GPU_MEMORY_UTILIZATION:-0.90}"
+  --tensor-parallel-size "${TENSOR_PARALLEL_SIZE:-1}"
+  # ChatGLM3 ships its model code with the weights; the weights come from our own bucket only.
+  --trust-remote-code
+)
+[[ -n "${MAX_MODEL_LEN:-}" ]] && args+=(--max-model-len "$MAX_MODEL_LEN")
+if [[ -z "${MODEL_ARTIFACT_URI:-}" ]]; then
+  args+=(
+    --enable-lora
+    --max-loras "${MAX_LORAS:-8}"
+    --max-lora-rank "${MAX_LORA_RANK:-64}"
+    --max-cpu-loras "${MAX_CPU_LORAS:-32}"
+  )
+fi
+# The prompt format must be the one the trainer used (ft_trainer.chat_format), not the model's own
+# default (Qwen's adds a system prompt the training data never had).
+family="${MODEL_FAMILY:-}"
+if [[ -z "$family" && -f "$MODEL_DIR/ft_model.json" ]]; then
+  family="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("family", ""))' "$MODEL_DIR/ft_model.json")"
+fi
+if [[ -n "$family" && -f "/opt/inference/chat-templates/$family.jinja" ]]; then
+  args+=(--chat-template "/opt/inference/chat-templates/$family.jinja")
+fi
+
+vllm "${args[@]}" &
+vllm_pid=$!
+python3 -m ft_inference.proxy &
+proxy_pid=$!
+trap 'kill -TERM "$vllm_pid" "$proxy_pid" 2>/dev/null || true' TERM INT
+set +e
+wait -n "$vllm_pid" "$proxy_pid"
+status=$?
+kill -TERM "$vllm_pid" "$proxy_pid" 2>/dev/null
+wait
+exit "$(( status == 0 ? 1 : status ))"

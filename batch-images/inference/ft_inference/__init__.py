@@ -1,0 +1,1 @@
+"""The adapter-loading proxy in front of vLLM (the AWS inference image)."""

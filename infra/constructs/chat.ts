@@ -1,0 +1,159 @@
+import { Duration, Stack } from "aws-cdk-lib";
+import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import type * as s3 from "aws-cdk-lib/aws-s3";
+import type * as sns from "aws-cdk-lib/aws-sns";
+import { Construct } from "constructs";
+import type { Api } from "./api.ts";
+import { Inference } from "./inference.ts";
+import { acknowledge } from "./nag.ts";
+import type { Network } from "./network.ts";
+import { PlatformFunction } from "./platform-function.ts";
+
+/** Where chat completions are served; at most one of the two. */
+export interface InferenceOptions {
+  /** An external OpenAI-compatible endpoint (base URL ending in `/v1`) serving every model (`"*"`). */
+  readonly endpointUrl?: string;
+  /** Base model names to serve privately with vLLM on GPU instances (LoRA models share their base's server). */
+  readonly servers?: readonly string[];
+  /** Model codes of full-parameter models, each served by its own server. */
+  readonly fullModelDeployments?: readonly string[];
+  /** The inference image in a registry; by default built from `batch-images/inference` at deploy. */
+  readonly imageUri?: string;
+  /** EC2 instance type of the inference servers; g6e.2xlarge (one 48 GiB L40S) by default. */
+  readonly instanceType?: string;
+}
+
+export interface ChatProps {
+  readonly api: Api;
+  readonly apiKeysTable: dynamodb.ITable;
+  readonly modelsTable: dynamodb.ITable;
+  readonly artifactsBucket: s3.IBucket;
+  readonly network: Network;
+  readonly alarmTopic: sns.ITopic;
+  readonly accessLogsBucket: s3.IBucket;
+  readonly inference?: InferenceOptions;
+  /** Requests per minute per tenant the function admits; unset: the function's own default. */
+  readonly rateLimitPerMinute?: number;
+}
+
+/**
+ * The chat bounded context: the streaming chat function, reachable through its Function URL (response
+ * streaming, the function checks the API key) and at `POST /v4/chat/completions` on the REST API
+ * (response streaming, the API key authorizer), and where it sends completions: an external
+ * OpenAI-compatible endpoint or private vLLM servers ({@link Inference}).
+ */
+export class Chat extends Construct {
+  readonly function: PlatformFunction;
+  readonly functionUrl: lambda.FunctionUrl;
+  readonly inference?: Inference;
+
+  constructor(scope: Construct, id: string, props: ChatProps) {
+    super(scope, id);
+    const options = props.inference ?? {};
+    if (options.endpointUrl && options.servers?.length) {
+      throw new Error("Set either inferenceEndpointUrl or inferenceServers, not both");
+    }
+    if (options.servers?.length) {
+      this.inference = new Inference(this, "Inference", {
+        network: props.network,
+        artifactsBucket: props.artifactsBucket,
+        modelsTable: props.modelsTable,
+        alarmTopic: props.alarmTopic,
+        accessLogsBucket: props.accessLogsBucket,
+        baseModels: options.servers,
+        fullModelDeployments: options.fullModelDeployments ?? [],
+        ...(options.imageUri ? { imageUri: options.imageUri } : {}),
+        ...(options.instanceType ? { instanceType: options.instanceType } : {}),
+      });
+    }
+    const endpoints: Record<string, string> = this.inference
+      ? this.inference.endpoints
+      : options.endpointUrl
+        ? { "*": options.endpointUrl }
+        : {};
+
+    this.function = new PlatformFunction(this, "ChatFunction", {
+      entry: "lambdas/chat/index.ts",
+      description: "Chat completions (SSE), streamed from the inference server",
+      // Long generations stream for minutes; Function URLs and REST streaming allow up to 15.
+      timeout: Duration.minutes(15),
+      memorySize: 512,
+      environment: {
+        MODELS_TABLE: props.modelsTable.tableName,
+        API_KEYS_TABLE: props.apiKeysTable.tableName,
+        INFERENCE_ENDPOINTS: Stack.of(this).toJsonString(endpoints),
+        ...(props.rateLimitPerMinute !== undefined
+          ? { CHAT_RATE_LIMIT_PER_MINUTE: String(props.rateLimitPerMinute) }
+          : {}),
+      },
+    });
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ["dynamodb:GetItem"], resources: [props.modelsTable.tableArn] }),
+    );
+    // On the Function URL path there is no authorizer: the function looks the key's hash up itself.
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ["dynamodb:GetItem"], resources: [props.apiKeysTable.tableArn] }),
+    );
+    if (this.inference) this.attachToVpc(props.network, this.inference);
+
+    this.functionUrl = this.function.addFunctionUrl({
+      // The function authenticates the `Authorization: Bearer` API key itself, like the authorizer does.
+      authType: lambda.FunctionUrlAuthType.NONE,
+      invokeMode: lambda.InvokeMode.RESPONSE_STREAM,
+      cors: {
+        allowedOrigins: ["*"],
+        allowedMethods: [lambda.HttpMethod.POST],
+        allowedHeaders: ["authorization", "content-type", "idempotency-key"],
+        maxAge: Duration.hours(1),
+      },
+    });
+
+    const chat = props.api.v4.addResource("chat").addResource("completions");
+    props.api.route(chat, "POST", this.function, { stream: true });
+  }
+
+  /**
+   * Puts the function into the VPC, beside the private inference servers. PlatformFunction takes no VPC
+   * props, so the CloudFormation properties are set here, with the ENI permissions Lambda needs.
+   */
+  private attachToVpc(network: Network, inference: Inference): void {
+    const securityGroup = new ec2.SecurityGroup(this, "ChatSecurityGroup", {
+      vpc: network.vpc,
+      description: "The chat function: outbound to the inference load balancer and the VPC endpoints",
+      allowAllOutbound: true,
+    });
+    inference.allowFrom(securityGroup);
+    const cfn = this.function.node.defaultChild as lambda.CfnFunction;
+    cfn.vpcConfig = {
+      subnetIds: network.vpc.selectSubnets(network.subnets).subnetIds,
+      securityGroupIds: [securityGroup.securityGroupId],
+    };
+    const eniPolicy = new iam.Policy(this, "ChatVpcAccess", {
+      statements: [
+        new iam.PolicyStatement({
+          // The actions of AWSLambdaVPCAccessExecutionRole; none takes a resource-level permission for
+          // an interface that does not exist yet.
+          actions: [
+            "ec2:CreateNetworkInterface",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSubnets",
+            "ec2:DeleteNetworkInterface",
+            "ec2:AssignPrivateIpAddresses",
+            "ec2:UnassignPrivateIpAddresses",
+          ],
+          resources: ["*"],
+        }),
+      ],
+    });
+    this.function.role!.attachInlinePolicy(eniPolicy);
+    cfn.node.addDependency(eniPolicy);
+    acknowledge(
+      eniPolicy,
+      "AwsSolutions-IAM5[Resource::*]",
+      "Lambda's VPC networking (ENI create/describe/delete) supports no resource-level permissions.",
+    );
+  }
+}

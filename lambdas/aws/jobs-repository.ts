@@ -1,0 +1,402 @@
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
+import { ConflictError, InvalidRequestError, NotFoundError } from "../core/errors.ts";
+import { jobKey } from "../core/jobs/ids.ts";
+import { modelCodeTaken } from "../core/jobs/model-code.ts";
+import type { JobStatus, TransitionResult } from "../core/jobs/state-machine.ts";
+import type { FineTunedModelStatus, JobEventItem, JobRecord, ModelRecord } from "../core/jobs/wire.ts";
+import { queryNewestFirst } from "./paged-query.ts";
+
+export interface JobTables {
+  readonly jobs: string;
+  readonly events: string;
+  readonly models: string;
+  /** Needed by `create` only (the jobs API); the dispatcher and status handler get no access. */
+  readonly files?: string;
+  readonly idempotency?: string;
+}
+
+/** A stored `Idempotency-Key`: which job a key made, and a hash of the body it was sent with. */
+export interface IdempotencyRecord {
+  /** `{tenantId}#{key}`: keys are scoped to the tenant. */
+  readonly id: string;
+  readonly requestHash: string;
+  readonly jobId: string;
+  /** Epoch seconds; DynamoDB TTL removes the record after it. */
+  readonly expiration: number;
+}
+
+/** Thrown when another request with the same Idempotency-Key committed first: read it and answer with its job. */
+export class IdempotencyRaceError extends Error {
+  constructor() {
+    super("another request with this Idempotency-Key won");
+  }
+}
+
+type Accepted = Extract<TransitionResult, { ok: true }>;
+
+/** A new job stores `batchJobId: null` (a DynamoDB NULL, which exists): "no run yet" is either. */
+const NO_RUN_YET = "(attribute_not_exists(batchJobId) OR attribute_type(batchJobId, :nullType))";
+
+/**
+ * The jobs context's tables: jobs, their events, the models they produce, and Idempotency-Keys. Writes
+ * that must agree (a job and its model code; a status change and its event) go in one transaction.
+ */
+export class JobsRepository {
+  constructor(
+    private readonly documents: DynamoDBDocumentClient,
+    private readonly tables: JobTables,
+  ) {}
+
+  /**
+   * Creates a job in one transaction: the training (and validation) files must still be `processed`,
+   * the model code must be free (conditional put on the `models` table, whose key it is — this is
+   * what makes codes globally unique), and the Idempotency-Key, when given, must be new.
+   */
+  async create(args: {
+    job: JobRecord;
+    model: ModelRecord;
+    events: readonly JobEventItem[];
+    idempotency?: IdempotencyRecord;
+  }): Promise<void> {
+    const { job } = args;
+    const { files: filesTable, idempotency: idempotencyTable } = this.tables;
+    if (!filesTable || !idempotencyTable)
+      throw new Error("JobsRepository.create needs the files and idempotency tables");
+    const files: [string, string][] = [["training_file", job.trainingFile]];
+    if (job.validationFile) files.push(["validation_file", job.validationFile]);
+    const items = [
+      ...files.map(([, fileId]) => ({
+        ConditionCheck: {
+          TableName: filesTable,
+          Key: { tenantId: job.tenantId, fileId },
+          ConditionExpression: "#status = :processed",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: { ":processed": "processed" },
+        },
+      })),
+      {
+        Put: {
+          TableName: this.tables.jobs,
+          Item: job,
+          ConditionExpression: "attribute_not_exists(jobId)",
+        },
+      },
+      {
+        Put: {
+          TableName: this.tables.models,
+          Item: args.model,
+          ConditionExpression: "attribute_not_exists(modelCode)",
+        },
+      },
+      ...args.events.map((event) => ({ Put: { TableName: this.tables.events, Item: event } })),
+      ...(args.idempotency
+        ? [
+            {
+              Put: {
+                TableName: idempotencyTable,
+                Item: args.idempotency,
+                ConditionExpression: "attribute_not_exists(id)",
+              },
+            },
+          ]
+        : []),
+    ];
+    try {
+      await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
+    } catch (error) {
+      const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+      if ((error as { name?: string }).name !== "TransactionCanceledException" || !reasons) throw error;
+      const failed = reasons.findIndex((reason) => reason.Code === "ConditionalCheckFailed");
+      if (failed >= 0 && failed < files.length) {
+        const [param, fileId] = files[failed]!;
+        throw new InvalidRequestError(
+          `File ${fileId} is no longer processed (deleted or changed); upload and validate it again.`,
+          param,
+          "invalid_file",
+        );
+      }
+      const modelIndex = files.length + 1;
+      if (failed === modelIndex) throw modelCodeTaken(args.model.modelCode);
+      if (args.idempotency && failed === items.length - 1) throw new IdempotencyRaceError();
+      throw error;
+    }
+  }
+
+  async get(tenantId: string, jobId: string): Promise<JobRecord | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tables.jobs, Key: { tenantId, jobId }, ConsistentRead: true }),
+    );
+    return Item as JobRecord | undefined;
+  }
+
+  async list(tenantId: string, limit: number, after?: string) {
+    return queryNewestFirst<JobRecord>(this.documents, {
+      tableName: this.tables.jobs,
+      partitionName: "tenantId",
+      partitionValue: tenantId,
+      sortName: "jobId",
+      limit,
+      after,
+    });
+  }
+
+  /**
+   * Applies an accepted state-machine transition: the job's status moves only if it is still one of
+   * `allowedFrom` (and `extraCondition` holds), the event is appended and the model's status follows,
+   * all or nothing. False when the condition failed: a concurrent change won, nothing was written.
+   */
+  async applyTransition(args: {
+    job: Pick<JobRecord, "tenantId" | "jobId" | "modelCode">;
+    result: Accepted;
+    event: JobEventItem;
+    nowSeconds: number;
+    fields?: Readonly<Record<string, unknown>>;
+    /**
+     * The training run this change is about: stored as `batchJobId`, and the change applies only while
+     * the job has no run yet or this one — so a redelivered dispatch stores nothing twice and events of
+     * another run change nothing.
+     */
+    runId?: string;
+    model?: { status: FineTunedModelStatus; artifactUri?: string | null };
+  }): Promise<boolean> {
+    const { job, result } = args;
+    const fields: Record<string, unknown> = {
+      ...args.fields,
+      ...(args.runId ? { batchJobId: args.runId } : {}),
+      status: result.to,
+      updatedAt: args.nowSeconds,
+      ...(result.finished ? { finishedAt: args.nowSeconds } : {}),
+      ...(result.error ? { error: result.error } : {}),
+    };
+    const update = setExpression(fields);
+    result.allowedFrom.forEach((status, i) => {
+      update.values[`:from${i}`] = status;
+    });
+    let condition = `#f_status IN (${result.allowedFrom.map((_, i) => `:from${i}`).join(", ")})`;
+    if (args.runId) {
+      condition += ` AND (${NO_RUN_YET} OR #f_batchJobId = :f_batchJobId)`;
+      update.values[":nullType"] = "NULL";
+    }
+    const items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]["TransactItems"]> = [
+      {
+        Update: {
+          TableName: this.tables.jobs,
+          Key: { tenantId: job.tenantId, jobId: job.jobId },
+          UpdateExpression: update.expression,
+          ConditionExpression: `attribute_exists(jobId) AND ${condition}`,
+          ExpressionAttributeNames: update.names,
+          ExpressionAttributeValues: update.values,
+        },
+      },
+      { Put: { TableName: this.tables.events, Item: args.event } },
+    ];
+    if (args.model) {
+      const modelUpdate = setExpression({
+        status: args.model.status,
+        ...(args.model.artifactUri !== undefined ? { artifactUri: args.model.artifactUri } : {}),
+      });
+      modelUpdate.values[":job"] = job.jobId;
+      items.push({
+        Update: {
+          TableName: this.tables.models,
+          Key: { modelCode: job.modelCode },
+          UpdateExpression: modelUpdate.expression,
+          // The model may have been deleted meanwhile; then there is nothing to update, which is fine
+          // only if it belonged to this job — a code reused by a later job must not be touched.
+          ConditionExpression: "attribute_exists(modelCode) AND jobId = :job",
+          ExpressionAttributeNames: modelUpdate.names,
+          ExpressionAttributeValues: modelUpdate.values,
+        },
+      });
+    }
+    try {
+      await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
+      return true;
+    } catch (error) {
+      const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+      if ((error as { name?: string }).name !== "TransactionCanceledException" || !reasons) throw error;
+      if (reasons[0]?.Code === "ConditionalCheckFailed") return false;
+      if (args.model && reasons[2]?.Code === "ConditionalCheckFailed") {
+        // The model record is gone (deleted): apply the job's change alone.
+        const { model: _gone, ...rest } = args;
+        return this.applyTransition(rest);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Claims the right to submit a queued job to Batch for `leaseSeconds`: two deliveries of the same
+   * message never submit at once. False when the job is no longer queued, already has its Batch job,
+   * or another delivery holds an unexpired claim.
+   */
+  async claimDispatch(
+    tenantId: string,
+    jobId: string,
+    token: string,
+    nowSeconds: number,
+    leaseSeconds: number,
+  ) {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tables.jobs,
+          Key: { tenantId, jobId },
+          UpdateExpression: "SET dispatchClaim = :token, dispatchClaimExpires = :expires",
+          ConditionExpression:
+            `attribute_exists(jobId) AND #status = :queued AND ${NO_RUN_YET} AND ` +
+            "(attribute_not_exists(dispatchClaimExpires) OR dispatchClaimExpires < :now)",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: {
+            ":token": token,
+            ":expires": nowSeconds + leaseSeconds,
+            ":queued": "queued" satisfies JobStatus,
+            ":now": nowSeconds,
+            ":nullType": "NULL",
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if ((error as { name?: string }).name === "ConditionalCheckFailedException") return false;
+      throw error;
+    }
+  }
+
+  async appendEvent(event: JobEventItem): Promise<void> {
+    await this.documents.send(new PutCommand({ TableName: this.tables.events, Item: event }));
+  }
+
+  /**
+   * A job's events, newest first. Event ids are not sort keys (the trainer makes its own), so `after`
+   * is found by walking the newest pages; a job has at most a few thousand (throttled) events.
+   */
+  async listEvents(
+    tenantId: string,
+    jobId: string,
+    limit: number,
+    after?: string,
+  ): Promise<{ items: JobEventItem[]; hasMore: boolean }> {
+    const collected: JobEventItem[] = [];
+    let found = after === undefined;
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.documents.send(
+        new QueryCommand({
+          TableName: this.tables.events,
+          KeyConditionExpression: "jobKey = :k",
+          ExpressionAttributeValues: { ":k": jobKey(tenantId, jobId) },
+          ScanIndexForward: false,
+          ExclusiveStartKey: start,
+          Limit: 200,
+        }),
+      );
+      for (const item of (page.Items ?? []) as JobEventItem[]) {
+        if (!found) {
+          found = item.id === after;
+          continue;
+        }
+        collected.push(item);
+        if (collected.length > limit) return { items: collected.slice(0, limit), hasMore: true };
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    if (!found) throw new InvalidRequestError("after must be the id of an event of this job.", "after");
+    return { items: collected, hasMore: false };
+  }
+
+  /** The newest `error`-level event (the trainer's own account of a failure), if any among the latest. */
+  async latestErrorEvent(tenantId: string, jobId: string): Promise<JobEventItem | undefined> {
+    const { items } = await this.listEvents(tenantId, jobId, 50);
+    return items.find((item) => item.level === "error");
+  }
+
+  async getModel(modelCode: string): Promise<ModelRecord | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tables.models, Key: { modelCode }, ConsistentRead: true }),
+    );
+    return Item as ModelRecord | undefined;
+  }
+
+  /** A tenant's fine-tuned models, newest first (all of them: a tenant has at most thousands). */
+  async listModels(tenantId: string): Promise<ModelRecord[]> {
+    const models: ModelRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.documents.send(
+        new QueryCommand({
+          TableName: this.tables.models,
+          IndexName: "byTenant",
+          KeyConditionExpression: "tenantId = :t",
+          ExpressionAttributeValues: { ":t": tenantId },
+          ScanIndexForward: false,
+          ExclusiveStartKey: start,
+        }),
+      );
+      models.push(...((page.Items ?? []) as ModelRecord[]));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return models;
+  }
+
+  /**
+   * Deletes a tenant's finished model, freeing its code. 404 when the code is not the tenant's; 409
+   * while its job is still training (the job would otherwise finish into a missing model).
+   */
+  async deleteModel(tenantId: string, modelCode: string): Promise<void> {
+    try {
+      await this.documents.send(
+        new DeleteCommand({
+          TableName: this.tables.models,
+          Key: { modelCode },
+          ConditionExpression: "tenantId = :t AND #status <> :pending",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: { ":t": tenantId, ":pending": "pending" satisfies FineTunedModelStatus },
+        }),
+      );
+    } catch (error) {
+      if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;
+      const current = await this.getModel(modelCode);
+      if (!current || current.tenantId !== tenantId) throw modelNotFound(modelCode);
+      throw new ConflictError(
+        `The model '${modelCode}' is still training; cancel its job ${current.jobId} first.`,
+        "model_not_ready",
+        "model",
+      );
+    }
+  }
+
+  async getIdempotency(id: string): Promise<IdempotencyRecord | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tables.idempotency, Key: { id }, ConsistentRead: true }),
+    );
+    return Item as IdempotencyRecord | undefined;
+  }
+}
+
+/** The 404 for a model code that does not exist or is another tenant's: the same answer for both. */
+export function modelNotFound(modelCode: string): NotFoundError {
+  return new NotFoundError(`The model '${modelCode}' does not exist.`, "model_not_found", "model");
+}
+
+/** `SET #f_a = :f_a, …` for the given fields (undefined ones skipped). */
+function setExpression(fields: Readonly<Record<string, unknown>>) {
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = {};
+  const sets: string[] = [];
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    names[`#f_${key}`] = key;
+    values[`:f_${key}`] = value;
+    sets.push(`#f_${key} = :f_${key}`);
+  }
+  return { expression: `SET ${sets.join(", ")}`, names, values };
+}

@@ -1,0 +1,68 @@
+import { z } from "zod";
+import type { BaseModel, TrainingMethod } from "../catalog/base-models.ts";
+import { datasetObjectKey } from "../files/file-record.ts";
+import { hyperparametersEnv } from "./hyperparameters.ts";
+import type { JobRecord } from "./wire.ts";
+import { jobArtifactKeys } from "./wire.ts";
+
+/**
+ * What travels from the create handler to the dispatcher on the training queue, and what the
+ * dispatcher hands the training runner (AWS Batch, or the local runner). Pure: no AWS calls here.
+ */
+
+/** The training queue's message body: only the key; the job record is the truth. */
+export const trainingMessageSchema = z
+  .object({ tenantId: z.string().min(1), jobId: z.string().min(1) })
+  .strict();
+export type TrainingMessage = z.infer<typeof trainingMessageSchema>;
+
+/** One training run to submit: a Batch job in AWS, a child process locally. */
+export interface TrainingSubmission {
+  /** The platform job id: also the Batch job name, which makes a resubmission findable. */
+  readonly name: string;
+  readonly tenantId: string;
+  readonly jobId: string;
+  readonly method: TrainingMethod;
+  /** The trainer's environment contract (batch-images/trainer/README.md). */
+  readonly environment: Readonly<Record<string, string>>;
+}
+
+/** Where the trainer reads and writes. */
+export interface TrainingLocations {
+  readonly datasetsBucket: string;
+  readonly artifactsBucket: string;
+  readonly jobsTable: string;
+  readonly eventsTable: string;
+}
+
+/** The trainer's environment for a job, exactly as the container contract names it. */
+export function trainerEnvironment(
+  job: JobRecord,
+  baseModel: BaseModel,
+  where: TrainingLocations,
+): Record<string, string> {
+  const dataset = (fileId: string) =>
+    `s3://${where.datasetsBucket}/${datasetObjectKey(job.tenantId, fileId)}`;
+  const env: Record<string, string> = {
+    JOB_ID: job.jobId,
+    TENANT_ID: job.tenantId,
+    METHOD: job.method,
+    BASE_MODEL_URI: `s3://${where.artifactsBucket}/${baseModel.weightsPrefix}`,
+    TRAINING_FILE_URI: dataset(job.trainingFile),
+    OUTPUT_URI: `s3://${where.artifactsBucket}/${jobArtifactKeys(job.tenantId, job.jobId, job.method).root}`,
+    HYPERPARAMETERS: hyperparametersEnv(job.hyperparameters),
+    JOBS_TABLE: where.jobsTable,
+    EVENTS_TABLE: where.eventsTable,
+    MODEL_FAMILY: baseModel.family,
+  };
+  if (job.validationFile) env.VALIDATION_FILE_URI = dataset(job.validationFile);
+  return env;
+}
+
+/** The artifact a succeeded job leaves: `s3://…/adapter/` for LoRA, `s3://…/model/` for full. */
+export function resultArtifactUri(
+  artifactsBucket: string,
+  job: Pick<JobRecord, "tenantId" | "jobId" | "method">,
+) {
+  return `s3://${artifactsBucket}/${jobArtifactKeys(job.tenantId, job.jobId, job.method).result}`;
+}

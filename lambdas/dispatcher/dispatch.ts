@@ -1,0 +1,111 @@
+import { randomUUID } from "node:crypto";
+import type { JobsRepository } from "../aws/jobs-repository.ts";
+import type { TrainingRunner } from "../aws/training-runner.ts";
+import { type BaseModelCatalog, findBaseModel } from "../core/catalog/base-models.ts";
+import { type TrainingLocations, type TrainingMessage, trainerEnvironment } from "../core/jobs/dispatch.ts";
+import { type JobEvent, transition } from "../core/jobs/state-machine.ts";
+import { type JobRecord, newJobEventItem } from "../core/jobs/wire.ts";
+
+export interface DispatchDependencies {
+  readonly jobs: Pick<JobsRepository, "get" | "claimDispatch" | "applyTransition">;
+  readonly runner: TrainingRunner;
+  readonly catalog: BaseModelCatalog;
+  readonly locations: TrainingLocations;
+  readonly now?: () => number;
+  readonly log: (message: string, details: Record<string, unknown>) => void;
+}
+
+/**
+ * Longer than one dispatch can take (a few API calls), shorter than the queue's redelivery: a
+ * dispatcher that died mid-way leaves a claim that a later delivery may take over. The runner's
+ * submit is idempotent by name, so that takeover never starts a second training run.
+ */
+const CLAIM_SECONDS = 300;
+
+export type DispatchOutcome =
+  | "submitted"
+  | "already_submitted"
+  | "not_queued"
+  | "missing"
+  | "failed"
+  | "cancelled";
+
+/**
+ * One training-queue message → one submitted training run, at most once: a claim stops concurrent
+ * deliveries, and the run id is stored with `attribute_not_exists(batchJobId)`. Throws (the message is
+ * redelivered) when another delivery holds the claim or the runner is unavailable.
+ */
+export async function dispatchJob(
+  message: TrainingMessage,
+  deps: DispatchDependencies,
+): Promise<DispatchOutcome> {
+  const nowSeconds = () => Math.floor((deps.now?.() ?? Date.now()) / 1000);
+  const job = await deps.jobs.get(message.tenantId, message.jobId);
+  if (!job) return "missing";
+  if (job.batchJobId) return "already_submitted";
+  if (job.status !== "queued") return "not_queued";
+
+  if (!(await deps.jobs.claimDispatch(job.tenantId, job.jobId, randomUUID(), nowSeconds(), CLAIM_SECONDS))) {
+    const current = await deps.jobs.get(job.tenantId, job.jobId);
+    if (!current || current.batchJobId) return "already_submitted";
+    if (current.status !== "queued") return "not_queued";
+    throw new Error(`job ${job.jobId} is being dispatched by another delivery; retrying later`);
+  }
+
+  const baseModel = findBaseModel(job.model, deps.catalog);
+  if (!baseModel) {
+    await record(job, { type: "dispatch_failed", reason: `base model '${job.model}' is no longer offered` });
+    return "failed";
+  }
+  const runId = await deps.runner.submit({
+    name: job.jobId,
+    tenantId: job.tenantId,
+    jobId: job.jobId,
+    method: job.method,
+    environment: trainerEnvironment(job, baseModel, deps.locations),
+  });
+
+  // The store is conditional; Batch may already have moved the job to running, or the tenant cancelled.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const current = await deps.jobs.get(job.tenantId, job.jobId);
+    if (!current) return "missing";
+    if (current.batchJobId === runId) return "already_submitted";
+    const result = transition(current.status, { type: "dispatched", batchJobId: runId });
+    if (!result.ok) {
+      if (current.status === "cancelled") {
+        // The cancel won the race: nothing else will stop the run we just started.
+        await deps.runner.terminate(runId, `Job ${job.jobId} was cancelled before it started`);
+        deps.log("terminated a run submitted for a cancelled job", { jobId: job.jobId, runId });
+        return "cancelled";
+      }
+      return "not_queued";
+    }
+    const applied = await deps.jobs.applyTransition({
+      job: current,
+      result,
+      event: newJobEventItem(current.tenantId, current.jobId, {
+        level: result.message.level,
+        message: result.message.text,
+      }),
+      nowSeconds: nowSeconds(),
+      runId: runId,
+    });
+    if (applied) return "submitted";
+  }
+  throw new Error(`job ${job.jobId} kept changing while its run id was stored; retrying`);
+
+  async function record(current: JobRecord, event: JobEvent) {
+    const result = transition(current.status, event);
+    if (!result.ok) return;
+    await deps.jobs.applyTransition({
+      job: current,
+      result,
+      event: newJobEventItem(current.tenantId, current.jobId, {
+        level: result.message.level,
+        message: result.message.text,
+      }),
+      nowSeconds: nowSeconds(),
+      model: { status: "failed" },
+    });
+  }
+}

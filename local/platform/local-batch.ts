@@ -1,0 +1,181 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createWriteStream, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { EventBridgeEvent } from "aws-lambda";
+import type { TrainingRunner } from "../../lambdas/aws/training-runner.ts";
+import type { TrainingSubmission } from "../../lambdas/core/jobs/dispatch.ts";
+
+export type BatchStateChangeEvent = EventBridgeEvent<"Batch Job State Change", Record<string, unknown>>;
+
+export interface LocalBatchOptions {
+  /** The trainer command; it gets the submission's environment (the container contract) on top of this process's. */
+  readonly command: readonly string[];
+  /** The job-status handler: every state change goes there, in order, as EventBridge would deliver it. */
+  readonly onStateChange: (event: BatchStateChangeEvent) => Promise<unknown>;
+  /** Runs at once; more wait as RUNNABLE (a laptop has one "GPU"). Default 1. */
+  readonly concurrency?: number;
+  /** Where each run's scratch directory and log go. */
+  readonly workDir: string;
+  readonly log?: (line: string) => void;
+}
+
+interface Run {
+  readonly id: string;
+  readonly submission: TrainingSubmission;
+  status: "RUNNABLE" | "STARTING" | "RUNNING" | "SUCCEEDED" | "FAILED";
+  child?: ChildProcess;
+  terminated?: string;
+  /** State changes of one run are delivered one after another, as their order matters. */
+  delivery: Promise<void>;
+}
+
+/**
+ * AWS Batch for the local platform: each submission runs the trainer entrypoint as a child process
+ * with the same environment contract, and its state changes (RUNNABLE, STARTING, RUNNING, SUCCEEDED or
+ * FAILED with the exit code) reach the same job-status handler in the shape of EventBridge's
+ * "Batch Job State Change". Submissions are idempotent by name, like the AWS runner.
+ */
+export class LocalBatch implements TrainingRunner {
+  private readonly runs = new Map<string, Run>();
+  private readonly byName = new Map<string, string>();
+  private readonly waiting: Run[] = [];
+  private active = 0;
+  private stopped = false;
+
+  constructor(private readonly options: LocalBatchOptions) {
+    mkdirSync(options.workDir, { recursive: true });
+  }
+
+  async submit(submission: TrainingSubmission): Promise<string> {
+    const existing = this.byName.get(submission.name);
+    if (existing) return existing;
+    const run: Run = {
+      id: `local-${randomUUID()}`,
+      submission,
+      status: "RUNNABLE",
+      delivery: Promise.resolve(),
+    };
+    this.runs.set(run.id, run);
+    this.byName.set(submission.name, run.id);
+    // As in Batch, the submission itself emits no event; the move to RUNNABLE does.
+    this.emit(run, "RUNNABLE");
+    this.waiting.push(run);
+    setImmediate(() => this.schedule());
+    return run.id;
+  }
+
+  async terminate(runId: string, reason: string): Promise<void> {
+    const run = this.runs.get(runId);
+    if (!run || run.status === "SUCCEEDED" || run.status === "FAILED") return;
+    run.terminated = reason;
+    const queued = this.waiting.indexOf(run);
+    if (queued >= 0) {
+      this.waiting.splice(queued, 1);
+      this.finish(run, "FAILED", undefined, reason);
+      return;
+    }
+    run.child?.kill("SIGTERM");
+    // The trainer exits on SIGTERM; one that does not gets what Batch would send after its grace period.
+    setTimeout(() => run.child?.exitCode === null && run.child.kill("SIGKILL"), 10_000).unref();
+  }
+
+  /** Waits until every state change so far has been delivered (tests). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.runs.values()].map((run) => run.delivery));
+  }
+
+  /** Stops every run (Ctrl-C of the local platform). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.waiting.length = 0;
+    for (const run of this.runs.values()) run.child?.kill("SIGTERM");
+    await this.settled();
+  }
+
+  private schedule(): void {
+    while (!this.stopped && this.active < (this.options.concurrency ?? 1) && this.waiting.length > 0) {
+      this.start(this.waiting.shift()!);
+    }
+  }
+
+  private start(run: Run): void {
+    this.active++;
+    this.emit(run, "STARTING");
+    const [command, ...args] = this.options.command;
+    const scratch = join(this.options.workDir, run.id);
+    mkdirSync(scratch, { recursive: true });
+    const logPath = join(this.options.workDir, `${run.submission.jobId}.log`);
+    const logFile = createWriteStream(logPath, { flags: "a" });
+    const child = spawn(command!, args, {
+      env: { ...process.env, ...run.submission.environment, FT_WORK_DIR: scratch, PYTHONUNBUFFERED: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    run.child = child;
+    child.stdout.pipe(logFile, { end: false });
+    child.stderr.pipe(logFile, { end: false });
+    this.options.log?.(`${run.submission.jobId}: started ${run.id} (log ${logPath})`);
+    this.emit(run, "RUNNING");
+    child.on("error", (error) => {
+      logFile.write(`spawn failed: ${error.message}\n`);
+    });
+    child.on("close", (code, signal) => {
+      logFile.end();
+      this.active--;
+      const exitCode = code ?? (signal ? 128 + (signal === "SIGKILL" ? 9 : 15) : 1);
+      if (run.terminated) this.finish(run, "FAILED", exitCode, run.terminated);
+      else if (exitCode === 0) this.finish(run, "SUCCEEDED", 0);
+      else this.finish(run, "FAILED", exitCode, `Essential container in task exited (code ${exitCode})`);
+      this.options.log?.(`${run.submission.jobId}: ${run.status} (exit ${exitCode})`);
+      this.schedule();
+    });
+  }
+
+  private finish(run: Run, status: "SUCCEEDED" | "FAILED", exitCode?: number, reason?: string): void {
+    this.emit(run, status, exitCode, reason);
+  }
+
+  private emit(run: Run, status: Run["status"], exitCode?: number, reason?: string): void {
+    run.status = status;
+    const container = exitCode === undefined ? {} : { exitCode, ...(reason ? { reason } : {}) };
+    const event: BatchStateChangeEvent = {
+      version: "0",
+      id: randomUUID(),
+      "detail-type": "Batch Job State Change",
+      source: "aws.batch",
+      account: "000000000000",
+      time: new Date().toISOString(),
+      region: process.env.AWS_REGION ?? "us-east-1",
+      resources: [],
+      detail: {
+        jobId: run.id,
+        jobName: run.submission.name,
+        jobQueue: `local-${run.submission.method}`,
+        status,
+        ...(reason ? { statusReason: reason } : {}),
+        parameters: { tenantId: run.submission.tenantId, jobId: run.submission.jobId },
+        attempts: exitCode === undefined ? [] : [{ container }],
+        container,
+      },
+    };
+    run.delivery = run.delivery.then(() => this.deliver(event));
+  }
+
+  /** EventBridge retries a failed target; so does this, a few times, then logs and drops. */
+  private async deliver(event: BatchStateChangeEvent): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.options.onStateChange(event);
+        return;
+      } catch (error) {
+        if (attempt >= 5) {
+          this.options.log?.(
+            `state change ${String(event.detail.status)} dropped: ${(error as Error).message}`,
+          );
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      }
+    }
+  }
+}

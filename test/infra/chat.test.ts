@@ -1,0 +1,231 @@
+import { Match } from "aws-cdk-lib/assertions";
+import { describe, expect, it } from "vitest";
+import { synthPlatform } from "./synth.ts";
+
+const ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ft-inference:1";
+
+function chatFunction(template: ReturnType<typeof synthPlatform>["template"]) {
+  return Object.entries(template.findResources("AWS::Lambda::Function")).find(([id]) =>
+    id.startsWith("ChatChatFunction"),
+  )![1];
+}
+
+describe("chat construct", () => {
+  const { template } = synthPlatform();
+
+  it("streams from a Function URL that the function authenticates itself", () => {
+    template.hasResourceProperties("AWS::Lambda::Url", {
+      AuthType: "NONE",
+      InvokeMode: "RESPONSE_STREAM",
+      TargetFunctionArn: { "Fn::GetAtt": [Match.stringLikeRegexp("^ChatChatFunction"), "Arn"] },
+      Cors: Match.objectLike({ AllowMethods: ["POST"] }),
+    });
+    template.hasOutput("ChatFunctionUrl", {
+      Description: "CHAT_URL",
+      Value: { "Fn::GetAtt": [Match.stringLikeRegexp("^ChatChatFunctionFunctionUrl"), "FunctionUrl"] },
+    });
+  });
+
+  it("runs 15 minutes with the models and api-keys tables, outside the VPC without private servers", () => {
+    const fn = chatFunction(template);
+    expect(fn.Properties.Timeout).toBe(900);
+    expect(fn.Properties.MemorySize).toBe(512);
+    expect(fn.Properties.VpcConfig).toBeUndefined();
+    const env = fn.Properties.Environment.Variables;
+    expect(env.MODELS_TABLE).toBeDefined();
+    expect(env.API_KEYS_TABLE).toBeDefined();
+    expect(env.INFERENCE_ENDPOINTS).toBeDefined();
+  });
+
+  it("lets the function read models and api keys by key, nothing else", () => {
+    const statements = Object.entries(template.findResources("AWS::IAM::Policy"))
+      .filter(([id]) => id.startsWith("ChatChatFunctionRole"))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
+    const dynamo = statements.filter((s) => JSON.stringify(s.Action).includes("dynamodb"));
+    expect(dynamo.map((s) => s.Action)).toEqual(["dynamodb:GetItem", "dynamodb:GetItem"]);
+    expect(JSON.stringify(dynamo.map((s) => s.Resource))).toMatch(/StorageModelsTable.*StorageApiKeysTable/);
+  });
+
+  it("routes POST /v4/chat/completions to it, streamed, behind the API key authorizer", () => {
+    template.hasResourceProperties("AWS::ApiGateway::Resource", { PathPart: "completions" });
+    template.hasResourceProperties("AWS::ApiGateway::Method", {
+      HttpMethod: "POST",
+      ResourceId: { Ref: Match.stringLikeRegexp("^ApiRestApiv4chatcompletions") },
+      AuthorizationType: "CUSTOM",
+      AuthorizerId: { Ref: Match.stringLikeRegexp("^ApiApiKeyAuthorizer") },
+      Integration: Match.objectLike({
+        Type: "AWS_PROXY",
+        ResponseTransferMode: "STREAM",
+        TimeoutInMillis: 900_000,
+        Uri: {
+          "Fn::Join": [
+            "",
+            Match.arrayWith([
+              ":lambda:path/2021-11-15/functions/",
+              { "Fn::GetAtt": [Match.stringLikeRegexp("^ChatChatFunction"), "Arn"] },
+              "/response-streaming-invocations",
+            ]),
+          ],
+        },
+      }),
+    });
+  });
+});
+
+describe("jobs and models routes", () => {
+  const { template } = synthPlatform();
+  const resources = template.findResources("AWS::ApiGateway::Resource");
+  const methods = Object.values(template.findResources("AWS::ApiGateway::Method")).map((m) => m.Properties);
+
+  /** `GET /v4/fine_tuning/jobs/{job_id}` style names of every method. */
+  function routes(): string[] {
+    const path = (ref: string): string => {
+      const resource = resources[ref];
+      if (!resource) return "";
+      const parent = resource.Properties.ParentId.Ref as string | undefined;
+      return `${parent ? path(parent) : ""}/${resource.Properties.PathPart}`;
+    };
+    return methods
+      .filter((m) => m.HttpMethod !== "OPTIONS")
+      .map((m) => `${m.HttpMethod} ${path(m.ResourceId.Ref as string)}`);
+  }
+
+  it("serves the jobs and models API behind the authorizer from the jobs function", () => {
+    expect(routes()).toEqual(
+      expect.arrayContaining([
+        "GET /v4/fine_tuning/jobs",
+        "POST /v4/fine_tuning/jobs",
+        "GET /v4/fine_tuning/jobs/{job_id}",
+        "POST /v4/fine_tuning/jobs/{job_id}/cancel",
+        "GET /v4/fine_tuning/jobs/{job_id}/events",
+        "GET /v4/fine_tuning/jobs/{job_id}/checkpoints",
+        "GET /v4/models",
+        "GET /v4/models/{model_code}",
+        "DELETE /v4/models/{model_code}",
+        "POST /v4/chat/completions",
+      ]),
+    );
+    const jobsMethods = methods.filter((m) => JSON.stringify(m.Integration?.Uri).includes("ApiJobsApi"));
+    expect(jobsMethods).toHaveLength(9);
+    for (const method of jobsMethods) {
+      expect(method.AuthorizationType).toBe("CUSTOM");
+      expect(method.AuthorizerId).toEqual({ Ref: expect.stringMatching(/^ApiApiKeyAuthorizer/) });
+    }
+  });
+
+  it("gives the jobs function its tables, the training queue, checkpoints and cancel", () => {
+    const fn = Object.entries(template.findResources("AWS::Lambda::Function")).find(([id]) =>
+      id.startsWith("ApiJobsApi"),
+    )![1];
+    expect(Object.keys(fn.Properties.Environment.Variables)).toEqual(
+      expect.arrayContaining([
+        "FILES_TABLE",
+        "JOBS_TABLE",
+        "EVENTS_TABLE",
+        "MODELS_TABLE",
+        "IDEMPOTENCY_TABLE",
+        "TRAINING_QUEUE_URL",
+        "ARTIFACTS_BUCKET",
+      ]),
+    );
+    const statements = Object.entries(template.findResources("AWS::IAM::Policy"))
+      .filter(([id]) => id.startsWith("ApiJobsApiRole"))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
+    const text = JSON.stringify(statements);
+    for (const action of ["sqs:SendMessage", "batch:TerminateJob", "dynamodb:ConditionCheckItem"]) {
+      expect(text).toContain(action);
+    }
+    expect(text).toContain("/index/byTenant");
+    expect(text).not.toMatch(/dynamodb:Scan|s3:PutObject|batch:SubmitJob/);
+  });
+});
+
+describe("private inference servers", () => {
+  const { template, violations } = synthPlatform({
+    env: { account: "123456789012", region: "us-east-1" },
+    inference: {
+      servers: ["glm-4-9b-chat", "qwen2.5-7b-instruct"],
+      fullModelDeployments: ["acme-full-1"],
+      imageUri: ECR_IMAGE,
+    },
+  });
+
+  it("runs one vLLM service per base model and per full deployment on ECS GPU instances", () => {
+    template.resourceCountIs("AWS::ECS::Service", 3);
+    const containers = Object.values(template.findResources("AWS::ECS::TaskDefinition")).map(
+      (t) => t.Properties.ContainerDefinitions[0],
+    );
+    expect(containers).toHaveLength(3);
+    for (const container of containers) {
+      expect(JSON.stringify(container.Image)).toContain("/ft-inference:1");
+      expect(container.ResourceRequirements).toEqual([{ Type: "GPU", Value: "1" }]);
+      expect(container.PortMappings).toEqual([expect.objectContaining({ ContainerPort: 8000 })]);
+    }
+    const env = containers.map((c) =>
+      Object.fromEntries(c.Environment.map((e: { Name: string; Value: unknown }) => [e.Name, e.Value])),
+    );
+    expect(env.map((e) => e.BASE_MODEL ?? e.MODEL_CODE)).toEqual([
+      "glm-4-9b-chat",
+      "qwen2.5-7b-instruct",
+      "acme-full-1",
+    ]);
+    template.hasResourceProperties("AWS::ElasticLoadBalancingV2::LoadBalancer", { Scheme: "internal" });
+    template.hasResourceProperties("AWS::ElasticLoadBalancingV2::TargetGroup", {
+      HealthCheckPath: "/health",
+      TargetType: "ip",
+    });
+  });
+
+  it("lets the servers' execution role pull the image from its ECR repository", () => {
+    template.hasResourceProperties("AWS::IAM::Policy", {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: Match.arrayWith(["ecr:BatchGetImage"]),
+            Resource: Match.stringLikeRegexp(":repository/ft-inference$"),
+          }),
+        ]),
+      },
+      Roles: [{ Ref: Match.stringLikeRegexp("^ChatInferenceExecutionRole") }],
+    });
+  });
+
+  it("puts the chat function in the VPC, the only source the load balancer admits", () => {
+    const fn = chatFunction(template);
+    expect(fn.Properties.VpcConfig.SubnetIds).toHaveLength(2);
+    const endpoints = JSON.stringify(fn.Properties.Environment.Variables.INFERENCE_ENDPOINTS);
+    for (const name of ["glm-4-9b-chat", "qwen2.5-7b-instruct", "acme-full-1"])
+      expect(endpoints).toContain(name);
+    expect(endpoints).toMatch(/:800[0-2]\/v1/);
+    const ingress = Object.values(template.findResources("AWS::EC2::SecurityGroupIngress"))
+      .map((r) => r.Properties)
+      .filter((p) => JSON.stringify(p.GroupId).includes("LoadBalancerSecurityGroup"));
+    expect(ingress).toHaveLength(1);
+    expect(ingress[0]!.SourceSecurityGroupId).toEqual({
+      "Fn::GetAtt": [expect.stringMatching(/^ChatChatSecurityGroup/), "GroupId"],
+    });
+  });
+
+  it("lets the servers read weights, adapters and full models only", () => {
+    const statements = Object.entries(template.findResources("AWS::IAM::Policy"))
+      .filter(([id]) => id.startsWith("ChatInferenceTaskRole"))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
+    expect(statements.map((s) => s.Action)).toEqual(["s3:GetObject", "s3:ListBucket", "dynamodb:GetItem"]);
+    const text = JSON.stringify(statements[0]!.Resource);
+    for (const pattern of ["/base-models/*", "/tenants/*/jobs/*/adapter/*", "/tenants/*/jobs/*/model/*"]) {
+      expect(text).toContain(pattern);
+    }
+  });
+
+  it("reports no unacknowledged cdk-nag finding", () => {
+    expect(violations).toEqual([]);
+  });
+});
+
+describe("external inference endpoint", () => {
+  it("passes the URL as the default endpoint", () => {
+    const { template } = synthPlatform({ inference: { endpointUrl: "https://llm.example.com/v1" } });
+    const env = chatFunction(template).Properties.Environment.Variables;
+    expect(JSON.parse(env.INFERENCE_ENDPOINTS as string)).toEqual({ "*": "https://llm.example.com/v1" });
+  });
+});

@@ -1,0 +1,375 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { SendMessageCommand } from "@aws-sdk/client-sqs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
+import { JobsRepository } from "../../lambdas/aws/jobs-repository.ts";
+import type { TrainingRunner } from "../../lambdas/aws/training-runner.ts";
+import { DEFAULT_CATALOG } from "../../lambdas/core/catalog/base-models.ts";
+import type { TrainingSubmission } from "../../lambdas/core/jobs/dispatch.ts";
+import { newJobId } from "../../lambdas/core/jobs/ids.ts";
+import type { JobRecord } from "../../lambdas/core/jobs/wire.ts";
+import { dispatchJob } from "../../lambdas/dispatcher/dispatch.ts";
+import { TenantAdmin } from "../../local/cli/admin.ts";
+import { type LocalPlatform, startPlatform } from "../../local/platform/platform.ts";
+import { localClients, uniquePrefix } from "./aws.ts";
+
+const STAND_IN = fileURLToPath(new URL("./fixtures/stand-in-trainer.ts", import.meta.url));
+const DATASET = readFileSync(new URL("../fixtures/datasets/valid-messages.jsonl", import.meta.url));
+
+// biome-ignore lint/suspicious/noExplicitAny: wire objects, read field by field in assertions
+type Json = Record<string, any>;
+
+/**
+ * Jobs end to end on the local platform against LocalStack: API → DynamoDB transaction → training
+ * queue → dispatcher → local Batch (a stand-in trainer process) → state changes → job-status handler.
+ */
+describe("fine-tuning jobs pipeline", () => {
+  let platform: LocalPlatform;
+  let keyA: string;
+  let keyB: string;
+  let tenantA: string;
+  let fileA: string;
+  let fileB: string;
+
+  const api = async (key: string, path: string, init: RequestInit & { json?: unknown } = {}) => {
+    const { json, ...rest } = init;
+    const response = await fetch(`${platform.baseUrl}${path}`, {
+      ...rest,
+      ...(json !== undefined ? { method: rest.method ?? "POST", body: JSON.stringify(json) } : {}),
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(json !== undefined ? { "content-type": "application/json" } : {}),
+        ...rest.headers,
+      },
+    });
+    return { status: response.status, body: (await response.json()) as Json };
+  };
+
+  async function upload(key: string): Promise<string> {
+    const form = new FormData();
+    form.set("purpose", "fine-tune");
+    form.set("file", new Blob([DATASET], { type: "application/jsonl" }), "train.jsonl");
+    const created = await api(key, "/files", { method: "POST", body: form });
+    expect(created.status).toBe(200);
+    for (let i = 0; i < 120; i++) {
+      const file = await api(key, `/files/${created.body.id}`);
+      if (file.body.status === "processed") return created.body.id as string;
+      if (file.body.status === "error") throw new Error(JSON.stringify(file.body));
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error("file not processed in time");
+  }
+
+  async function waitFor(key: string, jobId: string, statuses: string[], timeoutMs = 60_000): Promise<Json> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const job = await api(key, `/fine_tuning/jobs/${jobId}`);
+      if (statuses.includes(job.body.status)) return job.body;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`job ${jobId} did not reach ${statuses.join("|")} in ${timeoutMs} ms`);
+  }
+
+  const createJob = (key: string, body: Json, headers: Record<string, string> = {}) =>
+    api(key, "/fine_tuning/jobs", { json: body, headers });
+
+  const jobBody = (code: string, seed = 7) => ({
+    model: "tiny-chat",
+    training_file: fileA,
+    method: { type: "lora", hyperparameters: { n_epochs: 1 } },
+    model_code: code,
+    seed,
+  });
+
+  beforeAll(async () => {
+    const { documents } = localClients();
+    platform = await startPlatform({
+      prefix: uniquePrefix("jobs"),
+      port: 0,
+      trainerCommand: [process.execPath, "--import", "tsx", STAND_IN],
+      trainingConcurrency: 4,
+    });
+    const admin = new TenantAdmin(new ApiKeysRepository(documents, platform.resources.tables["api-keys"]));
+    const a = await admin.createTenant("tenant a");
+    keyA = a.apiKey;
+    tenantA = a.tenantId;
+    keyB = (await admin.createTenant("tenant b")).apiKey;
+    [fileA, fileB] = await Promise.all([upload(keyA), upload(keyB)]);
+  });
+
+  afterAll(async () => {
+    await platform?.stop();
+  });
+
+  it("trains a job to succeeded: queued → running → succeeded, model ready with its artifact", async () => {
+    const created = await createJob(keyA, jobBody("it-success"));
+    expect(created.status).toBe(200);
+    expect(created.body).toMatchObject({
+      object: "fine_tuning.job",
+      status: "queued",
+      model: "tiny-chat",
+      model_code: "it-success",
+      fine_tuned_model: null,
+      training_file: fileA,
+    });
+    const done = await waitFor(keyA, created.body.id, ["succeeded", "failed"]);
+    expect(done).toMatchObject({ status: "succeeded", fine_tuned_model: "it-success", trained_tokens: 1234 });
+    expect(done.finished_at).toBeGreaterThanOrEqual(done.created_at);
+
+    const model = await api(keyA, "/models/it-success");
+    expect(model.body).toMatchObject({
+      id: "it-success",
+      object: "model",
+      status: "ready",
+      root: "tiny-chat",
+    });
+    const stored = await new JobsRepository(localClients().documents, {
+      jobs: platform.resources.tables.jobs,
+      events: platform.resources.tables["job-events"],
+      models: platform.resources.tables.models,
+    }).getModel("it-success");
+    expect(stored?.artifactUri).toBe(
+      `s3://${platform.resources.buckets.artifacts}/tenants/${tenantA}/jobs/${created.body.id}/adapter/`,
+    );
+
+    const events = await api(keyA, `/fine_tuning/jobs/${created.body.id}/events?limit=100`);
+    const messages = (events.body.data as Json[]).map((e) => e.message as string);
+    expect(messages.at(-1)).toMatch(/^Created fine-tuning job/);
+    expect(messages[0]).toBe("The job has successfully completed.");
+    // "Job submitted…" may be missing: the local runner's first state change can store the run id first.
+    expect(messages).toContain("Training container starting.");
+    expect(messages.some((m) => m.startsWith("stand-in trainer started"))).toBe(true);
+    const metrics = (events.body.data as Json[]).find((e) => e.type === "metrics");
+    expect(metrics).toMatchObject({ object: "fine_tuning.job.event", data: { step: 1, train_loss: 0.5 } });
+
+    const page = await api(keyA, `/fine_tuning/jobs/${created.body.id}/events?limit=2`);
+    expect(page.body.has_more).toBe(true);
+    const next = await api(
+      keyA,
+      `/fine_tuning/jobs/${created.body.id}/events?limit=2&after=${page.body.last_id}`,
+    );
+    expect(next.body.data[0].id).toBe(events.body.data[2].id);
+
+    const checkpoints = await api(keyA, `/fine_tuning/jobs/${created.body.id}/checkpoints`);
+    expect(checkpoints.body.data).toEqual([
+      expect.objectContaining({
+        object: "fine_tuning.job.checkpoint",
+        step_number: 1,
+        fine_tuned_model_checkpoint: "it-success:step-1",
+        metrics: { step: 1, train_loss: 0.5 },
+      }),
+    ]);
+    const list = await api(keyA, "/models");
+    expect((list.body.data as Json[]).map((m) => m.id)).toEqual(
+      expect.arrayContaining(["tiny-chat", "it-success"]),
+    );
+  });
+
+  it("fails a job whose trainer rejects its input, with the trainer's message and exit code", async () => {
+    const created = await createJob(keyA, jobBody("it-failure", 1));
+    const done = await waitFor(keyA, created.body.id, ["succeeded", "failed"]);
+    expect(done.status).toBe("failed");
+    expect(done.error).toEqual({
+      code: "invalid_training_input",
+      message: "Bad input: line 3 of the training file has no assistant turn",
+      param: null,
+    });
+    expect((await api(keyA, "/models/it-failure")).body.status).toBe("failed");
+  });
+
+  it("cancels a running job: the run is terminated and late Batch events do not undo it", async () => {
+    const created = await createJob(keyA, jobBody("it-cancel", 2));
+    await waitFor(keyA, created.body.id, ["running"]);
+    const cancelled = await api(keyA, `/fine_tuning/jobs/${created.body.id}/cancel`, { method: "POST" });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.status).toBe("cancelled");
+    await platform.batch.settled();
+    await new Promise((r) => setTimeout(r, 500));
+    await platform.batch.settled();
+    const after = await api(keyA, `/fine_tuning/jobs/${created.body.id}`);
+    expect(after.body.status).toBe("cancelled");
+    const again = await api(keyA, `/fine_tuning/jobs/${created.body.id}/cancel`, { method: "POST" });
+    expect(again.body.status).toBe("cancelled");
+    expect((await api(keyA, "/models/it-cancel")).body.status).toBe("failed");
+    const done = await createJob(keyA, jobBody("it-done"));
+    await waitFor(keyA, done.body.id, ["succeeded"]);
+    const late = await api(keyA, `/fine_tuning/jobs/${done.body.id}/cancel`, { method: "POST" });
+    expect(late.status).toBe(409);
+    expect(late.body.error.code).toBe("job_not_cancellable");
+  });
+
+  it("submits one run for a job whose training message is delivered twice", async () => {
+    const created = await createJob(keyA, jobBody("it-duplicate"));
+    await waitFor(keyA, created.body.id, ["succeeded"]);
+    const { sqs } = localClients();
+    const body = JSON.stringify({ tenantId: tenantA, jobId: created.body.id });
+    await sqs.send(
+      new SendMessageCommand({ QueueUrl: platform.resources.queueUrls.training, MessageBody: body }),
+    );
+    await new Promise((r) => setTimeout(r, 3000));
+    const events = await api(keyA, `/fine_tuning/jobs/${created.body.id}/events?limit=100`);
+    const submitted = (events.body.data as Json[]).filter((e) =>
+      String(e.message).startsWith("Job submitted"),
+    );
+    expect(submitted).toHaveLength(1);
+    expect((await api(keyA, `/fine_tuning/jobs/${created.body.id}`)).body.status).toBe("succeeded");
+  });
+
+  it("submits once when two deliveries of the same message are dispatched at the same time", async () => {
+    const { documents } = localClients();
+    const tables = platform.resources.tables;
+    const jobs = new JobsRepository(documents, {
+      jobs: tables.jobs,
+      events: tables["job-events"],
+      models: tables.models,
+      files: tables.files,
+      idempotency: tables.idempotency,
+    });
+    // A queued job with no message on the queue, so only the two deliveries below dispatch it.
+    const jobId = newJobId();
+    const created = await createJob(keyA, { ...jobBody("it-race-template"), dry_run: true });
+    expect(created.status).toBe(200);
+    const template = (await api(keyA, `/fine_tuning/jobs?limit=1`)).body.data[0] as Json;
+    // Without the template's run id and dispatch claim: a job just created.
+    const {
+      dispatchClaim: _c,
+      dispatchClaimExpires: _e,
+      ...stored
+    } = (await jobs.get(tenantA, template.id)) as Json;
+    await jobs.create({
+      job: {
+        ...(stored as JobRecord),
+        jobId,
+        modelCode: "it-race",
+        status: "queued",
+        batchJobId: null,
+        finishedAt: null,
+      },
+      model: {
+        modelCode: "it-race",
+        tenantId: tenantA,
+        jobId,
+        baseModel: "tiny-chat",
+        method: "lora",
+        status: "pending",
+        createdAt: 1,
+        artifactUri: null,
+      },
+      events: [],
+    });
+    const submissions: TrainingSubmission[] = [];
+    const runner: TrainingRunner = {
+      submit: async (s) => {
+        submissions.push(s);
+        await new Promise((r) => setTimeout(r, 200));
+        return "run-1";
+      },
+      terminate: async () => {},
+    };
+    const deps = {
+      jobs,
+      runner,
+      catalog: DEFAULT_CATALOG,
+      locations: {
+        datasetsBucket: "d",
+        artifactsBucket: "a",
+        jobsTable: tables.jobs,
+        eventsTable: tables["job-events"],
+      },
+      log: () => {},
+    };
+    const outcomes = await Promise.allSettled([
+      dispatchJob({ tenantId: tenantA, jobId }, deps),
+      dispatchJob({ tenantId: tenantA, jobId }, deps),
+    ]);
+    expect(submissions).toHaveLength(1);
+    expect(outcomes.filter((o) => o.status === "fulfilled" && o.value === "submitted")).toHaveLength(1);
+    expect((await jobs.get(tenantA, jobId))?.batchJobId).toBe("run-1");
+    // A later redelivery finds the stored run and submits nothing.
+    expect(await dispatchJob({ tenantId: tenantA, jobId }, deps)).toBe("already_submitted");
+    expect(submissions).toHaveLength(1);
+  });
+
+  it("lets exactly one of 20 parallel creates reserve a model code", async () => {
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        createJob(i % 2 ? keyA : keyB, { ...jobBody("it-contested"), training_file: i % 2 ? fileA : fileB }),
+      ),
+    );
+    const statuses = responses.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 409)).toHaveLength(19);
+    const conflict = responses.find((r) => r.status === 409)!;
+    expect(conflict.body.error).toMatchObject({ code: "model_code_taken", param: "model_code" });
+  });
+
+  it("replays the same Idempotency-Key and body, and refuses the key with another body (422)", async () => {
+    const headers = { "idempotency-key": `key-${Date.now()}` };
+    const first = await createJob(keyA, jobBody("it-idempotent"), headers);
+    const second = await createJob(keyA, jobBody("it-idempotent"), headers);
+    expect(first.status).toBe(200);
+    expect(second.status).toBe(200);
+    expect(second.body.id).toBe(first.body.id);
+    const other = await createJob(keyA, jobBody("it-idempotent-2"), headers);
+    expect(other.status).toBe(422);
+    expect(other.body.error.code).toBe("idempotency_key_reused");
+    // Keys are per tenant: tenant B may use the same one.
+    const b = await createJob(keyB, { ...jobBody("it-idempotent-b"), training_file: fileB }, headers);
+    expect(b.status).toBe(200);
+  });
+
+  it("answers a dry run with an estimate and creates nothing", async () => {
+    const before = (await api(keyA, "/fine_tuning/jobs?limit=100")).body.data.length;
+    const dry = await createJob(keyA, { ...jobBody("it-dry"), dry_run: true });
+    expect(dry.status).toBe(200);
+    expect(dry.body).toMatchObject({
+      object: "fine_tuning.job.estimate",
+      model: "tiny-chat",
+      method: "lora",
+    });
+    expect(dry.body.trained_tokens).toBeGreaterThan(0);
+    expect(dry.body.queue_position).toBeGreaterThanOrEqual(1);
+    expect((await api(keyA, "/fine_tuning/jobs?limit=100")).body.data.length).toBe(before);
+    expect((await api(keyA, "/models/it-dry")).status).toBe(404);
+  });
+
+  it("rejects bad creates with a 400 naming the parameter", async () => {
+    const foreign = await createJob(keyA, { ...jobBody("it-bad"), training_file: fileB });
+    expect(foreign.status).toBe(400);
+    expect(foreign.body.error).toMatchObject({ param: "training_file", code: "file_not_found" });
+    const base = await createJob(keyA, { ...jobBody("x"), model_code: "tiny-chat" });
+    expect(base.status).toBe(400);
+    expect(base.body.error.param).toBe("model_code");
+    const unknown = await createJob(keyA, { ...jobBody("it-bad"), model: "gpt-9" });
+    expect(unknown.body.error).toMatchObject({ param: "model", code: "model_not_found" });
+  });
+
+  it("answers 404 to another tenant on every job and model endpoint", async () => {
+    const created = await createJob(keyA, jobBody("it-private"));
+    const id = created.body.id as string;
+    await waitFor(keyA, id, ["succeeded"]);
+    for (const [method, path] of [
+      ["GET", `/fine_tuning/jobs/${id}`],
+      ["POST", `/fine_tuning/jobs/${id}/cancel`],
+      ["GET", `/fine_tuning/jobs/${id}/events`],
+      ["GET", `/fine_tuning/jobs/${id}/checkpoints`],
+      ["GET", "/models/it-private"],
+      ["DELETE", "/models/it-private"],
+    ] as const) {
+      const response = await api(keyB, path, { method });
+      expect(response.status, `${method} ${path}`).toBe(404);
+      expect(response.body.error.type).toBe("not_found_error");
+    }
+    const listed = await api(keyB, "/fine_tuning/jobs?limit=100");
+    expect((listed.body.data as Json[]).some((job) => job.id === id)).toBe(false);
+    expect(((await api(keyB, "/models")).body.data as Json[]).some((m) => m.id === "it-private")).toBe(false);
+    // The owner may delete it, which frees the code.
+    expect((await api(keyA, "/models/it-private", { method: "DELETE" })).body).toEqual({
+      id: "it-private",
+      object: "model",
+      deleted: true,
+    });
+    expect((await api(keyA, "/models/it-private")).status).toBe(404);
+  });
+});
