@@ -1,9 +1,10 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * Three projects: `unit` (pure domain and handlers, no network), `infra` (CDK assertions and cdk-nag)
- * and `integration` (adapters and handlers against LocalStack; run through
- * local/localstack/with-localstack.ts, which provides AWS_ENDPOINT_URL).
+ * Four projects: `unit` (pure domain and handlers, no network), `infra` (CDK assertions and cdk-nag),
+ * `integration` (adapters and handlers against LocalStack; run through
+ * local/localstack/with-localstack.ts, which provides AWS_ENDPOINT_URL) and `e2e` (the local platform
+ * with the real trainer and inference server, driven by the openai SDK).
  */
 export default defineConfig({
   test: {
@@ -29,6 +30,18 @@ export default defineConfig({
           hookTimeout: 180_000,
           globalSetup: ["test/integration/global-setup.ts"],
           // One LocalStack; files run one after another so their timings and resources stay apart.
+          fileParallelism: false,
+        },
+      },
+      {
+        // The local platform end to end: real CPU training and inference, so minutes, not seconds.
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 1_200_000,
+          hookTimeout: 300_000,
+          globalSetup: ["test/integration/global-setup.ts"],
           fileParallelism: false,
         },
       },

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,6 +8,7 @@ import { documentClient } from "../lambdas/aws/clients.ts";
 import { hashApiKey } from "../lambdas/core/tenants/api-keys.ts";
 import { TenantAdmin } from "./cli/admin.ts";
 import { ensureLocalStack } from "./localstack/harness.ts";
+import { ensureTinyModel, startInferenceServer, TRAINER_PYTHON } from "./platform/inference-server.ts";
 import { startPlatform } from "./platform/platform.ts";
 
 /**
@@ -23,8 +25,28 @@ process.env.AWS_REGION ??= "us-east-1";
 process.env.AWS_ACCESS_KEY_ID ??= "test";
 process.env.AWS_SECRET_ACCESS_KEY ??= "test";
 
+// The trainer's venv (torch, transformers, PEFT) runs both local training and the inference server.
+// The script is idempotent (a stamp of the lock files): after the first run it returns at once.
+if (!existsSync(TRAINER_PYTHON))
+  say("first run: installing the trainer's Python environment (a few minutes)");
+execFileSync("bash", [join(root, "batch-images/trainer/scripts/setup-venv.sh")], { stdio: "inherit" });
+const baseModelsDir = join(root, ".cache/base-models");
+ensureTinyModel(baseModelsDir, say);
+const inference = await startInferenceServer({
+  baseModelsDir,
+  cacheDir: join(root, ".cache/inference"),
+  logFile: join(root, ".cache/inference/server.log"),
+});
+say(`inference server at ${inference.url} (log .cache/inference/server.log)`);
+
 const prefix = process.env.FT_PREFIX ?? DEFAULT_PREFIX;
-const platform = await startPlatform({ prefix, port: Number(process.env.PORT ?? 8787), log: say });
+const platform = await startPlatform({
+  prefix,
+  port: Number(process.env.PORT ?? 8787),
+  log: say,
+  baseModelsDir,
+  inferenceUrl: inference.url,
+});
 const devKey = await seedDevTenant(platform.resources.tables["api-keys"]);
 
 console.log(`
@@ -34,7 +56,10 @@ Fine-tuning platform running locally.
   API key:   ${devKey}   (dev tenant; also in .cache/dev-tenant.json)
 
   export OPENAI_BASE_URL=${platform.baseUrl} OPENAI_API_KEY=${devKey}
-  curl -s $OPENAI_BASE_URL/files -H "Authorization: Bearer $OPENAI_API_KEY"
+  curl -s $OPENAI_BASE_URL/models -H "Authorization: Bearer $OPENAI_API_KEY"
+  npx ftctl files upload samples/messages.jsonl --wait
+
+Training runs on this machine's CPU (one job at a time); chat is served by the local inference server.
 
 LocalStack: ${localstack.endpoint} (${localstack.mode}). Press Ctrl-C to stop.
 `);
@@ -45,6 +70,7 @@ async function shutdown(signal: string) {
   stopping = true;
   say(`${signal}: stopping`);
   await platform.stop();
+  await inference.stop();
   await localstack.stop();
   process.exit(0);
 }

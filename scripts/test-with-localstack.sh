@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 status=0
 npx vitest run --project integration || status=1
 bash batch-images/trainer/scripts/test.sh || status=1
+npx vitest run --project e2e || status=1
 exit $status

@@ -12,6 +12,7 @@ import { jobKey } from "../core/jobs/ids.ts";
 import { modelCodeTaken } from "../core/jobs/model-code.ts";
 import type { JobStatus, TransitionResult } from "../core/jobs/state-machine.ts";
 import type { FineTunedModelStatus, JobEventItem, JobRecord, ModelRecord } from "../core/jobs/wire.ts";
+import { getModelRecord } from "./model-lookup.ts";
 import { queryNewestFirst } from "./paged-query.ts";
 
 export interface JobTables {
@@ -320,10 +321,7 @@ export class JobsRepository {
   }
 
   async getModel(modelCode: string): Promise<ModelRecord | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.tables.models, Key: { modelCode }, ConsistentRead: true }),
-    );
-    return Item as ModelRecord | undefined;
+    return getModelRecord(this.documents, this.tables.models, modelCode);
   }
 
   /** A tenant's fine-tuned models, newest first (all of them: a tenant has at most thousands). */

@@ -11,11 +11,42 @@ import type { HttpResponse } from "../../lambdas/core/http/response.ts";
 export type ProxyHandler = (event: APIGatewayProxyEvent) => Promise<HttpResponse>;
 export type Authorizer = (event: APIGatewayTokenAuthorizerEvent) => Promise<APIGatewayAuthorizerResult>;
 
-export interface GatewayRoute {
-  /** Path prefix under which this function answers, e.g. `/v4/files`. */
-  readonly prefix: string;
-  readonly handler: ProxyHandler;
+/** What a streaming route gets: the request after the authorizer, the tenant from its context. */
+export interface StreamRequest {
+  readonly tenantId: string;
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+  /** Lower-cased names. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
 }
+
+/**
+ * The response of a streaming route, written straight to the socket: `start` sends the headers, each
+ * `write` one chunk (a promise when the socket's buffer is full), `signal` aborts when the client
+ * closes the connection before `end`.
+ */
+export interface StreamSink {
+  start(status: number, headers: Record<string, string>): void;
+  write(chunk: string | Uint8Array): void | Promise<void>;
+  end(): void | Promise<void>;
+  readonly signal: AbortSignal;
+}
+
+export type StreamHandler = (request: StreamRequest, sink: StreamSink) => Promise<void>;
+
+/**
+ * A function behind the gateway: `handler` gets the buffered REST proxy event; `stream` is the stand-in
+ * for a Lambda with response streaming (chat), which writes its response as it goes.
+ */
+export type GatewayRoute =
+  | {
+      /** Path prefix under which this function answers, e.g. `/v4/files`. */
+      readonly prefix: string;
+      readonly handler: ProxyHandler;
+    }
+  | { readonly prefix: string; readonly stream: StreamHandler };
 
 /** API Gateway's own limit on a request body; the same here so local behaviour matches the cloud. */
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -57,6 +88,22 @@ async function serve(
     } catch {
       throw new AuthenticationError();
     }
+    if ("stream" in route) {
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(req.headers))
+        if (typeof value === "string") headers[name] = value;
+      const tenantId = context.tenantId;
+      if (typeof tenantId !== "string" || !tenantId) throw new AuthenticationError();
+      const request: StreamRequest = {
+        tenantId,
+        requestId,
+        method: req.method ?? "GET",
+        path: url.pathname,
+        headers,
+        body,
+      };
+      return await route.stream(request, socketSink(res));
+    }
     const contentType = header(req, "content-type") ?? "";
     const binary = contentType.startsWith("multipart/form-data");
     const headers: Record<string, string> = {};
@@ -87,6 +134,11 @@ async function serve(
     const response = await route.handler(event);
     send(res, response);
   } catch (error) {
+    // A streaming route that failed after its headers went out can only close the connection.
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
     const { status, body } = toErrorEnvelope(error, requestId);
     send(res, {
       statusCode: status,
@@ -113,6 +165,46 @@ function envelope(
 function send(res: ServerResponse, response: HttpResponse): void {
   res.writeHead(response.statusCode, response.headers);
   res.end(response.isBase64Encoded ? Buffer.from(response.body, "base64") : response.body);
+}
+
+/**
+ * The socket as a stream sink: headers flushed at `start`, Nagle off so a small SSE event leaves at
+ * once, each write handed to the socket as it comes, and an abort when the client closes the connection
+ * before the response ended.
+ */
+function socketSink(res: ServerResponse): StreamSink {
+  const controller = new AbortController();
+  res.on("close", () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  return {
+    signal: controller.signal,
+    start(status, headers) {
+      res.socket?.setNoDelay(true);
+      res.writeHead(status, headers);
+      res.flushHeaders();
+    },
+    write(chunk) {
+      if (res.destroyed) return;
+      if (res.write(chunk)) return;
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          resolve();
+        };
+        res.on("drain", done);
+        res.on("close", done);
+      });
+    },
+    end() {
+      if (res.destroyed || res.writableEnded) return;
+      return new Promise<void>((resolve) => {
+        res.end(() => resolve());
+        res.once("close", () => resolve());
+      });
+    },
+  };
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -4,7 +4,10 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
-import { dynamoClient, s3Client, sqsClient } from "../../lambdas/aws/clients.ts";
+import { documentClient, dynamoClient, s3Client, sqsClient } from "../../lambdas/aws/clients.ts";
+import { getModelRecord } from "../../lambdas/aws/model-lookup.ts";
+import { createChatService } from "../../lambdas/chat/local.ts";
+import { chatDependenciesFromEnv } from "../../lambdas/chat/service.ts";
 import { contextLimits } from "../../lambdas/core/catalog/base-models.ts";
 import { type BootstrappedResources, bootstrapResources } from "../bootstrap.ts";
 import { functionEnvironment } from "./environment.ts";
@@ -42,6 +45,8 @@ export interface PlatformOptions {
   readonly baseModelsDir?: string;
   /** Training runs at once (default 1). */
   readonly trainingConcurrency?: number;
+  /** The OpenAI-compatible inference server chat relays to (`…/v1`); without one, chat answers 503. */
+  readonly inferenceUrl?: string;
 }
 
 /**
@@ -58,6 +63,7 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
   );
   Object.assign(process.env, functionEnvironment(resources), {
     CONTEXT_LIMITS: process.env.CONTEXT_LIMITS ?? JSON.stringify(contextLimits()),
+    ...(options.inferenceUrl ? { INFERENCE_ENDPOINTS: JSON.stringify({ "*": options.inferenceUrl }) } : {}),
   });
 
   if (options.baseModelsDir) await uploadBaseModels(options.baseModelsDir, resources.buckets.artifacts, log);
@@ -82,6 +88,9 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     { prefix: "/v4/files", handler: filesApi.handler },
     { prefix: "/v4/fine_tuning", handler: jobsHandler },
     { prefix: "/v4/models", handler: jobsHandler },
+    createChatService(
+      chatDependenciesFromEnv((code) => getModelRecord(documentClient(), resources.tables.models, code)),
+    ),
   ]);
   await new Promise<void>((resolve) => server.listen(options.port, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;

@@ -50,7 +50,7 @@ export function trainerEnvironment(
     BASE_MODEL_URI: `s3://${where.artifactsBucket}/${baseModel.weightsPrefix}`,
     TRAINING_FILE_URI: dataset(job.trainingFile),
     OUTPUT_URI: `s3://${where.artifactsBucket}/${jobArtifactKeys(job.tenantId, job.jobId, job.method).root}`,
-    HYPERPARAMETERS: hyperparametersEnv(job.hyperparameters),
+    HYPERPARAMETERS: hyperparametersEnv(job.hyperparameters, baseModel.methods[job.method]?.baseLearningRate),
     JOBS_TABLE: where.jobsTable,
     EVENTS_TABLE: where.eventsTable,
     MODEL_FAMILY: baseModel.family,

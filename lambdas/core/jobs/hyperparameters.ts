@@ -252,7 +252,7 @@ export function deriveSeed(jobId: string): number {
 }
 
 /** The `HYPERPARAMETERS` environment value for the trainer: the resolved set as JSON, keys in a fixed order. */
-export function hyperparametersEnv(resolved: ResolvedHyperparameters): string {
+export function hyperparametersEnv(resolved: ResolvedHyperparameters, baseLearningRate?: number): string {
   return JSON.stringify({
     n_epochs: resolved.n_epochs,
     batch_size: resolved.batch_size,
@@ -262,5 +262,9 @@ export function hyperparametersEnv(resolved: ResolvedHyperparameters): string {
     lora_dropout: resolved.lora_dropout,
     max_seq_length: resolved.max_seq_length,
     seed: resolved.seed,
+    // Only for a model whose catalog entry sets its own base rate: the trainer then uses it as is.
+    ...(baseLearningRate !== undefined
+      ? { learning_rate: baseLearningRate * resolved.learning_rate_multiplier }
+      : {}),
   });
 }

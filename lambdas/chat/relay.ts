@@ -1,0 +1,348 @@
+import {
+  type RelayedEvent,
+  type RewriteOptions,
+  relayEvent,
+  rewriteModel,
+  type Usage,
+} from "../core/chat/chunks.ts";
+import { UpstreamError, UpstreamRequestError, UpstreamTimeoutError } from "../core/chat/errors.ts";
+import { SSE_DONE, SseParser, sseData } from "../core/chat/sse.ts";
+import { type PlatformError, ServiceUnavailableError, toErrorEnvelope } from "../core/errors.ts";
+
+/**
+ * Where the response goes: the Lambda response stream, the local gateway's socket, a benchmark. `start`
+ * sends the status line and headers; each `write` goes out at once (a returned promise is backpressure:
+ * the relay waits for it before reading more from upstream); `signal` aborts when the client is gone.
+ */
+export interface ChatSink {
+  start(status: number, headers: Record<string, string>): void;
+  write(chunk: string | Uint8Array): void | Promise<void>;
+  end(): void | Promise<void>;
+  readonly signal: AbortSignal;
+}
+
+export interface RelayRequest {
+  /** Base URL ending in `/v1`. */
+  readonly baseUrl: string;
+  readonly body: Record<string, unknown>;
+  readonly headers: Record<string, string>;
+  readonly stream: boolean;
+  readonly rewrite: RewriteOptions;
+  readonly requestId: string;
+  /** Epoch ms after which the upstream request is given up (the Lambda's own timeout, less a margin). */
+  readonly deadline?: number;
+}
+
+export type RelayOutcome = "completed" | "client_gone" | "upstream_error" | "upstream_timeout";
+
+export interface RelayResult {
+  readonly outcome: RelayOutcome;
+  readonly upstreamStatus?: number;
+  readonly chunks: number;
+  /** ms from the upstream request to its response headers. */
+  readonly upstreamHeadersMs?: number;
+  readonly usage?: Usage;
+}
+
+/** Error bodies are small; a completion is bounded by max_tokens. Both caps only guard against a broken server. */
+const MAX_ERROR_BODY = 64 * 1024;
+const MAX_COMPLETION_BODY = 16 * 1024 * 1024;
+
+class ClientGone extends Error {}
+class DeadlineReached extends Error {}
+class TooLarge extends Error {}
+
+/**
+ * POSTs the request to `{baseUrl}/chat/completions` and relays the answer. Errors before the first byte
+ * to the client are thrown as PlatformErrors (the caller sends the envelope); once the stream has
+ * started, an error is one SSE event `data: {"error": …}` and the stream ends without `[DONE]`: the
+ * openai npm client throws an APIError on it, the zhipuai SDK raises APIRequestFailedError, just as
+ * with OpenAI's and Zhipu's own mid-stream errors.
+ */
+export async function relay(
+  request: RelayRequest,
+  sink: ChatSink,
+  fetchImpl: typeof fetch = fetch,
+): Promise<RelayResult> {
+  const controller = new AbortController();
+  const onClientAbort = () => controller.abort(new ClientGone());
+  if (sink.signal.aborted) return { outcome: "client_gone", chunks: 0 };
+  sink.signal.addEventListener("abort", onClientAbort, { once: true });
+  const timer =
+    request.deadline === undefined
+      ? undefined
+      : setTimeout(() => controller.abort(new DeadlineReached()), Math.max(0, request.deadline - Date.now()));
+  const started = performance.now();
+  try {
+    let response: Response;
+    try {
+      response = await fetchImpl(`${request.baseUrl}/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: request.stream ? "text/event-stream" : "application/json",
+          "x-request-id": request.requestId,
+          ...request.headers,
+        },
+        body: JSON.stringify(request.body),
+        signal: controller.signal,
+      });
+    } catch (error) {
+      const reason: unknown = controller.signal.reason;
+      if (reason instanceof ClientGone) return { outcome: "client_gone", chunks: 0 };
+      if (reason instanceof DeadlineReached) throw new UpstreamTimeoutError();
+      throw new ServiceUnavailableError(
+        `The inference server for '${request.rewrite.model}' can not be reached${describe(error)}. Retry shortly.`,
+        "upstream_unavailable",
+      );
+    }
+    const upstreamHeadersMs = performance.now() - started;
+    if (!response.ok) {
+      const text = await readText(response, MAX_ERROR_BODY, controller).catch(() => "");
+      throw upstreamHttpError(response.status, text);
+    }
+    if (!request.stream) return await relayCompletion(response, request, sink, controller, upstreamHeadersMs);
+    return await relayStream(response, request, sink, controller, upstreamHeadersMs);
+  } finally {
+    if (timer) clearTimeout(timer);
+    sink.signal.removeEventListener("abort", onClientAbort);
+  }
+}
+
+async function relayCompletion(
+  response: Response,
+  request: RelayRequest,
+  sink: ChatSink,
+  controller: AbortController,
+  upstreamHeadersMs: number,
+): Promise<RelayResult> {
+  let text: string;
+  try {
+    text = await readText(response, MAX_COMPLETION_BODY, controller);
+  } catch (error) {
+    const reason: unknown = controller.signal.reason;
+    if (reason instanceof ClientGone) return { outcome: "client_gone", chunks: 0, upstreamStatus: 200 };
+    if (reason instanceof DeadlineReached) throw new UpstreamTimeoutError();
+    throw new UpstreamError(`The inference server's answer broke off${describe(error)}.`);
+  }
+  let completion: unknown;
+  try {
+    completion = JSON.parse(text);
+  } catch {
+    throw new UpstreamError("The inference server answered with something that is not JSON.");
+  }
+  if (completion === null || typeof completion !== "object" || Array.isArray(completion)) {
+    throw new UpstreamError("The inference server answered with something that is not a chat completion.");
+  }
+  const rewritten = rewriteModel(completion as Record<string, unknown>, request.rewrite);
+  const usage = (rewritten as { usage?: Usage }).usage;
+  sink.start(200, { "content-type": "application/json", "x-request-id": request.requestId });
+  await sink.write(JSON.stringify(rewritten));
+  await sink.end();
+  return usage
+    ? { outcome: "completed", chunks: 1, upstreamStatus: 200, upstreamHeadersMs, usage }
+    : { outcome: "completed", chunks: 1, upstreamStatus: 200, upstreamHeadersMs };
+}
+
+async function relayStream(
+  response: Response,
+  request: RelayRequest,
+  sink: ChatSink,
+  controller: AbortController,
+  upstreamHeadersMs: number,
+): Promise<RelayResult> {
+  const base = { upstreamStatus: response.status, upstreamHeadersMs };
+  if (!response.body) throw new UpstreamError("The inference server answered without a body.");
+  const reader = response.body.getReader();
+  sink.start(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",
+    "x-request-id": request.requestId,
+  });
+  const parser = new SseParser();
+  let chunks = 0;
+  let usage: Usage | undefined;
+  const result = (outcome: RelayOutcome): RelayResult =>
+    usage ? { outcome, chunks, usage, ...base } : { outcome, chunks, ...base };
+
+  for (;;) {
+    let read: Awaited<ReturnType<typeof reader.read>>;
+    try {
+      read = await reader.read();
+    } catch (error) {
+      const reason: unknown = controller.signal.reason;
+      if (reason instanceof ClientGone) {
+        await endQuietly(sink);
+        return result("client_gone");
+      }
+      if (reason instanceof DeadlineReached) {
+        await fail(sink, new UpstreamTimeoutError(), request.requestId);
+        return result("upstream_timeout");
+      }
+      await fail(
+        sink,
+        new UpstreamError(`The inference server's stream broke off${describe(error)}.`),
+        request.requestId,
+      );
+      return result("upstream_error");
+    }
+    if (read.done) break;
+    // Everything this read completed goes out in one write, before the next read: nothing waits for
+    // a later upstream chunk.
+    let out = "";
+    let finished: RelayedEvent | undefined;
+    for (const event of parser.push(read.value)) {
+      const relayed = relayEvent(event, request.rewrite);
+      if (relayed.kind === "chunk") {
+        out += relayed.text;
+        chunks += 1;
+        if (relayed.usage) usage = relayed.usage;
+      } else if (relayed.kind === "skip") {
+        if (relayed.usage) usage = relayed.usage;
+      } else if (relayed.kind === "invalid") {
+        // Not JSON from an OpenAI-compatible server means the stream can not be trusted any further.
+        finished = {
+          kind: "error",
+          text: errorEvent(
+            new UpstreamError("The inference server sent an event that is not JSON."),
+            request.requestId,
+          ),
+        };
+        break;
+      } else {
+        finished = relayed;
+        break;
+      }
+    }
+    if (out) await sink.write(out);
+    if (finished?.kind === "done") {
+      await sink.write(SSE_DONE);
+      await sink.end();
+      // Drain the rest (normally just the chunked encoding's end) so the connection can be reused.
+      void drain(reader);
+      return result("completed");
+    }
+    if (finished?.kind === "error") {
+      await sink.write(withRequestId(finished.text, request.requestId));
+      await sink.end();
+      controller.abort(new ClientGone());
+      return result("upstream_error");
+    }
+  }
+  await fail(
+    sink,
+    new UpstreamError("The inference server ended the stream before its end marker."),
+    request.requestId,
+  );
+  return result("upstream_error");
+}
+
+/** The envelope of a non-2xx answer of the inference server, as a PlatformError. */
+export function upstreamHttpError(status: number, text: string): PlatformError {
+  let message: string | undefined;
+  let code: string | undefined;
+  let param: string | null = null;
+  try {
+    const parsed = JSON.parse(text) as Record<string, unknown>;
+    // OpenAI's `{"error": {…}}`, or vLLM's older flat `{"object": "error", "message", "code": 400}`.
+    const error = (
+      typeof parsed.error === "object" && parsed.error !== null ? parsed.error : parsed
+    ) as Record<string, unknown>;
+    if (typeof error.message === "string") message = error.message.slice(0, 1000);
+    if (typeof error.code === "string" || typeof error.code === "number") code = String(error.code);
+    if (typeof error.param === "string") param = error.param;
+  } catch {
+    // not JSON: a proxy's HTML page; the status says enough.
+  }
+  if (status === 503) {
+    return new ServiceUnavailableError(
+      message
+        ? `The inference server is unavailable: ${message}`
+        : "The inference server is unavailable; retry shortly.",
+      "upstream_unavailable",
+    );
+  }
+  if (status >= 400 && status < 500 && ![401, 403, 407, 408].includes(status)) {
+    return new UpstreamRequestError(
+      status,
+      message ?? `The inference server refused the request (HTTP ${status}).`,
+      code && !/^\d+$/.test(code) ? code : "upstream_rejected",
+      param,
+    );
+  }
+  return new UpstreamError(`The inference server failed (HTTP ${status})${message ? `: ${message}` : "."}`);
+}
+
+function errorEvent(error: unknown, requestId: string): string {
+  return sseData(toErrorEnvelope(error, requestId).body);
+}
+
+async function fail(sink: ChatSink, error: unknown, requestId: string): Promise<void> {
+  try {
+    await sink.write(errorEvent(error, requestId));
+  } finally {
+    await endQuietly(sink);
+  }
+}
+
+/** Adds the platform's request id to an upstream error event, keeping its own fields. */
+function withRequestId(text: string, requestId: string): string {
+  try {
+    const parsed = JSON.parse(text.slice("data: ".length)) as { error?: Record<string, unknown> };
+    if (parsed.error && typeof parsed.error === "object") {
+      const error: Record<string, unknown> = { ...parsed.error, request_id: requestId };
+      if (typeof error.code === "number") error.code = String(error.code);
+      if (error.type === undefined) error.type = "server_error";
+      return sseData({ ...parsed, error });
+    }
+  } catch {
+    // relayEvent only hands over parsed JSON; nothing to do.
+  }
+  return text;
+}
+
+async function endQuietly(sink: ChatSink): Promise<void> {
+  try {
+    await sink.end();
+  } catch {
+    // the client is gone; there is nobody to tell.
+  }
+}
+
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  // A server that keeps the stream open after [DONE] is not worth a connection: give up after a second.
+  const timer = setTimeout(() => void reader.cancel().catch(() => {}), 1_000);
+  timer.unref();
+  try {
+    for (;;) if ((await reader.read()).done) return;
+  } catch {
+    // ended by abort or reset: nothing left to reuse.
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readText(response: Response, limit: number, controller: AbortController): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      controller.abort(new TooLarge());
+      throw new Error(`more than ${limit} bytes`);
+    }
+    parts.push(value);
+  }
+  return Buffer.concat(parts).toString("utf8");
+}
+
+function describe(error: unknown): string {
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" ? ` (${code})` : "";
+}

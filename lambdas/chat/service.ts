@@ -1,0 +1,232 @@
+import { type BaseModelCatalog, CATALOG_OVERRIDE_ENV, catalogFromEnv } from "../core/catalog/base-models.ts";
+import { ChatRateLimitError } from "../core/chat/errors.ts";
+import {
+  checkMaxTokens,
+  endpointFor,
+  type FindModel,
+  type InferenceEndpoints,
+  parseInferenceEndpoints,
+  resolveModel,
+  upstreamTarget,
+} from "../core/chat/models.ts";
+import { rateLimitFromEnv, TokenBucketLimiter } from "../core/chat/rate-limit.ts";
+import {
+  type ChatLimits,
+  DEFAULT_CHAT_LIMITS,
+  parseChatRequest,
+  upstreamBody,
+} from "../core/chat/request.ts";
+import { InvalidRequestError, NotFoundError, PlatformError, toErrorEnvelope } from "../core/errors.ts";
+import { type ChatSink, type RelayResult, relay } from "./relay.ts";
+
+export type { ChatSink } from "./relay.ts";
+
+/** One chat request, wherever it came from: the tenant is already proven (authorizer or API key). */
+export interface ChatRequest {
+  readonly tenantId: string;
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+  /** Lower-cased names. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+  /** Epoch ms by which the response must be finished (a Lambda's timeout, less a margin). */
+  readonly deadline?: number;
+}
+
+/** One log entry per request: what an operator needs to follow a tenant's use and the upstream's health. */
+export interface ChatLogEntry {
+  readonly requestId: string;
+  readonly tenantId: string;
+  readonly model?: string;
+  readonly status: number;
+  readonly outcome: RelayResult["outcome"] | "rejected";
+  readonly code?: string;
+  readonly stream?: boolean;
+  readonly chunks?: number;
+  readonly upstreamHeadersMs?: number;
+  readonly durationMs: number;
+  readonly usage?: RelayResult["usage"];
+}
+
+export interface ChatDependencies {
+  readonly catalog: BaseModelCatalog;
+  /** The models table lookup (any tenant's code; the service checks the owner). */
+  readonly findModel: FindModel;
+  readonly endpoints: InferenceEndpoints;
+  /** Per tenant, per function instance. */
+  readonly limiter: TokenBucketLimiter;
+  readonly limits?: ChatLimits;
+  /** Sent to the inference servers as `Authorization: Bearer …` when set (vLLM's `--api-key`). */
+  readonly upstreamApiKey?: string;
+  readonly fetch?: typeof fetch;
+  readonly now?: () => number;
+  readonly log?: (entry: ChatLogEntry) => void;
+  /** Unexpected errors (500s), with their stack; never shown to the client. */
+  readonly logError?: (message: string, details: Record<string, unknown>) => void;
+}
+
+/**
+ * The chat dependencies from the environment: `INFERENCE_ENDPOINTS` (JSON, see
+ * parseInferenceEndpoints), `CHAT_RATE_LIMIT_PER_MINUTE` (default 120, 0 = off), the catalog override
+ * and the optional `INFERENCE_API_KEY`. Throws on a malformed value (cold start fails loudly).
+ */
+export function chatDependenciesFromEnv(
+  findModel: FindModel,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  extra: Partial<ChatDependencies> = {},
+): ChatDependencies {
+  const apiKey = env.INFERENCE_API_KEY;
+  return {
+    catalog: catalogFromEnv(env[CATALOG_OVERRIDE_ENV]),
+    findModel,
+    endpoints: parseInferenceEndpoints(env.INFERENCE_ENDPOINTS),
+    limiter: new TokenBucketLimiter(rateLimitFromEnv(env.CHAT_RATE_LIMIT_PER_MINUTE)),
+    ...(apiKey ? { upstreamApiKey: apiKey } : {}),
+    ...extra,
+  };
+}
+
+const CHAT_PATH = /(^|\/)chat\/completions\/?$/;
+
+/**
+ * POST …/chat/completions for a proven tenant: validate, rate-limit, resolve the model, relay to its
+ * inference server. Never throws: every failure becomes an error envelope (before the stream started)
+ * or an SSE error event (after), both carrying the request id.
+ */
+export async function serveChat(request: ChatRequest, sink: ChatSink, deps: ChatDependencies): Promise<void> {
+  const now = deps.now ?? Date.now;
+  const started = now();
+  const guarded = guard(sink);
+  let model: string | undefined;
+  let stream: boolean | undefined;
+  try {
+    if (!CHAT_PATH.test(request.path))
+      throw new NotFoundError(`Unknown path ${request.path}.`, "unknown_url");
+    if (request.method !== "POST") {
+      throw new InvalidRequestError(
+        `Method ${request.method} is not allowed on ${request.path}.`,
+        null,
+        "method_not_allowed",
+      );
+    }
+    const admitted = deps.limiter.take(request.tenantId, now());
+    if (!admitted.allowed)
+      throw new ChatRateLimitError(deps.limiter.limitPerMinute, admitted.retryAfterSeconds);
+
+    const chat = parseChatRequest(request.body, deps.limits ?? DEFAULT_CHAT_LIMITS);
+    model = chat.model;
+    stream = chat.stream;
+    const resolved = await resolveModel(chat.model, request.tenantId, deps);
+    checkMaxTokens(chat.maxTokens, resolved);
+    const baseUrl = endpointFor(resolved, deps.endpoints);
+    const target = upstreamTarget(resolved);
+    const headers = { ...target.headers };
+    if (deps.upstreamApiKey) headers.authorization = `Bearer ${deps.upstreamApiKey}`;
+
+    const result = await relay(
+      {
+        baseUrl,
+        body: upstreamBody(chat, target.model),
+        headers,
+        stream: chat.stream,
+        rewrite: {
+          model: chat.model,
+          includeUsage: chat.includeUsage,
+          ...(chat.requestId ? { requestId: chat.requestId } : {}),
+        },
+        requestId: request.requestId,
+        ...(request.deadline !== undefined ? { deadline: request.deadline } : {}),
+      },
+      guarded,
+      deps.fetch,
+    );
+    deps.log?.({
+      requestId: request.requestId,
+      tenantId: request.tenantId,
+      model,
+      stream,
+      status: guarded.status ?? 499,
+      ...result,
+      durationMs: now() - started,
+    });
+  } catch (error) {
+    const { status } = toErrorEnvelope(error, request.requestId);
+    if (!(error instanceof PlatformError)) {
+      deps.logError?.("unhandled chat error", {
+        requestId: request.requestId,
+        error:
+          error instanceof Error
+            ? { name: error.name, message: error.message, stack: error.stack }
+            : String(error),
+      });
+    }
+    await sendError(guarded, error, request.requestId);
+    deps.log?.({
+      requestId: request.requestId,
+      tenantId: request.tenantId,
+      ...(model !== undefined ? { model } : {}),
+      ...(stream !== undefined ? { stream } : {}),
+      status,
+      outcome: "rejected",
+      code: error instanceof PlatformError ? error.code : "internal_error",
+      durationMs: now() - started,
+    });
+  }
+}
+
+/** The envelope as the whole response, or (when the stream already started) as one SSE event. */
+async function sendError(sink: GuardedSink, error: unknown, requestId: string): Promise<void> {
+  const { status, body } = toErrorEnvelope(error, requestId);
+  try {
+    if (sink.status === undefined) {
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        "x-request-id": requestId,
+      };
+      if (error instanceof ChatRateLimitError) headers["retry-after"] = String(error.retryAfterSeconds);
+      sink.start(status, headers);
+      await sink.write(JSON.stringify(body));
+    } else if (!sink.ended) {
+      await sink.write(`data: ${JSON.stringify(body)}\n\n`);
+    }
+  } catch {
+    // the client is gone
+  }
+  if (!sink.ended) {
+    try {
+      await sink.end();
+    } catch {
+      // the client is gone
+    }
+  }
+}
+
+interface GuardedSink extends ChatSink {
+  readonly status: number | undefined;
+  readonly ended: boolean;
+}
+
+/** Remembers whether the response started and ended, so an error knows which form it may take. */
+function guard(sink: ChatSink): GuardedSink {
+  let status: number | undefined;
+  let ended = false;
+  return {
+    get status() {
+      return status;
+    },
+    get ended() {
+      return ended;
+    },
+    signal: sink.signal,
+    start(code, headers) {
+      status = code;
+      sink.start(code, headers);
+    },
+    write: (chunk) => sink.write(chunk),
+    end() {
+      ended = true;
+      return sink.end();
+    },
+  };
+}
