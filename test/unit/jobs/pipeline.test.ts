@@ -1,0 +1,155 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_CATALOG, findBaseModel } from "../../../lambdas/core/catalog/base-models.ts";
+import { failureCode, parseBatchStateChange } from "../../../lambdas/core/jobs/batch-event.ts";
+import { checkpointFromManifest } from "../../../lambdas/core/jobs/checkpoints.ts";
+import { resultArtifactUri, trainerEnvironment } from "../../../lambdas/core/jobs/dispatch.ts";
+import type { JobRecord } from "../../../lambdas/core/jobs/wire.ts";
+
+const TENANT = "tn_0123456789abcdef";
+const JOB = "ftjob-001k892a2fse5r8e5481r";
+
+const job: JobRecord = {
+  tenantId: TENANT,
+  jobId: JOB,
+  model: "tiny-chat",
+  trainingFile: "file-001k892a2fse5r8e5481r",
+  validationFile: null,
+  method: "lora",
+  hyperparameters: {
+    n_epochs: 3,
+    batch_size: 4,
+    learning_rate_multiplier: 2,
+    lora_r: 8,
+    lora_alpha: 16,
+    lora_dropout: 0.05,
+    max_seq_length: 512,
+    seed: 42,
+  },
+  modelCode: "zorbia-facts",
+  userProvidedSuffix: null,
+  seed: 42,
+  metadata: null,
+  status: "queued",
+  createdAt: 1_700_000_000,
+  finishedAt: null,
+  batchJobId: null,
+  error: null,
+  trainedTokens: null,
+  estimatedFinish: null,
+  resultFiles: [],
+};
+
+describe("the trainer's environment for a job", () => {
+  const where = {
+    datasetsBucket: "ds",
+    artifactsBucket: "art",
+    jobsTable: "ft-jobs",
+    eventsTable: "ft-job-events",
+  };
+
+  it("names every variable of the container contract, with URIs under the tenant's prefix", () => {
+    const env = trainerEnvironment(job, findBaseModel("tiny-chat")!, where);
+    expect(env).toMatchObject({
+      JOB_ID: JOB,
+      TENANT_ID: TENANT,
+      METHOD: "lora",
+      BASE_MODEL_URI: "s3://art/base-models/tiny-chat/",
+      TRAINING_FILE_URI: `s3://ds/tenants/${TENANT}/files/file-001k892a2fse5r8e5481r.jsonl`,
+      OUTPUT_URI: `s3://art/tenants/${TENANT}/jobs/${JOB}/`,
+      JOBS_TABLE: "ft-jobs",
+      EVENTS_TABLE: "ft-job-events",
+      MODEL_FAMILY: "tiny",
+    });
+    expect(env.VALIDATION_FILE_URI).toBeUndefined();
+  });
+
+  it("sends an absolute learning rate only for a model with its own base rate", () => {
+    const tiny = JSON.parse(trainerEnvironment(job, findBaseModel("tiny-chat")!, where).HYPERPARAMETERS!);
+    expect(tiny.learning_rate).toBeCloseTo(2e-3 * 2);
+    const glm = findBaseModel("chatglm3-6b", DEFAULT_CATALOG)!;
+    const standard = JSON.parse(trainerEnvironment({ ...job, model: glm.name }, glm, where).HYPERPARAMETERS!);
+    expect(standard.learning_rate).toBeUndefined();
+    expect(standard.learning_rate_multiplier).toBe(2);
+  });
+
+  it("points a succeeded job's model at adapter/ for LoRA and model/ for full", () => {
+    expect(resultArtifactUri("art", job)).toBe(`s3://art/tenants/${TENANT}/jobs/${JOB}/adapter/`);
+    expect(resultArtifactUri("art", { ...job, method: "full" })).toBe(
+      `s3://art/tenants/${TENANT}/jobs/${JOB}/model/`,
+    );
+  });
+});
+
+describe("Batch job state change events", () => {
+  const detail = (extra: Record<string, unknown>) => ({
+    jobId: "batch-1",
+    jobName: JOB,
+    jobQueue: "arn:aws:batch:us-east-1:1:job-queue/ft-lora",
+    parameters: { tenantId: TENANT, jobId: JOB },
+    ...extra,
+  });
+
+  it("finds the platform job in the Batch parameters", () => {
+    expect(parseBatchStateChange(detail({ status: "RUNNING" }))).toMatchObject({
+      tenantId: TENANT,
+      jobId: JOB,
+      batchJobId: "batch-1",
+      event: { type: "batch_running" },
+    });
+  });
+
+  it("ignores jobs that are not the platform's and statuses it does not know", () => {
+    expect(parseBatchStateChange({ jobId: "x", status: "RUNNING" })).toBeUndefined();
+    expect(parseBatchStateChange("nonsense")).toBeUndefined();
+    expect(parseBatchStateChange(detail({ status: "PAUSED" }))?.event).toBeUndefined();
+  });
+
+  it("carries the trainer's exit code into the failure: 2 bad input, 3 out of memory", () => {
+    const failed = parseBatchStateChange(
+      detail({
+        status: "FAILED",
+        statusReason: "Essential container in task exited",
+        attempts: [{ container: { exitCode: 3 } }],
+      }),
+    );
+    expect(failed?.exitCode).toBe(3);
+    expect(failed?.event).toMatchObject({
+      type: "batch_failed",
+      reason: expect.stringMatching(/out of GPU memory/),
+    });
+    expect(failureCode(2)).toBe("invalid_training_input");
+    expect(failureCode(3)).toBe("out_of_memory");
+    expect(failureCode(1)).toBe("training_failed");
+  });
+
+  it("marks RUNNABLE after an attempt as a retry (a Spot reclaim), which keeps the job running", () => {
+    const retry = parseBatchStateChange(
+      detail({
+        status: "RUNNABLE",
+        attempts: [{ container: { exitCode: 137 }, statusReason: "Host EC2 terminated" }],
+      }),
+    );
+    expect(retry?.event).toEqual({ type: "batch_queued", batchStatus: "RUNNABLE", attempt: 2 });
+  });
+});
+
+describe("checkpoints from the trainer's manifests", () => {
+  it("reads step, metrics and time, with an id that is the same on every listing", () => {
+    const manifest = { step: 20, created_at: 1_700_000_100, metrics: { train_loss: 0.4, valid_loss: null } };
+    const record = checkpointFromManifest(job, 20, manifest);
+    expect(record).toEqual({
+      checkpointId: "ftckpt-001k892a2fse5r8e5481r-20",
+      jobId: JOB,
+      modelCode: "zorbia-facts",
+      createdAt: 1_700_000_100,
+      stepNumber: 20,
+      metrics: { step: 20, train_loss: 0.4 },
+    });
+    expect(checkpointFromManifest(job, 20, manifest)?.checkpointId).toBe(record?.checkpointId);
+  });
+
+  it("skips a manifest that is not one, or that names another step", () => {
+    expect(checkpointFromManifest(job, 20, { step: 10 })).toBeUndefined();
+    expect(checkpointFromManifest(job, 20, "garbage")).toBeUndefined();
+  });
+});
