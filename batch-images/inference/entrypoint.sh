@@ -3,6 +3,11 @@
 # exits (non-zero) as soon as either one does, so that ECS replaces the task. Environment: README.md.
 set -euo pipefail
 
+# A full-parameter model's own deployment (CDK context fullModelDeployments) knows only its code.
+if [[ -n "${MODEL_CODE:-}" && -z "${MODEL_ARTIFACT_URI:-}" ]]; then
+  assignments="$(python3 -m ft_inference.lookup)"
+  eval "export $assignments"
+fi
 : "${BASE_MODEL:?BASE_MODEL is required}"
 MODEL_DIR="${MODEL_DIR:-/models/weights}"
 VLLM_PORT="${VLLM_PORT:-8000}"

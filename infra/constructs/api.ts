@@ -288,7 +288,10 @@ export class Api extends Construct {
       }),
     );
     fn.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ["sqs:SendMessage"], resources: [props.trainingQueue.queueArn] }),
+      new iam.PolicyStatement({
+        actions: ["sqs:SendMessage", "sqs:GetQueueAttributes"],
+        resources: [props.trainingQueue.queueArn],
+      }),
     );
     // Checkpoints: lists a job's checkpoint prefixes and reads each checkpoint.json.
     fn.addToRolePolicy(
