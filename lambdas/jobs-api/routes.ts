@@ -229,7 +229,12 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
     // Retried when a concurrent status change wins the conditional update.
     for (let attempt = 0; attempt < 5; attempt++) {
       const job = await ownJob(request);
-      if (job.status === "cancelled") return { status: 200, body: toJobObject(job) };
+      if (job.status === "cancelled") {
+        // A retried cancel also retries the termination (Batch ignores it for a run that has ended).
+        if (job.batchJobId)
+          await deps.runner.terminate(job.batchJobId, `Cancelled by the tenant (${job.jobId})`);
+        return { status: 200, body: toJobObject(job) };
+      }
       const result = transition(job.status, { type: "cancel_requested" });
       if (!result.ok) throw jobNotCancellable(job.status);
       const applied = await deps.jobs.applyTransition({
