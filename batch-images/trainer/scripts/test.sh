@@ -11,9 +11,13 @@ cd "$here"
 if [[ "${TRAINER_MYPY:-0}" == "1" ]]; then
   .venv/bin/mypy
 fi
-# The inference proxy's tests (batch-images/inference) run here too: they need no vLLM. With arguments,
-# only what they name runs.
-if [[ $# -eq 0 ]]; then
-  set -- tests ../inference/tests
+# With arguments, only what they name runs. Without, the trainer's tests and then, as a session of its
+# own (each directory has a conftest.py, and one session would import only one of them), the inference
+# proxy's tests (batch-images/inference: they need no vLLM).
+if [[ $# -gt 0 ]]; then
+  exec .venv/bin/python -m pytest -c pyproject.toml -q -rfEs "$@"
 fi
-exec .venv/bin/python -m pytest -c pyproject.toml -q -rfEs "$@"
+status=0
+.venv/bin/python -m pytest -c pyproject.toml -q -rfEs tests || status=1
+(cd ../inference && "$here/.venv/bin/python" -m pytest -q -rfEs tests) || status=1
+exit $status
