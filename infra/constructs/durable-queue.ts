@@ -1,10 +1,10 @@
 import { Duration, Validations } from "aws-cdk-lib";
-import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
-import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
+import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { dlqName, physicalName, type QueueDefinition } from "../resources/definitions.ts";
+import { deadLetterAlarm } from "./observability.ts";
 
 export interface DurableQueueProps {
   readonly prefix: string;
@@ -43,17 +43,12 @@ export class DurableQueue extends Construct {
       enforceSSL: true,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: def.maxReceiveCount },
     });
-    this.dlqAlarm = new cloudwatch.Alarm(this, "DlqAlarm", {
-      alarmDescription: `Messages in ${dlqName(props.prefix, def.id)}: ${def.id} work that failed ${def.maxReceiveCount} times`,
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-        period: Duration.minutes(1),
-        statistic: "Maximum",
-      }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    this.dlqAlarm.addAlarmAction(new actions.SnsAction(props.alarmTopic));
+    this.dlqAlarm = deadLetterAlarm(
+      this,
+      "DlqAlarm",
+      this.deadLetterQueue,
+      `Messages in ${dlqName(props.prefix, def.id)}: ${def.id} work that failed ${def.maxReceiveCount} times`,
+      props.alarmTopic,
+    );
   }
 }

@@ -1,8 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { Annotations, Aws, Duration, RemovalPolicy, Size, Stack } from "aws-cdk-lib";
 import * as batch from "aws-cdk-lib/aws-batch";
-import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
-import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
 import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as ecr from "aws-cdk-lib/aws-ecr";
@@ -21,6 +19,7 @@ import type { TrainingMethod } from "../../lambdas/core/catalog/base-models.ts";
 import type { DurableQueue } from "./durable-queue.ts";
 import { acknowledge, arnToken } from "./nag.ts";
 import type { Network } from "./network.ts";
+import { deadLetterAlarm } from "./observability.ts";
 import { PlatformFunction } from "./platform-function.ts";
 
 /** How one training method (LoRA or full) runs on AWS Batch. */
@@ -437,19 +436,13 @@ export class Training extends Construct {
       "Serverless-SQSRedrivePolicy",
       "This is the dead-letter queue itself; its messages are inspected and replayed by an operator.",
     );
-    const alarm = new cloudwatch.Alarm(this, "JobStatusDlqAlarm", {
-      alarmDescription:
-        "Batch state changes the job-status function could not apply: a job's status is stale",
-      metric: dlq.metricApproximateNumberOfMessagesVisible({
-        period: Duration.minutes(1),
-        statistic: "Maximum",
-      }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    alarm.addAlarmAction(new actions.SnsAction(props.alarmTopic));
+    deadLetterAlarm(
+      this,
+      "JobStatusDlqAlarm",
+      dlq,
+      "Batch state changes the job-status function could not apply: a job's status is stale",
+      props.alarmTopic,
+    );
 
     const rule = new events.Rule(this, "BatchStateChangeRule", {
       description: "AWS Batch job state changes of the platform's training job queues",

@@ -11,7 +11,13 @@ import { ConflictError, InvalidRequestError, NotFoundError } from "../core/error
 import { jobKey } from "../core/jobs/ids.ts";
 import { modelCodeTaken } from "../core/jobs/model-code.ts";
 import type { JobStatus, TransitionResult } from "../core/jobs/state-machine.ts";
-import type { FineTunedModelStatus, JobEventItem, JobRecord, ModelRecord } from "../core/jobs/wire.ts";
+import {
+  type FineTunedModelStatus,
+  type JobEventItem,
+  type JobRecord,
+  type ModelRecord,
+  newJobEventItem,
+} from "../core/jobs/wire.ts";
 import { getModelRecord } from "./model-lookup.ts";
 import { queryNewestFirst } from "./paged-query.ts";
 
@@ -157,7 +163,8 @@ export class JobsRepository {
   async applyTransition(args: {
     job: Pick<JobRecord, "tenantId" | "jobId" | "modelCode">;
     result: Accepted;
-    event: JobEventItem;
+    /** The event to append; the transition's own message by default. */
+    event?: JobEventItem;
     nowSeconds: number;
     fields?: Readonly<Record<string, unknown>>;
     /**
@@ -197,7 +204,17 @@ export class JobsRepository {
           ExpressionAttributeValues: update.values,
         },
       },
-      { Put: { TableName: this.tables.events, Item: args.event } },
+      {
+        Put: {
+          TableName: this.tables.events,
+          Item:
+            args.event ??
+            newJobEventItem(job.tenantId, job.jobId, {
+              level: result.message.level,
+              message: result.message.text,
+            }),
+        },
+      },
     ];
     if (args.model) {
       const modelUpdate = setExpression({

@@ -4,7 +4,7 @@ import type { TrainingRunner } from "../aws/training-runner.ts";
 import { type BaseModelCatalog, findBaseModel } from "../core/catalog/base-models.ts";
 import { type TrainingLocations, type TrainingMessage, trainerEnvironment } from "../core/jobs/dispatch.ts";
 import { type JobEvent, transition } from "../core/jobs/state-machine.ts";
-import { type JobRecord, newJobEventItem } from "../core/jobs/wire.ts";
+import type { JobRecord } from "../core/jobs/wire.ts";
 
 export interface DispatchDependencies {
   readonly jobs: Pick<JobsRepository, "get" | "claimDispatch" | "applyTransition">;
@@ -83,10 +83,6 @@ export async function dispatchJob(
     const applied = await deps.jobs.applyTransition({
       job: current,
       result,
-      event: newJobEventItem(current.tenantId, current.jobId, {
-        level: result.message.level,
-        message: result.message.text,
-      }),
       nowSeconds: nowSeconds(),
       runId: runId,
     });
@@ -100,10 +96,6 @@ export async function dispatchJob(
     await deps.jobs.applyTransition({
       job: current,
       result,
-      event: newJobEventItem(current.tenantId, current.jobId, {
-        level: result.message.level,
-        message: result.message.text,
-      }),
       nowSeconds: nowSeconds(),
       model: { status: "failed" },
     });

@@ -216,10 +216,6 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
     await deps.jobs.applyTransition({
       job,
       result,
-      event: newJobEventItem(job.tenantId, job.jobId, {
-        level: result.message.level,
-        message: result.message.text,
-      }),
       nowSeconds: nowSeconds(),
       model: { status: "failed" },
     });
@@ -240,10 +236,6 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
       const applied = await deps.jobs.applyTransition({
         job,
         result,
-        event: newJobEventItem(job.tenantId, job.jobId, {
-          level: result.message.level,
-          message: result.message.text,
-        }),
         nowSeconds: nowSeconds(),
         model: { status: "failed" },
       });
