@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync } from "node:fs";
+import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -9,13 +9,13 @@ export const TRAINER_PYTHON = join(REPO_ROOT, "batch-images/trainer/.venv/bin/py
 
 /**
  * Makes the tiny base model (`tiny-chat`, no downloads: batch-images/trainer tiny_model.py) under
- * `{baseModelsDir}/tiny-chat/` unless it is there already. Its weights are seeded, so every machine
- * makes the same model.
+ * `{baseModelsDir}/tiny-chat/`: seeded weights pre-trained for a few seconds on a synthetic corpus, so
+ * every machine makes the same model. The Python side keeps a model made by the current recipe and
+ * remakes an older one, so this is cheap once the model exists.
  */
 export function ensureTinyModel(baseModelsDir: string, log: (line: string) => void = () => {}): void {
   const dir = join(baseModelsDir, "tiny-chat");
-  if (existsSync(join(dir, "ft_model.json"))) return;
-  log(`making the tiny base model in ${dir}`);
+  log(`tiny base model: ${dir}`);
   mkdirSync(baseModelsDir, { recursive: true });
   execFileSync(TRAINER_PYTHON, ["-m", "ft_trainer.tiny_model", dir], { stdio: "inherit" });
 }

@@ -126,7 +126,8 @@ export class LocalBatch implements TrainingRunner {
       if (run.terminated) this.finish(run, "FAILED", exitCode, run.terminated);
       else if (exitCode === 0) this.finish(run, "SUCCEEDED", 0);
       else this.finish(run, "FAILED", exitCode, `Essential container in task exited (code ${exitCode})`);
-      this.options.log?.(`${run.submission.jobId}: ${run.status} (exit ${exitCode})`);
+      const where = exitCode === 0 ? "" : `; log ${logPath}`;
+      this.options.log?.(`${run.submission.jobId}: ${run.status} (exit ${exitCode}${where})`);
       this.schedule();
     });
   }

@@ -65,7 +65,7 @@ describe("the trainer's environment for a job", () => {
 
   it("sends an absolute learning rate only for a model with its own base rate", () => {
     const tiny = JSON.parse(trainerEnvironment(job, findBaseModel("tiny-chat")!, where).HYPERPARAMETERS!);
-    expect(tiny.learning_rate).toBeCloseTo(2e-3 * 2);
+    expect(tiny.learning_rate).toBeCloseTo(1e-3 * 2);
     const glm = findBaseModel("chatglm3-6b", DEFAULT_CATALOG)!;
     const standard = JSON.parse(trainerEnvironment({ ...job, model: glm.name }, glm, where).HYPERPARAMETERS!);
     expect(standard.learning_rate).toBeUndefined();

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 import time
 from decimal import Decimal
 from typing import Any, Literal, Protocol
+
+from .aws import client_options
 
 Level = Literal["info", "warn", "error"]
 
@@ -33,9 +34,7 @@ class DynamoEventSink:
     def __init__(self, table_name: str, tenant_id: str, job_id: str, client: Any | None = None) -> None:
         import boto3
 
-        self._table = (
-            client or boto3.resource("dynamodb", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
-        ).Table(table_name)
+        self._table = (client or boto3.resource("dynamodb", **client_options())).Table(table_name)
         self._job_key = f"{tenant_id}#{job_id}"
 
     def _put(self, kind: str, level: Level, text: str, data: dict[str, Any] | None) -> None:
@@ -95,9 +94,7 @@ class JobProgress:
     def __init__(self, table_name: str, tenant_id: str, job_id: str, client: Any | None = None) -> None:
         import boto3
 
-        self._client = client or boto3.client(
-            "dynamodb", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None
-        )
+        self._client = client or boto3.client("dynamodb", **client_options())
         self._table = table_name
         self._key = {"tenantId": {"S": tenant_id}, "jobId": {"S": job_id}}
         self._warned = False

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .aws import client_options
 from .config import ConfigError
 
 
@@ -60,11 +60,10 @@ def s3_client() -> Any:
     import boto3
     from botocore.config import Config
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+    options = client_options()
     # Path-style against LocalStack: its virtual-host names would need DNS.
-    return boto3.client(
-        "s3", endpoint_url=endpoint, config=Config(s3={"addressing_style": "path" if endpoint else "auto"})
-    )
+    style = "path" if options["endpoint_url"] else "auto"
+    return boto3.client("s3", **options, config=Config(s3={"addressing_style": style}))
 
 
 class ObjectStore:

@@ -1,14 +1,17 @@
 """Makes the tiny base model of the local platform and the tests: no downloads, deterministic.
 
 A byte-level tokenizer (256 byte tokens plus the `tiny` chat family's special tokens) and a small
-randomly initialised Llama-architecture causal LM, saved with `save_pretrained`. Small enough to train
-on a laptop CPU in seconds, large enough to memorise a few dozen short answers.
+Llama-architecture causal LM, seeded, then pre-trained for one short epoch on a synthetic chat corpus
+(tiny_corpus.py) so that, like a real base model, it has features a LoRA adapter can build on. Small
+enough to make and train on a laptop CPU in seconds, large enough to memorise a few dozen short answers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +72,96 @@ def build_model(vocab_size: int, hidden: int, layers: int, seed: int) -> Any:
     return model
 
 
-def make_tiny_model(out: Path, hidden: int = 256, layers: int = 2, seed: int = 0) -> Path:
-    tokenizer = build_tokenizer()
-    model = build_model(len(tokenizer), hidden, layers, seed)
-    model.config.eos_token_id = tokenizer.convert_tokens_to_ids("<|end|>")
-    model.config.pad_token_id = tokenizer.convert_tokens_to_ids("<|pad|>")
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    # The platform reads the family from here when MODEL_FAMILY is not set.
-    (out / "ft_model.json").write_text(json.dumps({"family": "tiny", "name": "tiny-chat"}) + "\n")
+# Bump when the recipe changes: a cached model made by an older recipe is then made again.
+RECIPE = 2
+PRETRAIN_HYPERPARAMETERS: dict[str, object] = {
+    "n_epochs": 1,
+    "batch_size": 8,
+    "learning_rate": 1e-3,
+    "max_seq_length": 256,
+    "checkpoint_every_steps": 10**7,
+    "eval_every_steps": 10**7,
+    "metrics_interval_seconds": 5.0,
+}
+
+
+class _Progress:
+    """Pre-training progress on stdout: `npm start` shows it on the first run."""
+
+    def message(self, text: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
+        pass
+
+    def metrics(self, data: dict[str, Any]) -> None:
+        print(f"  pre-training the tiny model: step {data['step']}/{data['total_steps']}", flush=True)
+
+
+def _marker(hidden: int, layers: int, seed: int, pretrain_examples: int) -> dict[str, object]:
+    return {
+        "family": "tiny",
+        "name": "tiny-chat",
+        "recipe": RECIPE,
+        "hidden": hidden,
+        "layers": layers,
+        "seed": seed,
+        "pretrain_examples": pretrain_examples,
+    }
+
+
+def is_current(out: Path, marker: dict[str, object]) -> bool:
+    try:
+        return bool(json.loads((out / "ft_model.json").read_text()) == marker)
+    except (OSError, ValueError):
+        return False
+
+
+def make_tiny_model(
+    out: Path, hidden: int = 256, layers: int = 2, seed: int = 0, pretrain_examples: int = 2048
+) -> Path:
+    """Writes the model to `out` unless the same recipe is there already. It is assembled next to `out`
+    and moved into place at the end, so an interrupted run leaves no half-made model behind."""
+    marker = _marker(hidden, layers, seed, pretrain_examples)
+    if is_current(out, marker):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as scratch:
+        work = Path(scratch)
+        raw = work / "random"
+        tokenizer = build_tokenizer()
+        model = build_model(len(tokenizer), hidden, layers, seed)
+        model.config.eos_token_id = tokenizer.convert_tokens_to_ids("<|end|>")
+        model.config.pad_token_id = tokenizer.convert_tokens_to_ids("<|pad|>")
+        model.save_pretrained(raw, safe_serialization=True)
+        tokenizer.save_pretrained(raw)
+        made = _pretrain(raw, work, pretrain_examples, seed) if pretrain_examples > 0 else raw
+        # The platform reads the family from here when MODEL_FAMILY is not set.
+        (made / "ft_model.json").write_text(json.dumps(marker) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        made.rename(out)
     return out
+
+
+def _pretrain(raw: Path, work: Path, examples: int, seed: int) -> Path:
+    from .config import parse_hyperparameters
+    from .tiny_corpus import write_corpus
+    from .train import TrainRequest, run_training
+
+    corpus = write_corpus(work / "corpus.jsonl", examples, seed)
+    result = run_training(
+        TrainRequest(
+            base_model=raw,
+            family="tiny",
+            method="full",
+            hyperparameters=parse_hyperparameters({**PRETRAIN_HYPERPARAMETERS, "seed": seed}),
+            training_file=corpus,
+            validation_file=None,
+            output_dir=work / "pretrain",
+            events=_Progress(),
+            # The same weights on every machine, GPU or not.
+            device="cpu",
+        )
+    )
+    return result.result_dir
 
 
 def main() -> None:
@@ -88,8 +170,15 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pretrain-examples", type=int, default=2048, help="synthetic chat examples to pre-train on; 0: none"
+    )
     args = parser.parse_args()
-    path = make_tiny_model(args.out, args.hidden, args.layers, args.seed)
+    marker = _marker(args.hidden, args.layers, args.seed, args.pretrain_examples)
+    if is_current(args.out, marker):
+        print(f"tiny model in {args.out} is up to date")
+        return
+    path = make_tiny_model(args.out, args.hidden, args.layers, args.seed, args.pretrain_examples)
     print(f"tiny model written to {path}")
 
 
