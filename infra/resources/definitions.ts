@@ -1,9 +1,11 @@
 /**
  * The platform's stateful resources as plain data: the single source of truth that both the CDK
  * constructs (infra/constructs) and the LocalStack bootstrap (local/bootstrap.ts) read, so the local
- * platform and the cloud cannot drift apart. No CDK or AWS SDK imports here on purpose: this module is
+ * platform and the cloud cannot drift apart. No CDK or AWS SDK imports here on purpose (the pure domain only): this module is
  * loaded by Lambda-free tooling and by tests.
  */
+
+import { TRAINING_QUEUE_MAX_RECEIVES } from "../../lambdas/core/jobs/dispatch.ts";
 
 export type AttributeType = "S" | "N";
 
@@ -109,7 +111,8 @@ export const QUEUES: readonly QueueDefinition[] = [
     id: "training",
     visibilityTimeoutSeconds: 360,
     retentionPeriodSeconds: FOUR_DAYS,
-    maxReceiveCount: 5,
+    // The dispatcher fails a job whose run cannot be submitted on the last delivery.
+    maxReceiveCount: TRAINING_QUEUE_MAX_RECEIVES,
     dlqRetentionPeriodSeconds: FOURTEEN_DAYS,
   },
 ];

@@ -2,7 +2,12 @@ import { randomUUID } from "node:crypto";
 import type { JobsRepository } from "../aws/jobs-repository.ts";
 import type { TrainingRunner } from "../aws/training-runner.ts";
 import { type BaseModelCatalog, findBaseModel } from "../core/catalog/base-models.ts";
-import { type TrainingLocations, type TrainingMessage, trainerEnvironment } from "../core/jobs/dispatch.ts";
+import {
+  TRAINING_QUEUE_MAX_RECEIVES,
+  type TrainingLocations,
+  type TrainingMessage,
+  trainerEnvironment,
+} from "../core/jobs/dispatch.ts";
 import { type JobEvent, transition } from "../core/jobs/state-machine.ts";
 import type { JobRecord } from "../core/jobs/wire.ts";
 
@@ -30,14 +35,21 @@ export type DispatchOutcome =
   | "failed"
   | "cancelled";
 
+/** Which delivery of the message this is: on the last one a submit error fails the job. */
+export interface Delivery {
+  readonly last: boolean;
+}
+
 /**
  * One training-queue message → one submitted training run, at most once: a claim stops concurrent
  * deliveries, and the run id is stored with `attribute_not_exists(batchJobId)`. Throws (the message is
- * redelivered) when another delivery holds the claim or the runner is unavailable.
+ * redelivered) when another delivery holds the claim or the runner is unavailable; on the last
+ * delivery a runner that still refuses the run fails the job, so the tenant sees `failed` with a reason.
  */
 export async function dispatchJob(
   message: TrainingMessage,
   deps: DispatchDependencies,
+  delivery: Delivery = { last: false },
 ): Promise<DispatchOutcome> {
   const nowSeconds = () => Math.floor((deps.now?.() ?? Date.now()) / 1000);
   const job = await deps.jobs.get(message.tenantId, message.jobId);
@@ -57,13 +69,26 @@ export async function dispatchJob(
     await record(job, { type: "dispatch_failed", reason: `base model '${job.model}' is no longer offered` });
     return "failed";
   }
-  const runId = await deps.runner.submit({
-    name: job.jobId,
-    tenantId: job.tenantId,
-    jobId: job.jobId,
-    method: job.method,
-    environment: trainerEnvironment(job, baseModel, deps.locations),
-  });
+  let runId: string;
+  try {
+    runId = await deps.runner.submit({
+      name: job.jobId,
+      tenantId: job.tenantId,
+      jobId: job.jobId,
+      method: job.method,
+      environment: trainerEnvironment(job, baseModel, deps.locations),
+    });
+  } catch (error) {
+    if (!delivery.last) throw error;
+    // The operator's log gets the runner's error; the tenant gets no internal names (queues, ARNs).
+    deps.log("the training run could not be submitted on the last delivery; the job fails", {
+      jobId: job.jobId,
+      error: (error as Error).message,
+    });
+    const reason = `the training service did not accept the job after ${TRAINING_QUEUE_MAX_RECEIVES} attempts`;
+    await record(job, { type: "dispatch_failed", reason });
+    return "failed";
+  }
 
   // The store is conditional; Batch may already have moved the job to running, or the tenant cancelled.
   for (let attempt = 0; attempt < 5; attempt++) {

@@ -7,7 +7,7 @@ import { requiredEnv } from "../aws/env.ts";
 import { JobsRepository } from "../aws/jobs-repository.ts";
 import { BatchTrainingRunner, type TrainingRunner } from "../aws/training-runner.ts";
 import { CATALOG_OVERRIDE_ENV, catalogFromEnv } from "../core/catalog/base-models.ts";
-import { trainingMessageSchema } from "../core/jobs/dispatch.ts";
+import { TRAINING_QUEUE_MAX_RECEIVES, trainingMessageSchema } from "../core/jobs/dispatch.ts";
 import { type DispatchDependencies, dispatchJob } from "./dispatch.ts";
 
 const logger = new Logger({ serviceName: "dispatcher" });
@@ -51,7 +51,9 @@ export function dispatcherHandler(deps: () => DispatchDependencies) {
     }
     let outcome: string;
     try {
-      outcome = await dispatchJob(parsed.data, resolved);
+      // The receive count SQS reports includes this delivery.
+      const receives = Number(record.attributes.ApproximateReceiveCount ?? "1");
+      outcome = await dispatchJob(parsed.data, resolved, { last: receives >= TRAINING_QUEUE_MAX_RECEIVES });
     } catch (error) {
       logger.warn("dispatch failed; the message will be redelivered", {
         ...parsed.data,

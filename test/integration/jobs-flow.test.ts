@@ -218,7 +218,11 @@ describe("fine-tuning jobs pipeline", () => {
     expect((await api(keyA, `/fine_tuning/jobs/${created.body.id}`)).body.status).toBe("succeeded");
   });
 
-  it("submits once when two deliveries of the same message are dispatched at the same time", async () => {
+  /**
+   * A queued job with no message on the training queue, stored directly, so that only the dispatches a
+   * test makes itself touch it; and the dispatcher's dependencies with the given runner.
+   */
+  async function queuedJobWithoutMessage(modelCode: string, runner: TrainingRunner) {
     const { documents } = localClients();
     const tables = platform.resources.tables;
     const jobs = new JobsRepository(documents, {
@@ -228,9 +232,8 @@ describe("fine-tuning jobs pipeline", () => {
       files: tables.files,
       idempotency: tables.idempotency,
     });
-    // A queued job with no message on the queue, so only the two deliveries below dispatch it.
     const jobId = newJobId();
-    const created = await createJob(keyA, { ...jobBody("it-race-template"), dry_run: true });
+    const created = await createJob(keyA, { ...jobBody(`${modelCode}-template`), dry_run: true });
     expect(created.status).toBe(200);
     const template = (await api(keyA, `/fine_tuning/jobs?limit=1`)).body.data[0] as Json;
     // Without the template's run id and dispatch claim: a job just created.
@@ -243,13 +246,13 @@ describe("fine-tuning jobs pipeline", () => {
       job: {
         ...(stored as JobRecord),
         jobId,
-        modelCode: "it-race",
+        modelCode,
         status: "queued",
         batchJobId: null,
         finishedAt: null,
       },
       model: {
-        modelCode: "it-race",
+        modelCode,
         tenantId: tenantA,
         jobId,
         baseModel: "tiny-chat",
@@ -260,15 +263,6 @@ describe("fine-tuning jobs pipeline", () => {
       },
       events: [],
     });
-    const submissions: TrainingSubmission[] = [];
-    const runner: TrainingRunner = {
-      submit: async (s) => {
-        submissions.push(s);
-        await new Promise((r) => setTimeout(r, 200));
-        return "run-1";
-      },
-      terminate: async () => {},
-    };
     const deps = {
       jobs,
       runner,
@@ -281,16 +275,59 @@ describe("fine-tuning jobs pipeline", () => {
       },
       log: () => {},
     };
-    const outcomes = await Promise.allSettled([
-      dispatchJob({ tenantId: tenantA, jobId }, deps),
-      dispatchJob({ tenantId: tenantA, jobId }, deps),
-    ]);
+    return { jobs, jobId, deps, message: { tenantId: tenantA, jobId } };
+  }
+
+  it("submits once when two deliveries of the same message are dispatched at the same time", async () => {
+    const submissions: TrainingSubmission[] = [];
+    const { jobs, jobId, deps, message } = await queuedJobWithoutMessage("it-race", {
+      submit: async (s) => {
+        submissions.push(s);
+        await new Promise((r) => setTimeout(r, 200));
+        return "run-1";
+      },
+      terminate: async () => {},
+    });
+    const outcomes = await Promise.allSettled([dispatchJob(message, deps), dispatchJob(message, deps)]);
     expect(submissions).toHaveLength(1);
     expect(outcomes.filter((o) => o.status === "fulfilled" && o.value === "submitted")).toHaveLength(1);
     expect((await jobs.get(tenantA, jobId))?.batchJobId).toBe("run-1");
     // A later redelivery finds the stored run and submits nothing.
-    expect(await dispatchJob({ tenantId: tenantA, jobId }, deps)).toBe("already_submitted");
+    expect(await dispatchJob(message, deps)).toBe("already_submitted");
     expect(submissions).toHaveLength(1);
+  });
+
+  it("fails a job whose run the runner refuses on every delivery, on the last one, and its model", async () => {
+    const refusal = Object.assign(
+      new Error("Job definition arn:aws:batch:…:job-definition/ft-lora does not exist"),
+      {
+        name: "ClientException",
+      },
+    );
+    const { jobId, deps, message } = await queuedJobWithoutMessage("it-refused", {
+      submit: async () => {
+        throw refusal;
+      },
+      terminate: async () => {},
+    });
+    // Earlier deliveries throw, so SQS redelivers the message; the job stays queued meanwhile.
+    await expect(dispatchJob(message, deps, { last: false })).rejects.toBe(refusal);
+    // The claim of the failed delivery would hold off the next one for minutes: let it lapse.
+    const later = { ...deps, now: () => Date.now() + 600_000 };
+    expect((await api(keyA, `/fine_tuning/jobs/${jobId}`)).body.status).toBe("queued");
+    expect(await dispatchJob(message, later, { last: true })).toBe("failed");
+
+    const job = (await api(keyA, `/fine_tuning/jobs/${jobId}`)).body;
+    expect(job.status).toBe("failed");
+    expect(job.error.code).toBe("dispatch_failed");
+    expect(job.error.message).toMatch(/did not accept the job after 5 attempts/);
+    // The tenant sees no internal names from the runner's error.
+    expect(JSON.stringify(job)).not.toContain("arn:aws");
+    const events = (await api(keyA, `/fine_tuning/jobs/${jobId}/events`)).body.data as Json[];
+    expect(events.some((e) => e.level === "error" && /could not be submitted/.test(e.message))).toBe(true);
+    expect((await api(keyA, "/models/it-refused")).body.status).toBe("failed");
+    // Failed for good: a redelivery changes nothing.
+    expect(await dispatchJob(message, later, { last: true })).toBe("not_queued");
   });
 
   it("lets exactly one of 20 parallel creates reserve a model code", async () => {

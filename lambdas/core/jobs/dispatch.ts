@@ -10,6 +10,13 @@ import { jobArtifactKeys } from "./wire.ts";
  * dispatcher hands the training runner (AWS Batch, or the local runner). Pure: no AWS calls here.
  */
 
+/**
+ * Deliveries of one training message before it goes to the dead-letter queue (the queue's
+ * `maxReceiveCount`). On the last one, a run that still cannot be submitted fails the job
+ * (`dispatch_failed`) instead of leaving it `queued` with its message in the DLQ.
+ */
+export const TRAINING_QUEUE_MAX_RECEIVES = 5;
+
 /** The training queue's message body: only the key; the job record is the truth. */
 export const trainingMessageSchema = z
   .object({ tenantId: z.string().min(1), jobId: z.string().min(1) })

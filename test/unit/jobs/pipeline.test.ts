@@ -1,9 +1,16 @@
+import type { Context, SQSEvent } from "aws-lambda";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CATALOG, findBaseModel } from "../../../lambdas/core/catalog/base-models.ts";
 import { failureCode, parseBatchStateChange } from "../../../lambdas/core/jobs/batch-event.ts";
 import { checkpointFromManifest } from "../../../lambdas/core/jobs/checkpoints.ts";
-import { resultArtifactUri, trainerEnvironment } from "../../../lambdas/core/jobs/dispatch.ts";
+import {
+  resultArtifactUri,
+  TRAINING_QUEUE_MAX_RECEIVES,
+  trainerEnvironment,
+} from "../../../lambdas/core/jobs/dispatch.ts";
 import type { JobRecord } from "../../../lambdas/core/jobs/wire.ts";
+import type { DispatchDependencies } from "../../../lambdas/dispatcher/dispatch.ts";
+import { dispatcherHandler } from "../../../lambdas/dispatcher/index.ts";
 
 const TENANT = "tn_0123456789abcdef";
 const JOB = "ftjob-001k892a2fse5r8e5481r";
@@ -151,5 +158,51 @@ describe("checkpoints from the trainer's manifests", () => {
   it("skips a manifest that is not one, or that names another step", () => {
     expect(checkpointFromManifest(job, 20, { step: 10 })).toBeUndefined();
     expect(checkpointFromManifest(job, 20, "garbage")).toBeUndefined();
+  });
+});
+
+describe("the dispatcher's handler on a runner that refuses the run", () => {
+  const applied: unknown[] = [];
+  const deps = (): DispatchDependencies => ({
+    jobs: {
+      get: async () => job,
+      claimDispatch: async () => true,
+      applyTransition: async (change) => {
+        applied.push(change.result);
+        return true;
+      },
+    },
+    runner: {
+      submit: async () => {
+        throw Object.assign(new Error("job definition ft-lora does not exist"), { name: "ClientException" });
+      },
+      terminate: async () => {},
+    },
+    catalog: DEFAULT_CATALOG,
+    locations: { datasetsBucket: "d", artifactsBucket: "a", jobsTable: "j", eventsTable: "e" },
+    log: () => {},
+  });
+  const delivery = (receives: number) =>
+    ({
+      Records: [
+        {
+          messageId: `m${receives}`,
+          body: JSON.stringify({ tenantId: TENANT, jobId: JOB }),
+          attributes: { ApproximateReceiveCount: String(receives) },
+          eventSource: "aws:sqs",
+        },
+      ],
+    }) as unknown as SQSEvent;
+  const handle = dispatcherHandler(deps);
+
+  it("has SQS redeliver before the last delivery, then fails the job on it and consumes the message", async () => {
+    for (let receives = 1; receives < TRAINING_QUEUE_MAX_RECEIVES; receives++) {
+      // Every record of the batch failed: Powertools throws, so Lambda hands the batch back to SQS.
+      await expect(handle(delivery(receives), {} as Context)).rejects.toThrow(/All records failed/);
+    }
+    expect(applied).toEqual([]);
+    const last = await handle(delivery(TRAINING_QUEUE_MAX_RECEIVES), {} as Context);
+    expect(last.batchItemFailures).toEqual([]);
+    expect(applied).toMatchObject([{ ok: true, to: "failed", error: { code: "dispatch_failed" } }]);
   });
 });
