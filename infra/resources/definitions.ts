@@ -1,8 +1,8 @@
 /**
  * The platform's stateful resources as plain data: the single source of truth that both the CDK
  * constructs (infra/constructs) and the LocalStack bootstrap (local/bootstrap.ts) read, so the local
- * platform and the cloud cannot drift apart. No CDK or AWS SDK imports here on purpose (the pure domain only): this module is
- * loaded by Lambda-free tooling and by tests.
+ * platform and the cloud cannot drift apart. No CDK or AWS SDK imports here on purpose (the pure domain
+ * only): this module is loaded by Lambda-free tooling and by tests.
  */
 
 import { TRAINING_QUEUE_MAX_RECEIVES } from "../../lambdas/core/jobs/dispatch.ts";
