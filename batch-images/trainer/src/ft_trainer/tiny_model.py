@@ -66,7 +66,7 @@ def build_model(vocab_size: int, hidden: int, layers: int, seed: int) -> Any:
     model = LlamaForCausalLM(config)
     # Larger (tied) embeddings than the default 0.02: the output logits are normalised hidden states
     # times these rows, and at 0.02 their range is too small for an adapter alone to make a token
-    # likely. A pretrained model has no such problem; a random one used for LoRA does.
+    # likely. Pre-training (tiny_corpus.py) starts from these weights, so the recipe depends on it.
     with torch.no_grad():
         model.get_input_embeddings().weight.normal_(0.0, 0.1)  # type: ignore[operator]
     return model
