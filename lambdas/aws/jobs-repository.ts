@@ -1,4 +1,5 @@
 import {
+  BatchWriteCommand,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -10,7 +11,7 @@ import {
 import { ConflictError, InvalidRequestError, NotFoundError } from "../core/errors.ts";
 import { jobKey } from "../core/jobs/ids.ts";
 import { modelCodeTaken } from "../core/jobs/model-code.ts";
-import type { JobStatus, TransitionResult } from "../core/jobs/state-machine.ts";
+import { type JobStatus, TERMINAL_STATUSES, type TransitionResult } from "../core/jobs/state-machine.ts";
 import {
   type FineTunedModelStatus,
   type JobEventItem,
@@ -387,6 +388,123 @@ export class JobsRepository {
         "model",
       );
     }
+  }
+
+  /**
+   * Deletes a tenant's job that has ended, then its events. The job's model and artifacts stay: a
+   * deleted job's model can still be called and deleted on its own. `not_finished` (nothing deleted)
+   * when the job has not ended; `not_found` when it is not the tenant's.
+   */
+  async deleteJob(
+    tenantId: string,
+    jobId: string,
+  ): Promise<
+    { outcome: "deleted" } | { outcome: "not_found" } | { outcome: "not_finished"; job: JobRecord }
+  > {
+    const values: Record<string, unknown> = {};
+    TERMINAL_STATUSES.forEach((status, i) => {
+      values[`:end${i}`] = status;
+    });
+    try {
+      await this.documents.send(
+        new DeleteCommand({
+          TableName: this.tables.jobs,
+          Key: { tenantId, jobId },
+          ConditionExpression: `attribute_exists(jobId) AND #status IN (${Object.keys(values).join(", ")})`,
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: values,
+        }),
+      );
+    } catch (error) {
+      if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;
+      const current = await this.get(tenantId, jobId);
+      return current ? { outcome: "not_finished", job: current } : { outcome: "not_found" };
+    }
+    await this.deleteEvents(tenantId, jobId);
+    return { outcome: "deleted" };
+  }
+
+  /** Every event of a job, 25 deletes a request (BatchWriteItem's limit), retrying what was throttled. */
+  private async deleteEvents(tenantId: string, jobId: string): Promise<void> {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.documents.send(
+        new QueryCommand({
+          TableName: this.tables.events,
+          KeyConditionExpression: "jobKey = :k",
+          ExpressionAttributeValues: { ":k": jobKey(tenantId, jobId) },
+          ProjectionExpression: "jobKey, eventKey",
+          ExclusiveStartKey: start,
+        }),
+      );
+      const keys = (page.Items ?? []) as { jobKey: string; eventKey: string }[];
+      for (let i = 0; i < keys.length; i += 25) {
+        let requests = keys.slice(i, i + 25).map((key) => ({ DeleteRequest: { Key: key } }));
+        for (let attempt = 0; requests.length > 0; attempt++) {
+          if (attempt === 5) throw new Error(`could not delete the events of ${jobId}: still throttled`);
+          if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+          const result = await this.documents.send(
+            new BatchWriteCommand({ RequestItems: { [this.tables.events]: requests } }),
+          );
+          requests = (result.UnprocessedItems?.[this.tables.events] ?? []) as typeof requests;
+        }
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+
+  /**
+   * Sets (or, with null, clears) a tenant's model's display name, and its job's when the job still
+   * exists, in one transaction. The updated record, or undefined when the code is not the tenant's.
+   */
+  async renameModel(
+    tenantId: string,
+    modelCode: string,
+    name: string | null,
+  ): Promise<ModelRecord | undefined> {
+    const model = await this.getModel(modelCode);
+    if (!model || model.tenantId !== tenantId) return undefined;
+    const modelUpdate = {
+      TableName: this.tables.models,
+      Key: { modelCode },
+      UpdateExpression: "SET #name = :name",
+      ConditionExpression: "tenantId = :t AND jobId = :job",
+      ExpressionAttributeNames: { "#name": "name" },
+      ExpressionAttributeValues: { ":name": name, ":t": tenantId, ":job": model.jobId },
+    };
+    try {
+      await this.documents.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            { Update: modelUpdate },
+            {
+              Update: {
+                TableName: this.tables.jobs,
+                Key: { tenantId, jobId: model.jobId },
+                UpdateExpression: "SET #name = :name",
+                ConditionExpression: "attribute_exists(jobId)",
+                ExpressionAttributeNames: { "#name": "name" },
+                ExpressionAttributeValues: { ":name": name },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (error) {
+      const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+      if ((error as { name?: string }).name !== "TransactionCanceledException" || !reasons) throw error;
+      // The model was deleted (or its code reused) meanwhile: as if it never was the tenant's.
+      if (reasons[0]?.Code === "ConditionalCheckFailed") return undefined;
+      if (reasons[1]?.Code !== "ConditionalCheckFailed") throw error;
+      // The job was deleted: the model alone is renamed.
+      try {
+        await this.documents.send(new UpdateCommand(modelUpdate));
+      } catch (single) {
+        if ((single as { name?: string }).name === "ConditionalCheckFailedException") return undefined;
+        throw single;
+      }
+    }
+    return { ...model, name };
   }
 
   async getIdempotency(id: string): Promise<IdempotencyRecord | undefined> {

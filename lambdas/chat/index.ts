@@ -3,6 +3,7 @@ import { ApiKeysRepository } from "../aws/api-keys-repository.ts";
 import { documentClient } from "../aws/clients.ts";
 import { requiredEnv } from "../aws/env.ts";
 import { getModelRecord } from "../aws/model-lookup.ts";
+import { catalogGuard } from "../core/catalog/code-conflicts.ts";
 import { createChatLambdaHandler } from "./lambda.ts";
 import { type ChatDependencies, chatDependenciesFromEnv } from "./service.ts";
 
@@ -22,10 +23,16 @@ export const handler = awslambda.streamifyResponse(
   createChatLambdaHandler({
     keys,
     chat: () => {
-      chat ??= chatDependenciesFromEnv(findModel, process.env, {
-        log: (entry) => logger.info("chat", { ...entry }),
-        logError: (message, details) => logger.error(message, details),
-      });
+      if (!chat) {
+        const logError = (message: string, details: Record<string, unknown>) =>
+          logger.error(message, details);
+        const deps = chatDependenciesFromEnv(findModel, process.env, {
+          log: (entry) => logger.info("chat", { ...entry }),
+          logError,
+        });
+        const exists = async (code: string) => (await findModel(code)) !== undefined;
+        chat = { ...deps, ready: catalogGuard(deps.catalog, exists, logError) };
+      }
       return chat;
     },
   }),

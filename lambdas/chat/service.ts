@@ -16,7 +16,7 @@ import {
   parseChatRequest,
   upstreamBody,
 } from "../core/chat/request.ts";
-import { InvalidRequestError, NotFoundError, PlatformError, toErrorEnvelope } from "../core/errors.ts";
+import { NotFoundError, PlatformError, toErrorEnvelope } from "../core/errors.ts";
 import { type ChatSink, type RelayResult, relay } from "./relay.ts";
 
 export type { ChatSink } from "./relay.ts";
@@ -39,6 +39,10 @@ export interface ChatLogEntry {
   readonly requestId: string;
   readonly tenantId: string;
   readonly model?: string;
+  /** The end user the client named (`user` or Zhipu's `user_id`). */
+  readonly user?: string;
+  /** The client's own request id (Zhipu's `request_id`). */
+  readonly clientRequestId?: string;
   readonly status: number;
   readonly outcome: RelayResult["outcome"] | "rejected";
   readonly code?: string;
@@ -57,6 +61,8 @@ export interface ChatDependencies {
   /** Per tenant, per function instance. */
   readonly limiter: TokenBucketLimiter;
   readonly limits?: ChatLimits;
+  /** Awaited before a request is served: the catalog's check against stored model codes (code-conflicts.ts). */
+  readonly ready?: () => Promise<void>;
   /** Sent to the inference servers as `Authorization: Bearer …` when set (vLLM's `--api-key`). */
   readonly upstreamApiKey?: string;
   readonly fetch?: typeof fetch;
@@ -100,16 +106,13 @@ export async function serveChat(request: ChatRequest, sink: ChatSink, deps: Chat
   const guarded = guard(sink);
   let model: string | undefined;
   let stream: boolean | undefined;
+  let named: Pick<ChatLogEntry, "user" | "clientRequestId"> = {};
   try {
-    if (!CHAT_PATH.test(request.path))
-      throw new NotFoundError(`Unknown path ${request.path}.`, "unknown_url");
-    if (request.method !== "POST") {
-      throw new InvalidRequestError(
-        `Method ${request.method} is not allowed on ${request.path}.`,
-        null,
-        "method_not_allowed",
-      );
+    // As API Gateway answers a path or method it does not have (infra/constructs/api.ts).
+    if (!CHAT_PATH.test(request.path) || request.method !== "POST") {
+      throw new NotFoundError(`Unknown path or method: ${request.method} ${request.path}.`, "unknown_url");
     }
+    await deps.ready?.();
     const admitted = deps.limiter.take(request.tenantId, now());
     if (!admitted.allowed)
       throw new ChatRateLimitError(deps.limiter.limitPerMinute, admitted.retryAfterSeconds);
@@ -117,6 +120,10 @@ export async function serveChat(request: ChatRequest, sink: ChatSink, deps: Chat
     const chat = parseChatRequest(request.body, deps.limits ?? DEFAULT_CHAT_LIMITS);
     model = chat.model;
     stream = chat.stream;
+    named = {
+      ...(chat.endUser !== undefined ? { user: chat.endUser } : {}),
+      ...(chat.requestId !== undefined ? { clientRequestId: chat.requestId } : {}),
+    };
     const resolved = await resolveModel(chat.model, request.tenantId, deps);
     checkMaxTokens(chat.maxTokens, resolved);
     const baseUrl = endpointFor(resolved, deps.endpoints);
@@ -145,6 +152,7 @@ export async function serveChat(request: ChatRequest, sink: ChatSink, deps: Chat
       requestId: request.requestId,
       tenantId: request.tenantId,
       model,
+      ...named,
       stream,
       status: guarded.status ?? 499,
       ...result,
@@ -166,6 +174,7 @@ export async function serveChat(request: ChatRequest, sink: ChatSink, deps: Chat
       requestId: request.requestId,
       tenantId: request.tenantId,
       ...(model !== undefined ? { model } : {}),
+      ...named,
       ...(stream !== undefined ? { stream } : {}),
       status,
       outcome: "rejected",

@@ -1,6 +1,6 @@
 import type { FilesRepository } from "../aws/files-repository.ts";
 import type { ObjectStore } from "../aws/object-store.ts";
-import { ConflictError, NotFoundError } from "../core/errors.ts";
+import { ConflictError, InvalidRequestError, NotFoundError } from "../core/errors.ts";
 import {
   datasetObjectKey,
   FILE_ID_PREFIX,
@@ -118,6 +118,8 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
           maxLimit: 100,
           idPattern: /^file-[0-9a-v]{21}$/,
         });
+        // Every file here is a fine-tune file: another purpose the SDKs know lists nothing.
+        if (!listsFineTuneFiles(request.query)) return { status: 200, body: listEnvelope([], false) };
         const page = await deps.files.list(request.tenantId, limit, after);
         return { status: 200, body: listEnvelope(page.items.map(toFileObject), page.hasMore) };
       },
@@ -171,4 +173,37 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
       },
     },
   ];
+}
+
+/** Purposes the OpenAI and zhipuai SDKs can ask `GET /files` for; this platform stores `fine-tune` only. */
+const KNOWN_PURPOSES = new Set([
+  "fine-tune",
+  "fine-tune-results",
+  "assistants",
+  "assistants_output",
+  "batch",
+  "batch_output",
+  "vision",
+  "user_data",
+  "evals",
+  "retrieval",
+  "file-extract",
+]);
+
+/**
+ * `purpose` of `GET /files` (the zhipuai SDK's `files.list(purpose=…)`): absent or `fine-tune` lists the
+ * tenant's files, another known purpose lists none, an unknown one is a 400. `order` may be `desc`
+ * only: the list is kept newest first.
+ */
+function listsFineTuneFiles(query: Readonly<Record<string, string>>): boolean {
+  if (query.order !== undefined && query.order !== "desc") {
+    throw new InvalidRequestError("order must be 'desc': files are listed newest first.", "order");
+  }
+  const purpose = query.purpose;
+  if (purpose === undefined || purpose === "fine-tune") return true;
+  if (KNOWN_PURPOSES.has(purpose)) return false;
+  throw new InvalidRequestError(
+    `purpose must be one of ${[...KNOWN_PURPOSES].join(", ")}; this platform stores 'fine-tune' files.`,
+    "purpose",
+  );
 }

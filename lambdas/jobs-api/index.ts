@@ -9,6 +9,7 @@ import { ObjectStore } from "../aws/object-store.ts";
 import { TrainingQueue } from "../aws/training-queue.ts";
 import { BatchTrainingRunner, type TrainingRunner } from "../aws/training-runner.ts";
 import { CATALOG_OVERRIDE_ENV, catalogFromEnv } from "../core/catalog/base-models.ts";
+import { catalogGuard } from "../core/catalog/code-conflicts.ts";
 import { handleApiEvent } from "../core/http/api-gateway.ts";
 import type { HttpResponse } from "../core/http/response.ts";
 import { Router } from "../core/http/router.ts";
@@ -18,21 +19,28 @@ const logger = new Logger({ serviceName: "jobs-api" });
 
 /** The jobs API's router over the environment's tables; `runner` is AWS Batch unless given (local platform). */
 export function createJobsRouter(runner?: TrainingRunner): Router {
+  const jobs = new JobsRepository(documentClient(), {
+    jobs: requiredEnv("JOBS_TABLE"),
+    events: requiredEnv("EVENTS_TABLE"),
+    models: requiredEnv("MODELS_TABLE"),
+    files: requiredEnv("FILES_TABLE"),
+    idempotency: requiredEnv("IDEMPOTENCY_TABLE"),
+  });
+  const catalog = catalogFromEnv(process.env[CATALOG_OVERRIDE_ENV]);
   return new Router(
     jobsRoutes({
-      jobs: new JobsRepository(documentClient(), {
-        jobs: requiredEnv("JOBS_TABLE"),
-        events: requiredEnv("EVENTS_TABLE"),
-        models: requiredEnv("MODELS_TABLE"),
-        files: requiredEnv("FILES_TABLE"),
-        idempotency: requiredEnv("IDEMPOTENCY_TABLE"),
-      }),
+      jobs,
       files: new FilesRepository(documentClient(), requiredEnv("FILES_TABLE")),
       queue: new TrainingQueue(sqsClient(), requiredEnv("TRAINING_QUEUE_URL")),
       // Cancel only terminates: the job queues and definitions are the dispatcher's business.
       runner: runner ?? new BatchTrainingRunner(new BatchClient({})),
       artifacts: new ObjectStore(s3Client(), requiredEnv("ARTIFACTS_BUCKET")),
-      catalog: catalogFromEnv(process.env[CATALOG_OVERRIDE_ENV]),
+      catalog,
+      ready: catalogGuard(
+        catalog,
+        async (code) => (await jobs.getModel(code)) !== undefined,
+        (message, details) => logger.error(message, details),
+      ),
     }),
   );
 }

@@ -18,13 +18,15 @@ import {
 } from "../core/errors.ts";
 import { FILE_ID_PREFIX, type FileRecord } from "../core/files/file-record.ts";
 import { listEnvelope, parseListParams } from "../core/http/pagination.ts";
+import { toInvalidRequest } from "../core/http/request-errors.ts";
 import { jsonBody, type RequestContext, type Route } from "../core/http/router.ts";
 import { isId } from "../core/ids.ts";
 import { checkpointFromManifest } from "../core/jobs/checkpoints.ts";
 import { parseCreateJobRequest, planJob } from "../core/jobs/create-request.ts";
+import { modelUpdateSchema } from "../core/jobs/display-name.ts";
 import { estimateJob } from "../core/jobs/estimate.ts";
 import { isJobId, newJobId } from "../core/jobs/ids.ts";
-import { type JobEvent, jobNotCancellable, transition } from "../core/jobs/state-machine.ts";
+import { type JobEvent, jobNotCancellable, jobNotDeletable, transition } from "../core/jobs/state-machine.ts";
 import {
   type JobRecord,
   jobArtifactKeys,
@@ -43,6 +45,8 @@ export interface JobsDependencies {
   readonly runner: Pick<TrainingRunner, "terminate">;
   readonly artifacts: Pick<ObjectStore, "childPrefixes" | "getJson">;
   readonly catalog: BaseModelCatalog;
+  /** Awaited before every request: the catalog's check against stored model codes (code-conflicts.ts). */
+  readonly ready?: () => Promise<void>;
   readonly now?: () => number;
 }
 
@@ -142,6 +146,7 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
         status: "pending",
         createdAt: created,
         artifactUri: null,
+        name: job.name ?? null,
       },
       events: [
         newJobEventItem(
@@ -207,7 +212,14 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
         "idempotency_key_reused",
       );
     }
-    return deps.jobs.get(tenantId, stored.jobId);
+    const job = await deps.jobs.get(tenantId, stored.jobId);
+    if (!job) {
+      throw new UnprocessableError(
+        `The job this Idempotency-Key created (${stored.jobId}) has been deleted; use a new key.`,
+        "idempotency_key_reused",
+      );
+    }
+    return job;
   }
 
   async function fail(job: JobRecord, event: JobEvent): Promise<void> {
@@ -278,7 +290,49 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
     return record;
   }
 
-  return [
+  /** Deletes the tenant's fine-tuned model named in the path; its code becomes free. */
+  async function deleteOwnModel(request: RequestContext): Promise<string> {
+    const code = request.params.model ?? "";
+    if (findBaseModel(code, deps.catalog)) {
+      throw new InvalidRequestError(
+        `'${code}' is a base model and can not be deleted.`,
+        "model",
+        "model_not_deletable",
+      );
+    }
+    await deps.jobs.deleteModel(request.tenantId, code);
+    return code;
+  }
+
+  /** A finished job goes, with its events; its model stays. 409 while it has not ended. */
+  async function deleteJob(request: RequestContext) {
+    const job = await ownJob(request);
+    const result = await deps.jobs.deleteJob(job.tenantId, job.jobId);
+    if (result.outcome === "not_found") {
+      throw new NotFoundError(`No such fine-tuning job: ${job.jobId}`, "job_not_found", "fine_tuning_job_id");
+    }
+    if (result.outcome === "not_finished") throw jobNotDeletable(job.jobId, result.job.status);
+    return { status: 200, body: { ...toJobObject(job), deleted: true } };
+  }
+
+  /** `POST /v4/models/{code}` `{"name": …}`: the display name is the one editable field. */
+  async function updateModel(request: RequestContext) {
+    const code = request.params.model ?? "";
+    if (findBaseModel(code, deps.catalog)) {
+      throw new InvalidRequestError(
+        `'${code}' is a base model and can not be changed.`,
+        "model",
+        "model_not_editable",
+      );
+    }
+    const parsed = modelUpdateSchema.safeParse(jsonBody(request), { reportInput: true });
+    if (!parsed.success) throw toInvalidRequest(parsed.error);
+    const updated = await deps.jobs.renameModel(request.tenantId, code, parsed.data.name);
+    if (!updated) throw modelNotFound(code);
+    return { status: 200, body: toFineTunedModelObject(updated) };
+  }
+
+  const routes: Route[] = [
     {
       method: "POST",
       pattern: "/v4/fine_tuning/jobs",
@@ -301,6 +355,7 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
       pattern: "/v4/fine_tuning/jobs/{job_id}",
       handler: async (request) => ({ status: 200, body: toJobObject(await ownJob(request)) }),
     },
+    { method: "DELETE", pattern: "/v4/fine_tuning/jobs/{job_id}", handler: deleteJob },
     { method: "POST", pattern: "/v4/fine_tuning/jobs/{job_id}/cancel", handler: cancel },
     {
       method: "GET",
@@ -343,19 +398,41 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
       method: "DELETE",
       pattern: "/v4/models/{model}",
       handler: async (request) => {
-        const code = request.params.model ?? "";
-        if (findBaseModel(code, deps.catalog)) {
-          throw new InvalidRequestError(
-            `'${code}' is a base model and can not be deleted.`,
-            "model",
-            "model_not_deletable",
-          );
-        }
-        await deps.jobs.deleteModel(request.tenantId, code);
+        const code = await deleteOwnModel(request);
         return { status: 200, body: { id: code, object: "model", deleted: true } };
       },
     },
+    { method: "POST", pattern: "/v4/models/{model}", handler: updateModel },
+    {
+      // The zhipuai SDK's `fine_tuning.models.delete`: the same delete, answered in Zhipu's shape
+      // (`delete_status`) beside OpenAI's fields.
+      method: "DELETE",
+      pattern: "/v4/fine_tuning/fine_tuned_models/{model}",
+      handler: async (request) => {
+        const code = await deleteOwnModel(request);
+        return {
+          status: 200,
+          body: {
+            request_id: request.requestId,
+            model_name: code,
+            delete_status: "deleted",
+            id: code,
+            object: "model",
+            deleted: true,
+          },
+        };
+      },
+    },
   ];
+  const ready = deps.ready;
+  if (!ready) return routes;
+  return routes.map((route) => ({
+    ...route,
+    handler: async (request: RequestContext) => {
+      await ready();
+      return route.handler(request);
+    },
+  }));
 }
 
 /** A create that lost an Idempotency-Key race answers with the winner's job. */

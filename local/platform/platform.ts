@@ -8,7 +8,12 @@ import { documentClient, dynamoClient, s3Client, sqsClient } from "../../lambdas
 import { getModelRecord } from "../../lambdas/aws/model-lookup.ts";
 import { createChatService } from "../../lambdas/chat/local.ts";
 import { chatDependenciesFromEnv } from "../../lambdas/chat/service.ts";
-import { contextLimits } from "../../lambdas/core/catalog/base-models.ts";
+import {
+  CATALOG_OVERRIDE_ENV,
+  catalogFromEnv,
+  contextLimits,
+} from "../../lambdas/core/catalog/base-models.ts";
+import { checkCatalogAgainstCodes } from "../../lambdas/core/catalog/code-conflicts.ts";
 import { type BootstrappedResources, bootstrapResources } from "../bootstrap.ts";
 import { functionEnvironment } from "./environment.ts";
 import { createGateway } from "./gateway.ts";
@@ -66,6 +71,13 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     ...(options.inferenceUrl ? { INFERENCE_ENDPOINTS: JSON.stringify({ "*": options.inferenceUrl }) } : {}),
   });
 
+  // A catalog naming a model a tenant already holds as a code is refused here, before anything serves.
+  const findModel = (code: string) => getModelRecord(documentClient(), resources.tables.models, code);
+  await checkCatalogAgainstCodes(
+    catalogFromEnv(process.env[CATALOG_OVERRIDE_ENV]),
+    async (code) => (await findModel(code)) !== undefined,
+  );
+
   if (options.baseModelsDir) await uploadBaseModels(options.baseModelsDir, resources.buckets.artifacts, log);
 
   const [authorizer, filesApi, validator, jobsApi, dispatcher, jobStatus] = await Promise.all([
@@ -88,9 +100,7 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     { prefix: "/v4/files", handler: filesApi.handler },
     { prefix: "/v4/fine_tuning", handler: jobsHandler },
     { prefix: "/v4/models", handler: jobsHandler },
-    createChatService(
-      chatDependenciesFromEnv((code) => getModelRecord(documentClient(), resources.tables.models, code)),
-    ),
+    createChatService(chatDependenciesFromEnv(findModel)),
   ]);
   await new Promise<void>((resolve) => server.listen(options.port, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;

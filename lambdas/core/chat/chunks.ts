@@ -10,7 +10,7 @@ import { SSE_DONE, type SseEvent, sseData } from "./sse.ts";
 export interface RewriteOptions {
   /** The `model` the client sent. */
   readonly model: string;
-  /** Zhipu's client-chosen `request_id`, echoed in every chunk and completion. */
+  /** Zhipu's client-chosen `request_id`: every chunk's and the completion's `id` and `request_id`, as Zhipu answers. */
   readonly requestId?: string;
   /** Usage-only chunks (empty `choices`) pass only when the client asked with `stream_options.include_usage`. */
   readonly includeUsage: boolean;
@@ -53,10 +53,16 @@ export function relayEvent(event: SseEvent, options: RewriteOptions): RelayedEve
   return usage ? { kind: "chunk", text, usage } : { kind: "chunk", text };
 }
 
-/** The object with `model` (and `request_id` when given) replaced; key order kept for `model`. */
+/**
+ * The object with `model` replaced, and with `id` and `request_id` set to the client's `request_id`
+ * when it sent one; key order kept for `id` and `model`.
+ */
 export function rewriteModel<T extends Record<string, unknown>>(object: T, options: RewriteOptions): T {
   const out: Record<string, unknown> = { ...object, model: options.model };
-  if (options.requestId !== undefined) out.request_id = options.requestId;
+  if (options.requestId !== undefined) {
+    if ("id" in out) out.id = options.requestId;
+    out.request_id = options.requestId;
+  }
   return out as T;
 }
 

@@ -4,9 +4,17 @@ import { toInvalidRequest } from "../http/request-errors.ts";
 
 /**
  * The chat completions request as the OpenAI SDKs and the zhipuai SDK send it. Unknown fields are a 400
- * `unknown_parameter` (a misspelt `max_token` should not be silently ignored); the few fields the
- * zhipuai SDK sends that have no meaning here (`do_sample`, `user_id`, `sensitive_word_check`) are
- * accepted. `null` is read as absent, as both SDKs' users sometimes pass it explicitly.
+ * `unknown_parameter` (a misspelt `max_token` should not be silently ignored). `null` is read as absent:
+ * the zhipuai SDK sends `response_format: null` and `thinking: null` on every call.
+ *
+ * Every field either SDK can send is honoured or accepted and ignored (the README lists which):
+ * - honoured: `do_sample: false` (greedy; the zhipuai SDK turns temperature 0 into it), `stop`, `seed`,
+ *   `request_id` (the response's `id` and `request_id`), `user_id` / `user` (recorded in the request
+ *   log), and the sampling fields;
+ * - ignored: `thinking` (fine-tuned models have no thinking mode), `response_format` (a fine-tuned model
+ *   answers in the format it was trained on), `tools` / `tool_choice` (no tool calls are made: the
+ *   answer is always text), `meta` (role-play metadata of Zhipu's CharGLM), `sensitive_word_check` and
+ *   `extra` (CodeGeeX's context). Their shapes are still checked, so a malformed value is a 400.
  */
 
 /** Bounds on what one request may ask; each is a 400/413 with a message naming the bound. */
@@ -46,11 +54,12 @@ export interface ChatCompletionRequest {
   readonly maxTokens?: number;
   readonly stop?: readonly string[];
   readonly seed?: number;
-  readonly user?: string;
   readonly presencePenalty?: number;
   readonly frequencyPenalty?: number;
   /** Zhipu's client-chosen request id, echoed in the response. */
   readonly requestId?: string;
+  /** The end user, from OpenAI's `user` or Zhipu's `user_id`: recorded, not sent upstream. */
+  readonly endUser?: string;
   /** Characters over all messages. */
   readonly promptChars: number;
 }
@@ -122,8 +131,33 @@ function requestSchema(limits: ChatLimits) {
         .max(128, { error: "may be at most 128 characters" })
         .nullish(),
       do_sample: z.boolean({ error: "must be a boolean" }).nullish(),
-      user_id: z.string({ error: "must be a string" }).max(256).nullish(),
-      sensitive_word_check: z.object({}).loose().nullish(),
+      user_id: z
+        .string({ error: "must be a string" })
+        .min(1, { error: "must not be empty" })
+        .max(128, { error: "may be at most 128 characters" })
+        .nullish(),
+      sensitive_word_check: z.object({}, { error: "must be an object" }).loose().nullish(),
+      // Accepted and ignored (see the header).
+      thinking: z
+        .object({
+          type: z.enum(["enabled", "disabled"], { error: "must be 'enabled' or 'disabled'" }).nullish(),
+        })
+        .loose()
+        .nullish(),
+      response_format: z
+        .object({
+          type: z.enum(["text", "json_object", "json_schema"], {
+            error: "must be 'text', 'json_object' or 'json_schema'",
+          }),
+        })
+        .loose()
+        .nullish(),
+      tools: z.array(z.object({}).loose(), { error: "must be an array of tool objects" }).nullish(),
+      tool_choice: z
+        .union([z.string(), z.object({}).loose()], { error: "must be a string or an object" })
+        .nullish(),
+      meta: z.record(z.string(), z.string(), { error: "must be an object of strings" }).nullish(),
+      extra: z.object({}, { error: "must be an object" }).loose().nullish(),
     })
     .strict();
 }
@@ -158,7 +192,7 @@ export function parseChatRequest(
     schema = requestSchema(limits);
     schemas.set(limits, schema);
   }
-  const parsed = schema.safeParse(raw);
+  const parsed = schema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw toInvalidRequest(parsed.error);
   const input = parsed.data;
 
@@ -199,7 +233,7 @@ export function parseChatRequest(
     maxTokens,
     stop,
     seed: input.seed ?? undefined,
-    user: input.user ?? input.user_id ?? undefined,
+    endUser: input.user ?? input.user_id ?? undefined,
     presencePenalty: input.presence_penalty ?? undefined,
     frequencyPenalty: input.frequency_penalty ?? undefined,
     requestId: input.request_id ?? undefined,
@@ -222,7 +256,6 @@ export function upstreamBody(request: ChatCompletionRequest, upstreamModel: stri
     max_tokens: request.maxTokens,
     stop: request.stop,
     seed: request.seed,
-    user: request.user,
     presence_penalty: request.presencePenalty,
     frequency_penalty: request.frequencyPenalty,
   });

@@ -24,7 +24,7 @@ export type UploadRequest = z.infer<typeof uploadRequest>;
 
 /** `POST /v4/files/uploads`: a declared name, size and type, checked before any URL is signed. */
 export function parseUploadRequest(body: Record<string, unknown>): UploadRequest {
-  const parsed = uploadRequest.safeParse(body);
+  const parsed = uploadRequest.safeParse(body, { reportInput: true });
   if (!parsed.success) throw toInvalidRequest(parsed.error);
   if (parsed.data.bytes > MAX_UPLOAD_FILE_BYTES) {
     throw new PayloadTooLargeError(`Files may be at most ${MAX_UPLOAD_FILE_BYTES} bytes.`, "bytes");

@@ -47,27 +47,23 @@ export class Router {
     });
   }
 
-  /** The matching route and its decoded path parameters; 404 for an unknown path, 400 for a wrong method. */
+  /**
+   * The matching route and its decoded path parameters. An unknown path and a method the path does not
+   * have are both a 404 `unknown_url`, as API Gateway answers them (its MISSING_AUTHENTICATION_TOKEN
+   * response, see infra/constructs/api.ts), so the local platform and AWS answer alike.
+   */
   match(method: string, path: string): { route: Route; params: Record<string, string> } {
-    let pathMatched = false;
     for (const route of this.routes) {
+      if (route.method !== method) continue;
       const found = route.regex.exec(path);
       if (!found) continue;
-      pathMatched = true;
-      if (route.method !== method) continue;
       const params: Record<string, string> = {};
       route.names.forEach((name, i) => {
         params[name] = decodeURIComponent(found[i + 1]!);
       });
       return { route, params };
     }
-    if (pathMatched)
-      throw new InvalidRequestError(
-        `Method ${method} is not allowed on ${path}.`,
-        null,
-        "method_not_allowed",
-      );
-    throw new NotFoundError(`Unknown path ${path}.`, "unknown_url");
+    throw new NotFoundError(`Unknown path or method: ${method} ${path}.`, "unknown_url");
   }
 }
 

@@ -9,6 +9,7 @@ import {
 } from "../catalog/base-models.ts";
 import { InvalidRequestError } from "../errors.ts";
 import { toInvalidRequest } from "../http/request-errors.ts";
+import { displayNameSchema } from "./display-name.ts";
 import {
   checkMethod,
   type DatasetSize,
@@ -61,6 +62,8 @@ const requestSchema = z
     method: methodSchema.optional(),
     hyperparameters: hyperparametersSchema.nullable().optional(),
     model_code: z.string().max(256).nullable().optional(),
+    /** This platform's: the model's display name, any script (display-name.ts). */
+    name: displayNameSchema.nullable().optional(),
     suffix: z
       .string()
       .regex(SUFFIX_PATTERN, { error: "must be 1–40 characters of lowercase letters, digits, '-' and '_'" })
@@ -109,6 +112,8 @@ export interface CreateJobRequest {
     | "method.supervised.hyperparameters"
     | "hyperparameters";
   readonly modelCode: string | null;
+  /** The model's display name. */
+  readonly name: string | null;
   readonly suffix: string | null;
   readonly seed: number | null;
   readonly metadata: Readonly<Record<string, string>> | null;
@@ -182,6 +187,7 @@ export function parseCreateJobRequest(body: unknown): CreateJobRequest {
     hyperparameters,
     hyperparametersParam,
     modelCode: data.model_code ?? null,
+    name: data.name ?? null,
     suffix: data.suffix ?? null,
     seed: data.seed ?? null,
     metadata: data.metadata ?? null,

@@ -257,3 +257,12 @@ export function jobNotCancellable(status: JobStatus): ConflictError {
     "job_not_cancellable",
   );
 }
+
+/** 409 for deleting a job that has not ended: its run would finish into a missing record. */
+export function jobNotDeletable(jobId: string, status: JobStatus): ConflictError {
+  return new ConflictError(
+    `The job ${jobId} is ${status.replace("_", " ")}; cancel it first (POST /v4/fine_tuning/jobs/${jobId}/cancel), then delete it.`,
+    "job_not_finished",
+    "fine_tuning_job_id",
+  );
+}

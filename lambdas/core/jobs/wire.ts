@@ -23,6 +23,10 @@ export interface JobRecord {
   /** Resolved at creation: what the trainer receives, seed included. */
   readonly hyperparameters: ResolvedHyperparameters;
   readonly modelCode: string;
+  /** The model's display name at creation (renaming the model renames it here too); absent on older records. */
+  readonly name?: string | null;
+  /** The zhipuai SDK's `request_id` of the create request, kept as given; absent on older records. */
+  readonly requestId?: string | null;
   readonly userProvidedSuffix: string | null;
   readonly seed: number;
   readonly metadata: Readonly<Record<string, string>> | null;
@@ -55,6 +59,8 @@ export function newJobRecord(args: {
     method: plan.method,
     hyperparameters: plan.hyperparameters,
     modelCode: plan.modelCode,
+    name: request.name,
+    requestId: request.requestId,
     userProvidedSuffix: plan.userProvidedSuffix,
     seed: plan.hyperparameters.seed,
     metadata: request.metadata,
@@ -84,8 +90,9 @@ function shownHyperparameters(h: ResolvedHyperparameters) {
 
 /**
  * The OpenAI `fine_tuning.job` object. `fine_tuned_model` is the model code once the job has
- * succeeded (null before, as on OpenAI); `model_code` is this platform's extra field and shows the
- * reserved code from the start. `organization_id` is the tenant.
+ * succeeded (null before, as on OpenAI); `model_code` and `name` are this platform's extra fields and
+ * show the reserved code and the display name from the start; `request_id` is the zhipuai SDK's field.
+ * `organization_id` is the tenant.
  */
 export function toJobObject(record: JobRecord) {
   const hyperparameters = shownHyperparameters(record.hyperparameters);
@@ -111,6 +118,8 @@ export function toJobObject(record: JobRecord) {
     user_provided_suffix: record.userProvidedSuffix,
     integrations: [] as never[],
     model_code: record.modelCode,
+    name: record.name ?? null,
+    request_id: record.requestId ?? null,
   };
 }
 
@@ -223,6 +232,8 @@ export interface ModelRecord {
   readonly method: TrainingMethod;
   readonly status: FineTunedModelStatus;
   readonly createdAt: number;
+  /** The display name (display-name.ts); absent or null when the tenant gave none. */
+  readonly name?: string | null;
   /**
    * `s3://{artifacts}/tenants/{tenant}/jobs/{jobId}/adapter/` (LoRA) or `…/model/` (full): set when the
    * model becomes ready, null before.
@@ -240,6 +251,7 @@ export function toFineTunedModelObject(record: ModelRecord) {
     object: "model" as const,
     created: record.createdAt,
     owned_by: record.tenantId,
+    name: record.name ?? null,
     root: record.baseModel,
     parent: record.baseModel,
     status: record.status,

@@ -83,6 +83,31 @@ describe("streaming chat through the local gateway", () => {
     }
   });
 
+  it("gives every chunk a Zhipu request_id as its id and request_id, and records user_id", async () => {
+    const stream = await clientA.chat.completions.create({
+      model: "acme-support-v1",
+      messages,
+      stream: true,
+      request_id: "req-stream-1",
+      user_id: "end-user-7",
+      response_format: null,
+      thinking: null,
+    } as unknown as OpenAI.ChatCompletionCreateParamsStreaming);
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks++;
+      expect(chunk.id).toBe("req-stream-1");
+      expect((chunk as unknown as { request_id: string }).request_id).toBe("req-stream-1");
+    }
+    expect(chunks).toBeGreaterThan(1);
+    expect(deps.logs.at(-1)).toMatchObject({
+      outcome: "completed",
+      user: "end-user-7",
+      clientRequestId: "req-stream-1",
+    });
+    expect(upstream.requests[0]?.body).not.toHaveProperty("user");
+  });
+
   it("leaves out the usage chunk when the client did not ask for it", async () => {
     const stream = await clientA.chat.completions.create({ model: "tiny-chat", messages, stream: true });
     const chunks = [];
@@ -135,7 +160,7 @@ describe("non-streaming chat", () => {
     expect(upstream.requests[0]?.headers["x-ft-method"]).toBe("full");
   });
 
-  it("echoes a Zhipu request_id and accepts do_sample", async () => {
+  it("answers with a Zhipu request_id as the completion's id and request_id, and accepts do_sample", async () => {
     const completion = await clientA.chat.completions.create({
       model: "tiny-chat",
       messages,
@@ -144,6 +169,7 @@ describe("non-streaming chat", () => {
       do_sample: false,
     } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     expect((completion as unknown as { request_id: string }).request_id).toBe("req-123");
+    expect(completion.id).toBe("req-123");
     expect(upstream.requests[0]?.body.temperature).toBe(0);
     expect(upstream.requests[0]?.body).not.toHaveProperty("do_sample");
   });
@@ -285,7 +311,8 @@ describe("request validation", () => {
     [{ model: "tiny-chat", messages, max_tokens: 0 }, "max_tokens", "invalid_request"],
     [{ model: "tiny-chat", messages, n: 2 }, "n", "invalid_request"],
     [{ model: "tiny-chat", messages, stop: ["a", "b", "c", "d", "e"] }, "stop", "invalid_request"],
-    [{ model: "tiny-chat", messages, tools: [] }, "tools", "unknown_parameter"],
+    [{ model: "tiny-chat", messages, functions: [] }, "functions", "unknown_parameter"],
+    [{ model: "tiny-chat", messages, tools: "web_search" }, "tools", "invalid_request"],
     [{ model: "tiny-chat", messages: [] }, "messages", "invalid_request"],
     [{ messages }, "model", "missing_required_parameter"],
     [

@@ -182,7 +182,100 @@ describe("parseChatRequest", () => {
       temperature: 0.9,
       user_id: "u",
     });
-    expect(request).toMatchObject({ requestId: "r", temperature: 0, user: "u" });
+    expect(request).toMatchObject({ requestId: "r", temperature: 0, endUser: "u" });
+  });
+
+  // Every field the zhipuai SDK (2.1.5) and the openai SDK can put in a chat body, as they send it.
+  const everySdkField = {
+    model: "m",
+    messages,
+    stream: true,
+    stream_options: { include_usage: true },
+    temperature: 0.01,
+    top_p: 0.99,
+    max_tokens: 64,
+    max_completion_tokens: 64,
+    stop: ["。", "\n\n"],
+    seed: 7,
+    user: "end-user-1",
+    n: 1,
+    presence_penalty: 0.5,
+    frequency_penalty: 0.5,
+    request_id: "req-1",
+    do_sample: false,
+    user_id: "end-user-1",
+    sensitive_word_check: { type: "ALL", status: "DISABLE" },
+    tools: [{ type: "web_search", web_search: { enable: false } }],
+    tool_choice: "auto",
+    meta: { user_info: "a tenant app user", bot_info: "a bot", bot_name: "bot", user_name: "user" },
+    response_format: { type: "text" },
+    thinking: { type: "disabled" },
+    extra: { target: { path: "a.py", language: "Python", code_prefix: "", code_suffix: "" } },
+  };
+
+  it("accepts every field either SDK can send, with values", () => {
+    const request = parse(everySdkField);
+    expect(request).toMatchObject({
+      stream: true,
+      includeUsage: true,
+      temperature: 0,
+      topP: 0.99,
+      maxTokens: 64,
+      stop: ["。", "\n\n"],
+      seed: 7,
+      requestId: "req-1",
+      endUser: "end-user-1",
+    });
+    // The ignored fields do not reach the inference server, nor does the end user.
+    const upstream = upstreamBody(request, "up");
+    for (const ignored of ["tools", "tool_choice", "meta", "response_format", "thinking", "extra", "user"]) {
+      expect(upstream).not.toHaveProperty(ignored);
+    }
+    expect(upstream).toMatchObject({ temperature: 0, seed: 7, stop: ["。", "\n\n"], max_tokens: 64 });
+  });
+
+  it("reads every field either SDK can send as absent when it is null", () => {
+    const nulls = Object.fromEntries(
+      Object.keys(everySdkField)
+        .filter((key) => key !== "model" && key !== "messages")
+        .map((key) => [key, null]),
+    );
+    const request = parse({ model: "m", messages, ...nulls });
+    expect(request).toEqual({
+      model: "m",
+      messages,
+      stream: false,
+      includeUsage: false,
+      promptChars: request.promptChars,
+    });
+    expect(upstreamBody(request, "up")).toEqual({ model: "up", messages, stream: false });
+  });
+
+  it("reads the body the zhipuai SDK sends by default (response_format and thinking null)", () => {
+    const request = parse({ model: "m", messages, response_format: null, thinking: null });
+    expect(request.model).toBe("m");
+  });
+
+  it("still refuses a field that neither SDK sends", () => {
+    expect(() => parse({ model: "m", messages, max_token: 5 })).toThrow(
+      expect.objectContaining({ status: 400, code: "unknown_parameter", param: "max_token" }),
+    );
+    expect(() => parse({ model: "m", messages, logit_bias_x: null })).toThrow(
+      expect.objectContaining({ status: 400, code: "unknown_parameter" }),
+    );
+  });
+
+  it.each([
+    ["thinking", { type: "sometimes" }],
+    ["response_format", { type: "xml" }],
+    ["tools", "web_search"],
+    ["tool_choice", 3],
+    ["meta", { user_info: 1 }],
+    ["user_id", ""],
+  ])("checks the shape of the accepted %s", (field, value) => {
+    expect(() => parse({ model: "m", messages, [field]: value })).toThrow(
+      expect.objectContaining({ status: 400, param: expect.stringContaining(field) }),
+    );
   });
 
   it("bounds the prompt and the body", () => {

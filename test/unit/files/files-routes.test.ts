@@ -280,6 +280,26 @@ describe("files API", () => {
     });
   });
 
+  it("lists by purpose as the zhipuai SDK asks: fine-tune files for fine-tune, none for another purpose", async () => {
+    const { call } = setup();
+    const form = multipart({ purpose: "fine-tune" }, { name: "file", filename: "a.jsonl", content: line });
+    await call("tn_a", "POST", "/v4/files", { body: form.body, contentType: form.contentType });
+    const list = async (query: Record<string, string>) =>
+      ((await call("tn_a", "GET", "/v4/files", { query })) as { body: { data: unknown[] } }).body.data;
+    expect(await list({ purpose: "fine-tune" })).toHaveLength(1);
+    expect(await list({ purpose: "fine-tune", order: "desc" })).toHaveLength(1);
+    expect(await list({ purpose: "batch" })).toEqual([]);
+    expect(await list({ purpose: "retrieval" })).toEqual([]);
+    await expect(call("tn_a", "GET", "/v4/files", { query: { purpose: "cats" } })).rejects.toMatchObject({
+      status: 400,
+      param: "purpose",
+    });
+    await expect(call("tn_a", "GET", "/v4/files", { query: { order: "asc" } })).rejects.toMatchObject({
+      status: 400,
+      param: "order",
+    });
+  });
+
   it("refuses with 409 to delete a file an unfinished job uses, and keeps it", async () => {
     const { call, busy, objects, records } = setup();
     const form = multipart({ purpose: "fine-tune" }, { name: "file", filename: "a.jsonl", content: line });

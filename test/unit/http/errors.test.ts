@@ -96,13 +96,13 @@ describe("API Gateway glue", () => {
     expect(response.statusCode).toBe(401);
   });
 
-  it("returns 404 in the envelope for an unknown path and 400 for a wrong method", async () => {
+  it("returns 404 unknown_url in the envelope for an unknown path and for a method the path lacks, as API Gateway does", async () => {
     const unknown = await handleApiEvent(router, event("GET", "/v4/nothing", "tn_1"), log);
     expect(unknown.statusCode).toBe(404);
     expect(JSON.parse(unknown.body).error.code).toBe("unknown_url");
     const wrong = await handleApiEvent(router, event("DELETE", "/v4/things/x", "tn_1"), log);
-    expect(wrong.statusCode).toBe(400);
-    expect(JSON.parse(wrong.body).error.code).toBe("method_not_allowed");
+    expect(wrong.statusCode).toBe(404);
+    expect(JSON.parse(wrong.body).error.code).toBe("unknown_url");
   });
 
   it("logs an unexpected error and answers 500 with the request id", async () => {

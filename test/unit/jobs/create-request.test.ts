@@ -32,12 +32,37 @@ describe("parseCreateJobRequest", () => {
       hyperparameters: {},
       hyperparametersParam: "hyperparameters",
       modelCode: null,
+      name: null,
       suffix: null,
       seed: null,
       metadata: null,
       dryRun: false,
       requestId: null,
     });
+  });
+
+  it.each(["客服助手 v2", "Support bot (staging)", "a".repeat(128), "模".repeat(128), "🙂 bot"])(
+    "accepts the display name %j",
+    (name) => {
+      expect(parseCreateJobRequest({ ...base, name }).name).toBe(name);
+    },
+  );
+
+  it.each([
+    ["", "empty"],
+    ["   ", "blank"],
+    ["a".repeat(129), "at most 128"],
+    ["模".repeat(129), "at most 128"],
+    ["two\nlines", "control characters"],
+    [42, "string"],
+  ])("rejects the display name %j (%s)", (name, message) => {
+    const error = parseError({ ...base, name });
+    expect(error.param).toBe("name");
+    expect(error.message).toContain(message);
+  });
+
+  it("reads a null display name as none", () => {
+    expect(parseCreateJobRequest({ ...base, name: null }).name).toBeNull();
   });
 
   it("accepts a full request", () => {
@@ -207,8 +232,9 @@ describe("parseCreateJobRequest", () => {
   it.each([
     ["AcmeBot", "lowercase"],
     ["ab", "3–64"],
-    ["ft-acme", "reserved prefix"],
-    ["qwen-acme", "reserved prefix"],
+    ["ft-acme", "the platform's own ids"],
+    ["glm-4-plus", "official"],
+    ["ft:gpt-4o:x:y:z", "OpenAI's fine-tuned model names"],
   ])("rejects the model code %j before any lookup (%s)", (code, message) => {
     const error = parseError({ ...base, model_code: code });
     expect(error.param).toBe("model_code");

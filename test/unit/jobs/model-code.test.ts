@@ -4,9 +4,10 @@ import { ConflictError, InvalidRequestError } from "../../../lambdas/core/errors
 import {
   checkModelCodeSyntax,
   generateModelCode,
+  isOfficialModelName,
   MODEL_CODE_MAX_LENGTH,
   modelCodeTaken,
-  RESERVED_PREFIXES,
+  OFFICIAL_MODEL_NAMES,
   randomTag,
   shortBaseName,
   validateModelCode,
@@ -50,7 +51,6 @@ describe("validateModelCode", () => {
     ["my bot", "lowercase"],
     ["my/bot", "lowercase"],
     ["my:bot", "lowercase"],
-    ["ft:gpt-4o:acme:bot:abc", "lowercase"],
     ["bot\n", "lowercase"],
     ["bøt", "lowercase"],
   ])("rejects %j as malformed (%s)", (code, message) => {
@@ -91,48 +91,76 @@ describe("validateModelCode", () => {
   });
 
   it.each([
-    "ft-my-model",
-    "ftjob-123",
-    "ftevent-1",
-    "ftckpt-1",
-    "file-abc",
-    "base-model",
-    "system-prompt",
-    "admin-bot",
+    "chatglm3-6b-1001",
     "chatglm3-6b-ft",
-    "chatglm4",
-    "glm-5",
-    "glm4-air",
-    "codegeex4",
-    "cogview-3",
-    "embedding-3",
-    "qwen3-8b",
+    "chatglm_12b-legal",
+    "glm-4-plus-support",
+    "glm-5x",
+    "qwen2.5-7b-support",
     "qwen",
     "tiny-chat-2",
     "gpt-4o-acme",
-    "chatgpt-acme",
-    "o1-mini-acme",
-    "o3-acme",
+    "o4-mini-acme",
+    "text-bot",
+    "admin-bot",
+  ])("accepts %j, which merely starts with a family or model name", (code) => {
+    expect(() => validateModelCode(code)).not.toThrow();
+  });
+
+  it.each([
+    "chatglm3-6b",
+    "glm-4-plus",
+    "glm-4.5-air",
+    "glm-4-flash",
+    "chatglm_turbo",
+    "codegeex-4",
+    "cogview-4",
+    "embedding-3",
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4o-2024-08-06",
+    "gpt-4-0613",
+    "gpt-3.5-turbo",
+    "o1-pro",
+    "o3-mini",
     "o4-mini",
-    "text-embedding-x",
+    "text-embedding-3-small",
     "davinci-002",
-    "babbage-002",
-  ])("rejects %j for its reserved prefix", (code) => {
+    "whisper-1",
+  ])("rejects %j, an official Zhipu or OpenAI model name", (code) => {
     const error = rejection(code);
     expect(error.code).toBe("invalid_model_code");
-    expect(error.message).toContain("reserved prefix");
+    expect(error.message).toMatch(/official|base model/);
   });
 
-  it("rejects ft: before it looks at the prefix, since ':' is not allowed at all", () => {
-    expect(rejection("ft:abc").message).not.toContain("reserved prefix");
-  });
+  it.each(["ft:gpt-4o:x:y:z", "ft:gpt-4o-mini-2024-07-18:acme::abc123", "FT:x"])(
+    "rejects %j, shaped like OpenAI's fine-tuned model names",
+    (code) => {
+      const error = rejection(code);
+      expect(error.code).toBe("invalid_model_code");
+      expect(error.message).toContain("OpenAI's fine-tuned model names");
+    },
+  );
 
-  it("reserves only lowercase prefixes and every one is rejected", () => {
-    for (const prefix of RESERVED_PREFIXES) {
-      expect(prefix).toBe(prefix.toLowerCase());
-      const code = `${prefix}x1`.replace(":", "");
-      if (!prefix.includes(":")) expect(() => validateModelCode(code)).toThrow(/reserved prefix/);
+  it.each(["ft-my-model", "ftjob-123", "ftevent-1", "ftckpt-1", "file-abc"])(
+    "rejects %j for the prefix of the platform's own ids",
+    (code) => {
+      const error = rejection(code);
+      expect(error.code).toBe("invalid_model_code");
+      expect(error.message).toContain("the platform's own ids");
+    },
+  );
+
+  it("keeps the official names in lowercase, and every one is refused", () => {
+    for (const name of OFFICIAL_MODEL_NAMES) {
+      expect(name).toBe(name.toLowerCase());
+      expect(isOfficialModelName(name.toUpperCase())).toBe(true);
     }
+  });
+
+  it("reads a numeric tail of a Zhipu name as part of a tenant's code, not as a snapshot", () => {
+    expect(isOfficialModelName("chatglm3-6b-0601")).toBe(false);
+    expect(isOfficialModelName("gpt-4-0125")).toBe(true);
   });
 
   it("names a custom param", () => {
@@ -146,8 +174,9 @@ describe("validateModelCode", () => {
 });
 
 describe("checkModelCodeSyntax", () => {
-  it("checks format and reserved prefixes without a catalog", () => {
-    expect(() => checkModelCodeSyntax("tiny-chat")).toThrow(/reserved prefix/);
+  it("checks format, id prefixes and official names without a catalog", () => {
+    expect(() => checkModelCodeSyntax("ftjob-x")).toThrow(/own ids/);
+    expect(() => checkModelCodeSyntax("glm-4-plus")).toThrow(/official/);
     expect(() => checkModelCodeSyntax("UPPER")).toThrow(/lowercase/);
     expect(() => checkModelCodeSyntax("good-code")).not.toThrow();
   });

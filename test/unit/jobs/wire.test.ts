@@ -60,6 +60,8 @@ describe("newJobRecord", () => {
         seed: 11,
       },
       modelCode: "qwen2.5-7b-bot-abc123",
+      name: null,
+      requestId: null,
       userProvidedSuffix: "bot",
       seed: 11,
       metadata: { team: "support" },
@@ -108,7 +110,16 @@ describe("toJobObject", () => {
       user_provided_suffix: "bot",
       integrations: [],
       model_code: "qwen2.5-7b-bot-abc123",
+      name: null,
+      request_id: null,
     });
+  });
+
+  it("shows the display name and the zhipuai SDK's request_id, and null for records made before them", () => {
+    const named = toJobObject(record({ name: "客服助手", requestId: "req-9" }));
+    expect(named).toMatchObject({ name: "客服助手", request_id: "req-9" });
+    const { name: _name, requestId: _requestId, ...older } = record();
+    expect(toJobObject(older as JobRecord)).toMatchObject({ name: null, request_id: null });
   });
 
   it.each(JOB_STATUSES)(
@@ -285,6 +296,7 @@ describe("fine-tuned models", () => {
       object: "model",
       created: 1_700_000_000,
       owned_by: TENANT,
+      name: null,
       root: "glm-4-9b-chat",
       parent: "glm-4-9b-chat",
       status: "ready",
