@@ -217,18 +217,24 @@ export class Api extends Construct {
     this.route(file.addResource("content"), "GET", this.filesFunction);
 
     this.jobsFunction = this.createJobsFunction(props);
-    const jobs = this.v4.addResource("fine_tuning").addResource("jobs");
+    const fineTuning = this.v4.addResource("fine_tuning");
+    const jobs = fineTuning.addResource("jobs");
     this.route(jobs, "GET", this.jobsFunction);
     this.route(jobs, "POST", this.jobsFunction);
     const job = jobs.addResource("{job_id}");
     this.route(job, "GET", this.jobsFunction);
+    this.route(job, "DELETE", this.jobsFunction);
     this.route(job.addResource("cancel"), "POST", this.jobsFunction);
     this.route(job.addResource("events"), "GET", this.jobsFunction);
     this.route(job.addResource("checkpoints"), "GET", this.jobsFunction);
+    // The zhipuai SDK's `fine_tuning.models.delete`.
+    const fineTunedModel = fineTuning.addResource("fine_tuned_models").addResource("{model_code}");
+    this.route(fineTunedModel, "DELETE", this.jobsFunction);
     const models = this.v4.addResource("models");
     this.route(models, "GET", this.jobsFunction);
     const model = models.addResource("{model_code}");
     this.route(model, "GET", this.jobsFunction);
+    this.route(model, "POST", this.jobsFunction);
     this.route(model, "DELETE", this.jobsFunction);
   }
 
@@ -251,9 +257,16 @@ export class Api extends Construct {
     });
     // Creating a job is one transaction: job + model code (conditional put) + idempotency record, with
     // a condition check that the training file is still there.
+    // Deleting a job removes its item (conditional on a finished status) and then its events.
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+        actions: [
+          "dynamodb:GetItem",
+          "dynamodb:PutItem",
+          "dynamodb:UpdateItem",
+          "dynamodb:DeleteItem",
+          "dynamodb:Query",
+        ],
         resources: [props.jobsTable.tableArn],
       }),
     );
@@ -265,7 +278,7 @@ export class Api extends Construct {
     );
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: ["dynamodb:PutItem", "dynamodb:Query"],
+        actions: ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:BatchWriteItem"],
         resources: [props.eventsTable.tableArn],
       }),
     );

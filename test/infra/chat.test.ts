@@ -1,5 +1,9 @@
 import { Match } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
+import { CHAT_COMPLETIONS_PATH } from "../../lambdas/chat/local.ts";
+import { DEFAULT_CATALOG } from "../../lambdas/core/catalog/base-models.ts";
+import { filesRoutes } from "../../lambdas/files-api/routes.ts";
+import { jobsRoutes } from "../../lambdas/jobs-api/routes.ts";
 import { synthPlatform } from "./synth.ts";
 
 const ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ft-inference:1";
@@ -96,21 +100,43 @@ describe("jobs and models routes", () => {
         "GET /v4/fine_tuning/jobs",
         "POST /v4/fine_tuning/jobs",
         "GET /v4/fine_tuning/jobs/{job_id}",
+        "DELETE /v4/fine_tuning/jobs/{job_id}",
         "POST /v4/fine_tuning/jobs/{job_id}/cancel",
         "GET /v4/fine_tuning/jobs/{job_id}/events",
         "GET /v4/fine_tuning/jobs/{job_id}/checkpoints",
         "GET /v4/models",
         "GET /v4/models/{model_code}",
+        "POST /v4/models/{model_code}",
         "DELETE /v4/models/{model_code}",
+        "DELETE /v4/fine_tuning/fine_tuned_models/{model_code}",
         "POST /v4/chat/completions",
       ]),
     );
     const jobsMethods = methods.filter((m) => JSON.stringify(m.Integration?.Uri).includes("ApiJobsApi"));
-    expect(jobsMethods).toHaveLength(9);
+    expect(jobsMethods).toHaveLength(12);
     for (const method of jobsMethods) {
       expect(method.AuthorizationType).toBe("CUSTOM");
       expect(method.AuthorizerId).toEqual({ Ref: expect.stringMatching(/^ApiApiKeyAuthorizer/) });
     }
+  });
+
+  it("has exactly the routes of the functions' routers, so the local platform and AWS answer alike", () => {
+    // Only the patterns are read: the routers' dependencies are never called.
+    const unused = {} as never;
+    const routers = [
+      ...filesRoutes({ files: unused, datasets: unused, unfinishedJobsUsing: unused }),
+      ...jobsRoutes({
+        jobs: unused,
+        files: unused,
+        queue: unused,
+        runner: unused,
+        artifacts: unused,
+        catalog: DEFAULT_CATALOG,
+      }),
+      { method: "POST", pattern: CHAT_COMPLETIONS_PATH },
+    ].map((route) => `${route.method} ${route.pattern.replace(/\{\w+\}/g, "{}")}`);
+    const gateway = routes().map((route) => route.replace(/\{\w+\}/g, "{}"));
+    expect([...new Set(gateway)].sort()).toEqual([...new Set(routers)].sort());
   });
 
   it("gives the jobs function its tables, the training queue, checkpoints and cancel", () => {
@@ -132,7 +158,13 @@ describe("jobs and models routes", () => {
       .filter(([id]) => id.startsWith("ApiJobsApiRole"))
       .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
     const text = JSON.stringify(statements);
-    for (const action of ["sqs:SendMessage", "batch:TerminateJob", "dynamodb:ConditionCheckItem"]) {
+    for (const action of [
+      "sqs:SendMessage",
+      "batch:TerminateJob",
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:BatchWriteItem",
+    ]) {
       expect(text).toContain(action);
     }
     expect(text).toContain("/index/byTenant");

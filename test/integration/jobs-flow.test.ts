@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
 import { JobsRepository } from "../../lambdas/aws/jobs-repository.ts";
 import type { TrainingRunner } from "../../lambdas/aws/training-runner.ts";
-import { DEFAULT_CATALOG } from "../../lambdas/core/catalog/base-models.ts";
+import { CATALOG_OVERRIDE_ENV, DEFAULT_CATALOG } from "../../lambdas/core/catalog/base-models.ts";
 import type { TrainingSubmission } from "../../lambdas/core/jobs/dispatch.ts";
 import { newJobId } from "../../lambdas/core/jobs/ids.ts";
 import type { JobRecord } from "../../lambdas/core/jobs/wire.ts";
@@ -31,6 +31,7 @@ describe("fine-tuning jobs pipeline", () => {
   let tenantA: string;
   let fileA: string;
   let fileB: string;
+  const prefix = uniquePrefix("jobs");
 
   const api = async (key: string, path: string, init: RequestInit & { json?: unknown } = {}) => {
     const { json, ...rest } = init;
@@ -85,7 +86,7 @@ describe("fine-tuning jobs pipeline", () => {
   beforeAll(async () => {
     const { documents } = localClients();
     platform = await startPlatform({
-      prefix: uniquePrefix("jobs"),
+      prefix,
       port: 0,
       trainerCommand: [process.execPath, "--import", "tsx", STAND_IN],
       trainingConcurrency: 4,
@@ -393,10 +394,17 @@ describe("fine-tuning jobs pipeline", () => {
       ["POST", `/fine_tuning/jobs/${id}/cancel`],
       ["GET", `/fine_tuning/jobs/${id}/events`],
       ["GET", `/fine_tuning/jobs/${id}/checkpoints`],
+      ["DELETE", `/fine_tuning/jobs/${id}`],
       ["GET", "/models/it-private"],
+      ["POST", "/models/it-private"],
       ["DELETE", "/models/it-private"],
+      ["DELETE", "/fine_tuning/fine_tuned_models/it-private"],
     ] as const) {
-      const response = await api(keyB, path, { method });
+      const response = await api(
+        keyB,
+        path,
+        method === "POST" && path.startsWith("/models") ? { json: { name: "x" } } : { method },
+      );
       expect(response.status, `${method} ${path}`).toBe(404);
       expect(response.body.error.type).toBe("not_found_error");
     }
@@ -410,5 +418,102 @@ describe("fine-tuning jobs pipeline", () => {
       deleted: true,
     });
     expect((await api(keyA, "/models/it-private")).status).toBe(404);
+  });
+  it("deletes a finished job with its events and keeps its model; refuses with 409 while it runs", async () => {
+    const running = await createJob(keyA, { ...jobBody("it-del-running", 2) });
+    await waitFor(keyA, running.body.id, ["running"]);
+    const refused = await api(keyA, `/fine_tuning/jobs/${running.body.id}`, { method: "DELETE" });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatchObject({ code: "job_not_finished", type: "conflict_error" });
+    expect(refused.body.error.message).toContain("cancel it first");
+    expect((await api(keyA, `/fine_tuning/jobs/${running.body.id}`)).body.status).toBe("running");
+    await api(keyA, `/fine_tuning/jobs/${running.body.id}/cancel`, { method: "POST" });
+
+    const created = await createJob(keyA, { ...jobBody("it-del-done"), name: "删除测试" });
+    await waitFor(keyA, created.body.id, ["succeeded"]);
+    const deleted = await api(keyA, `/fine_tuning/jobs/${created.body.id}`, { method: "DELETE" });
+    expect(deleted.status).toBe(200);
+    expect(deleted.body).toMatchObject({ id: created.body.id, object: "fine_tuning.job", deleted: true });
+    expect((await api(keyA, `/fine_tuning/jobs/${created.body.id}`)).status).toBe(404);
+    expect((await api(keyA, `/fine_tuning/jobs/${created.body.id}/events`)).status).toBe(404);
+    const listed = await api(keyA, "/fine_tuning/jobs?limit=100");
+    expect((listed.body.data as Json[]).some((job) => job.id === created.body.id)).toBe(false);
+    const { documents } = localClients();
+    const repository = new JobsRepository(documents, {
+      jobs: platform.resources.tables.jobs,
+      events: platform.resources.tables["job-events"],
+      models: platform.resources.tables.models,
+    });
+    expect((await repository.listEvents(tenantA, created.body.id, 100)).items).toEqual([]);
+    // The model stays: readable, with its name, and callable by its code.
+    const model = await api(keyA, "/models/it-del-done");
+    expect(model.body).toMatchObject({ id: "it-del-done", status: "ready", name: "删除测试" });
+    expect((await api(keyA, `/fine_tuning/jobs/${created.body.id}`, { method: "DELETE" })).status).toBe(404);
+  });
+
+  it("renames a model: the name shows on the model and its job, null clears it, bad names are 400", async () => {
+    const created = await createJob(keyA, { ...jobBody("it-named"), name: "Support bot" });
+    expect(created.body.name).toBe("Support bot");
+    const renamed = await api(keyA, "/models/it-named", { json: { name: "客服助手 v2" } });
+    expect(renamed.status).toBe(200);
+    expect(renamed.body).toMatchObject({ id: "it-named", object: "model", name: "客服助手 v2" });
+    expect((await api(keyA, "/models/it-named")).body.name).toBe("客服助手 v2");
+    expect((await api(keyA, `/fine_tuning/jobs/${created.body.id}`)).body.name).toBe("客服助手 v2");
+    const cleared = await api(keyA, "/models/it-named", { json: { name: null } });
+    expect(cleared.body.name).toBeNull();
+    const long = await api(keyA, "/models/it-named", { json: { name: "x".repeat(129) } });
+    expect(long.status).toBe(400);
+    expect(long.body.error.param).toBe("name");
+    const extra = await api(keyA, "/models/it-named", { json: { name: "a", status: "ready" } });
+    expect(extra.body.error).toMatchObject({ code: "unknown_parameter", param: "status" });
+    const base = await api(keyA, "/models/tiny-chat", { json: { name: "mine" } });
+    expect(base.status).toBe(400);
+    expect(base.body.error.code).toBe("model_not_editable");
+  });
+
+  it("deletes a model through the zhipuai SDK's path, answering in Zhipu's shape", async () => {
+    const created = await createJob(keyA, jobBody("chatglm3-6b-it01"));
+    await waitFor(keyA, created.body.id, ["succeeded"]);
+    const deleted = await api(keyA, "/fine_tuning/fine_tuned_models/chatglm3-6b-it01", { method: "DELETE" });
+    expect(deleted.status).toBe(200);
+    expect(deleted.body).toMatchObject({
+      request_id: expect.any(String),
+      model_name: "chatglm3-6b-it01",
+      delete_status: "deleted",
+    });
+    expect((await api(keyA, "/models/chatglm3-6b-it01")).status).toBe(404);
+  });
+
+  it("answers a method a path does not have with 404 unknown_url, as API Gateway does", async () => {
+    const response = await api(keyA, "/fine_tuning/jobs", { method: "DELETE" });
+    expect(response.status).toBe(404);
+    expect(response.body.error.code).toBe("unknown_url");
+  });
+  it("refuses to start with a catalog that names a model a tenant already holds as a code", async () => {
+    const created = await createJob(keyA, jobBody("llama-3-8b"));
+    expect(created.status).toBe(200);
+    const override = {
+      models: {
+        "Llama-3-8B": {
+          family: "chatml",
+          methods: {
+            lora: { gpus: 1, minGpuMemoryGiB: 24, instanceType: "g5.2xlarge", pricePer1kTokensUsd: 0.001 },
+          },
+          maxSeqLength: 8192,
+          parameters: 8e9,
+          ownedBy: "meta",
+        },
+      },
+    };
+    const before = process.env[CATALOG_OVERRIDE_ENV];
+    process.env[CATALOG_OVERRIDE_ENV] = JSON.stringify(override);
+    try {
+      await expect(startPlatform({ prefix, port: 0 })).rejects.toThrow(
+        /names 'llama-3-8b', already the model code of a tenant's fine-tuned model/,
+      );
+    } finally {
+      if (before === undefined) delete process.env[CATALOG_OVERRIDE_ENV];
+      else process.env[CATALOG_OVERRIDE_ENV] = before;
+    }
   });
 });
