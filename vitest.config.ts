@@ -3,8 +3,8 @@ import { defineConfig } from "vitest/config";
 /**
  * Four projects: `unit` (pure domain and handlers, no network), `infra` (CDK assertions and cdk-nag),
  * `integration` (adapters and handlers against LocalStack; run through
- * local/localstack/with-localstack.ts, which provides AWS_ENDPOINT_URL) and `e2e` (the local platform
- * with the real trainer and inference server, driven by the openai SDK).
+ * local/localstack/with-localstack.ts, which provides AWS_ENDPOINT_URL) and `e2e` (one local platform
+ * with the real trainer and inference server, driven by the openai npm client and the zhipuai Python SDK).
  */
 export default defineConfig({
   test: {
@@ -41,7 +41,8 @@ export default defineConfig({
           environment: "node",
           testTimeout: 1_200_000,
           hookTimeout: 300_000,
-          globalSetup: ["test/integration/global-setup.ts"],
+          // LocalStack first, then the one platform every e2e file shares.
+          globalSetup: ["test/integration/global-setup.ts", "test/e2e/platform-setup.ts"],
           fileParallelism: false,
         },
       },

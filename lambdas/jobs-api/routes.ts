@@ -290,16 +290,22 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
     return record;
   }
 
-  /** Deletes the tenant's fine-tuned model named in the path; its code becomes free. */
-  async function deleteOwnModel(request: RequestContext): Promise<string> {
+  /** The fine-tuned model code in the path; 400 `model_not_{deletable,editable}` for a base model's name. */
+  function fineTunedCode(request: RequestContext, change: "deleted" | "changed"): string {
     const code = request.params.model ?? "";
     if (findBaseModel(code, deps.catalog)) {
       throw new InvalidRequestError(
-        `'${code}' is a base model and can not be deleted.`,
+        `'${code}' is a base model and can not be ${change}.`,
         "model",
-        "model_not_deletable",
+        change === "deleted" ? "model_not_deletable" : "model_not_editable",
       );
     }
+    return code;
+  }
+
+  /** Deletes the tenant's fine-tuned model named in the path; its code becomes free. */
+  async function deleteOwnModel(request: RequestContext): Promise<string> {
+    const code = fineTunedCode(request, "deleted");
     await deps.jobs.deleteModel(request.tenantId, code);
     return code;
   }
@@ -317,14 +323,7 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
 
   /** `POST /v4/models/{code}` `{"name": …}`: the display name is the one editable field. */
   async function updateModel(request: RequestContext) {
-    const code = request.params.model ?? "";
-    if (findBaseModel(code, deps.catalog)) {
-      throw new InvalidRequestError(
-        `'${code}' is a base model and can not be changed.`,
-        "model",
-        "model_not_editable",
-      );
-    }
+    const code = fineTunedCode(request, "changed");
     const parsed = modelUpdateSchema.safeParse(jsonBody(request), { reportInput: true });
     if (!parsed.success) throw toInvalidRequest(parsed.error);
     const updated = await deps.jobs.renameModel(request.tenantId, code, parsed.data.name);

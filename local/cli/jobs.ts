@@ -14,15 +14,18 @@ import {
 /** `ftctl jobs …` (create, list, get, cancel, events, follow) and `ftctl models …`. */
 
 export const JOBS_USAGE = `ftctl jobs create --model <base> --training-file <id> [--method lora|full] [--model-code c | --suffix s]
-     [--epochs N] [--batch-size N] [--learning-rate-multiplier X] [--lora-r N] [--dry-run] [--follow]
+     [--name "display name"] [--epochs N] [--batch-size N] [--learning-rate-multiplier X] [--lora-r N]
+     [--dry-run] [--follow]
 ftctl jobs list [--limit N] [--after <id>]
 ftctl jobs get <job id>
 ftctl jobs cancel <job id>
+ftctl jobs delete <job id>                  a finished job and its events; its model stays
 ftctl jobs events <job id> [--limit N]      newest events, printed oldest first
 ftctl jobs follow <job id>                  status, messages, live loss until it ends`;
 
 export const MODELS_USAGE = `ftctl models list                           base models and your fine-tuned models
 ftctl models get <model code>
+ftctl models rename <model code> <name>     the display name ("" clears it)
 ftctl models delete <model code>`;
 
 const CREATE_USAGE = `usage: ftctl jobs create --model <base model> --training-file <file id> [options]
@@ -31,6 +34,7 @@ const CREATE_USAGE = `usage: ftctl jobs create --model <base model> --training-f
   --method lora|full                training method (default: the base model's default, LoRA where allowed)
   --model-code <code>               the model code to chat with afterwards (globally unique)
   --suffix <s>                      or: a generated code {base}-{suffix}-{random}
+  --name <text>                     a display name for the model (up to 128 characters, any script)
   --epochs N, --batch-size N, --learning-rate-multiplier X, --lora-r N, --lora-alpha N,
   --lora-dropout X, --max-seq-length N, --seed N
                                     hyperparameters; numbers or "auto" (the default)
@@ -89,6 +93,8 @@ export function createJobBody(values: OptionValues): Record<string, unknown> {
   else if (hasHyperparameters) body.hyperparameters = hyperparameters;
   if (modelCode) body.model_code = modelCode;
   if (suffix) body.suffix = suffix;
+  const name = str(values, "name");
+  if (name !== undefined) body.name = name;
   const seed = str(values, "seed");
   if (seed !== undefined) {
     if (!/^\d+$/.test(seed)) throw new UsageError(`--seed must be a non-negative integer\n\n${CREATE_USAGE}`);
@@ -108,6 +114,7 @@ export const JOBS_COMMANDS: Record<string, CommandSpec> = {
       method: { type: "string" },
       "model-code": { type: "string" },
       suffix: { type: "string" },
+      name: { type: "string" },
       epochs: { type: "string" },
       "batch-size": { type: "string" },
       "learning-rate-multiplier": { type: "string" },
@@ -175,6 +182,19 @@ export const JOBS_COMMANDS: Record<string, CommandSpec> = {
       return 0;
     },
   },
+  "jobs delete": {
+    usage: "usage: ftctl jobs delete <job id>",
+    options: {},
+    run: async (ctx, args) => {
+      const job = await ctx.api.deleteJob(oneId(args, "usage: ftctl jobs delete <job id>"));
+      ctx.out(
+        ctx.json
+          ? JSON.stringify(job, null, 2)
+          : `Deleted ${job.id}.${job.model_code ? ` Its model ${job.model_code} stays.` : ""}`,
+      );
+      return 0;
+    },
+  },
   "jobs events": {
     usage: "usage: ftctl jobs events <job id> [--limit N]",
     options: { limit: { type: "string" } },
@@ -213,6 +233,21 @@ export const MODELS_COMMANDS: Record<string, CommandSpec> = {
     options: {},
     run: async (ctx, args) => {
       const model = await ctx.api.getModel(oneId(args, "usage: ftctl models get <model code>"));
+      ctx.out(ctx.json ? JSON.stringify(model, null, 2) : modelLine(model));
+      return 0;
+    },
+  },
+  "models rename": {
+    usage: "usage: ftctl models rename <model code> <name>",
+    options: {},
+    run: async (ctx, args) => {
+      const [code, name, ...rest] = args;
+      if (!code || name === undefined || rest.length > 0) {
+        throw new UsageError(
+          'usage: ftctl models rename <model code> <name>   (quote a name with spaces; "" clears it)',
+        );
+      }
+      const model = await ctx.api.renameModel(code, name === "" ? null : name);
       ctx.out(ctx.json ? JSON.stringify(model, null, 2) : modelLine(model));
       return 0;
     },
@@ -429,6 +464,7 @@ function modelLine(model: ModelObject): string {
     model.status ? `status ${model.status}` : "",
     model.root && model.root !== model.id ? `base ${model.root}` : "",
     model.fine_tuning_job_id ?? "",
+    model.name ? `"${model.name}"` : "",
   ]
     .filter(Boolean)
     .join("  ");

@@ -73,6 +73,7 @@ export interface JobObject {
   readonly status: string;
   readonly model: string;
   readonly model_code?: string | null;
+  readonly name?: string | null;
   readonly fine_tuned_model?: string | null;
   readonly training_file?: string;
   readonly validation_file?: string | null;
@@ -98,6 +99,7 @@ export interface ModelObject {
   readonly created?: number;
   readonly owned_by?: string;
   readonly root?: string;
+  readonly name?: string | null;
   readonly status?: string;
   readonly fine_tuning_job_id?: string;
 }
@@ -193,6 +195,10 @@ export class TenantApi {
     return this.request("POST", `/fine_tuning/jobs/${encodeURIComponent(id)}/cancel`);
   }
 
+  deleteJob(id: string): Promise<JobObject & { deleted: boolean }> {
+    return this.request("DELETE", `/fine_tuning/jobs/${encodeURIComponent(id)}`);
+  }
+
   /** Events, newest first (as on OpenAI); `after` pages to older ones. */
   listEvents(id: string, query: Query = {}): Promise<ListPage<JobEvent>> {
     return this.request("GET", `/fine_tuning/jobs/${encodeURIComponent(id)}/events`, { query });
@@ -204,6 +210,10 @@ export class TenantApi {
 
   getModel(code: string): Promise<ModelObject> {
     return this.request("GET", `/models/${encodeURIComponent(code)}`);
+  }
+
+  renameModel(code: string, name: string | null): Promise<ModelObject> {
+    return this.request("POST", `/models/${encodeURIComponent(code)}`, { json: { name } });
   }
 
   deleteModel(code: string): Promise<{ id: string; deleted: boolean }> {

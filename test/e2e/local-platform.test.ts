@@ -2,16 +2,10 @@ import { createReadStream, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
 import { TenantAdmin } from "../../local/cli/admin.ts";
-import {
-  ensureTinyModel,
-  type InferenceServer,
-  startInferenceServer,
-} from "../../local/platform/inference-server.ts";
-import { type LocalPlatform, startPlatform } from "../../local/platform/platform.ts";
-import { localClients, uniquePrefix } from "../integration/aws.ts";
+import { localClients } from "../integration/aws.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const sample = (name: string) => join(ROOT, "samples", name);
@@ -52,43 +46,19 @@ async function phase<T>(name: string, run: () => Promise<T>): Promise<T> {
  * can neither see nor call them; a malformed file ends `error` with its line numbers.
  */
 describe("the local platform end to end (openai SDK)", () => {
-  let platform: LocalPlatform;
-  let inference: InferenceServer;
   let a: OpenAI;
   let b: OpenAI;
 
   beforeAll(async () => {
+    // The e2e suite's one platform (platform-setup.ts); this file's own tenants.
     const { documents } = localClients();
-    // As under `npm start` from a plain shell, where only AWS_REGION is set: the harness also exports
-    // boto3's AWS_DEFAULT_REGION, which would hide a trainer or inference server that reads only that.
-    delete process.env.AWS_DEFAULT_REGION;
-    await phase("start (tiny model, inference server, platform)", async () => {
-      const baseModelsDir = join(ROOT, ".cache/base-models");
-      ensureTinyModel(baseModelsDir);
-      const prefix = uniquePrefix("e2e");
-      inference = await startInferenceServer({
-        baseModelsDir,
-        cacheDir: join(ROOT, ".cache/e2e", prefix, "inference"),
-        logFile: join(ROOT, ".cache/e2e", prefix, "inference.log"),
-      });
-      platform = await startPlatform({ prefix, port: 0, baseModelsDir, inferenceUrl: inference.url });
-    });
-    const admin = new TenantAdmin(new ApiKeysRepository(documents, platform.resources.tables["api-keys"]));
-    a = new OpenAI({
-      baseURL: platform.baseUrl,
-      apiKey: (await admin.createTenant("app a")).apiKey,
-      maxRetries: 0,
-    });
-    b = new OpenAI({
-      baseURL: platform.baseUrl,
-      apiKey: (await admin.createTenant("app b")).apiKey,
-      maxRetries: 0,
-    });
+    const admin = new TenantAdmin(new ApiKeysRepository(documents, inject("apiKeysTable")));
+    const baseURL = inject("platformBaseUrl");
+    a = new OpenAI({ baseURL, apiKey: (await admin.createTenant("app a")).apiKey, maxRetries: 0 });
+    b = new OpenAI({ baseURL, apiKey: (await admin.createTenant("app b")).apiKey, maxRetries: 0 });
   });
 
-  afterAll(async () => {
-    await platform?.stop();
-    await inference?.stop();
+  afterAll(() => {
     console.log(
       `[e2e] phases:\n${phases.map(([name, s]) => `  ${s.toFixed(1).padStart(7)} s  ${name}`).join("\n")}`,
     );

@@ -12,6 +12,7 @@ import type { JobRecord } from "../../lambdas/core/jobs/wire.ts";
 import { dispatchJob } from "../../lambdas/dispatcher/dispatch.ts";
 import { TenantAdmin } from "../../local/cli/admin.ts";
 import { type LocalPlatform, startPlatform } from "../../local/platform/platform.ts";
+import { LLAMA_OVERRIDE } from "../fixtures/catalog.ts";
 import { localClients, uniquePrefix } from "./aws.ts";
 
 const STAND_IN = fileURLToPath(new URL("./fixtures/stand-in-trainer.ts", import.meta.url));
@@ -492,21 +493,8 @@ describe("fine-tuning jobs pipeline", () => {
   it("refuses to start with a catalog that names a model a tenant already holds as a code", async () => {
     const created = await createJob(keyA, jobBody("llama-3-8b"));
     expect(created.status).toBe(200);
-    const override = {
-      models: {
-        "Llama-3-8B": {
-          family: "chatml",
-          methods: {
-            lora: { gpus: 1, minGpuMemoryGiB: 24, instanceType: "g5.2xlarge", pricePer1kTokensUsd: 0.001 },
-          },
-          maxSeqLength: 8192,
-          parameters: 8e9,
-          ownedBy: "meta",
-        },
-      },
-    };
     const before = process.env[CATALOG_OVERRIDE_ENV];
-    process.env[CATALOG_OVERRIDE_ENV] = JSON.stringify(override);
+    process.env[CATALOG_OVERRIDE_ENV] = JSON.stringify(LLAMA_OVERRIDE);
     try {
       await expect(startPlatform({ prefix, port: 0 })).rejects.toThrow(
         /names 'llama-3-8b', already the model code of a tenant's fine-tuned model/,

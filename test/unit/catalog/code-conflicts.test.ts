@@ -1,26 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { buildCatalog, DEFAULT_CATALOG } from "../../../lambdas/core/catalog/base-models.ts";
+import { DEFAULT_CATALOG } from "../../../lambdas/core/catalog/base-models.ts";
 import {
   CatalogCodeConflictError,
   catalogGuard,
   checkCatalogAgainstCodes,
 } from "../../../lambdas/core/catalog/code-conflicts.ts";
 import { ServiceUnavailableError } from "../../../lambdas/core/errors.ts";
+import { catalogWithLlama } from "../../fixtures/catalog.ts";
 
 /** A catalog with an operator's model whose name a tenant took as a code before it was added. */
-const withLlama = buildCatalog({
-  models: {
-    "Llama-3-8B": {
-      family: "chatml",
-      methods: {
-        lora: { gpus: 1, minGpuMemoryGiB: 24, instanceType: "g5.2xlarge", pricePer1kTokensUsd: 0.001 },
-      },
-      maxSeqLength: 8192,
-      parameters: 8e9,
-      ownedBy: "meta",
-    },
-  },
-});
+const withLlama = catalogWithLlama();
 
 const held = (...codes: string[]) => {
   const asked: string[] = [];

@@ -309,4 +309,40 @@ describe("ftctl jobs and models, the rest", () => {
     expect((await run(api.base, ["models", "delete", "zorbia-facts"])).out).toBe("Deleted zorbia-facts.");
     expect(api.seen.at(-1)?.path).toBe("/v4/models/zorbia-facts");
   });
+  it("jobs delete, models rename, and --name on create", async () => {
+    const api = await fakeApi((req, res) => {
+      if (req.method === "DELETE") return json(res, 200, { ...job("succeeded"), deleted: true });
+      if (req.path === "/v4/models/zorbia-facts") {
+        const { name } = JSON.parse(req.body.toString()) as { name: string | null };
+        return json(res, 200, { id: "zorbia-facts", object: "model", status: "ready", name });
+      }
+      json(res, 200, job("queued", { name: "客服助手" }));
+    });
+    close = api.close;
+    const deleted = await run(api.base, ["jobs", "delete", "ftjob-1"]);
+    expect(deleted.out).toBe("Deleted ftjob-1. Its model zorbia-facts stays.");
+    expect(api.seen.at(-1)).toMatchObject({ method: "DELETE", path: "/v4/fine_tuning/jobs/ftjob-1" });
+    const renamed = await run(api.base, ["models", "rename", "zorbia-facts", "客服助手 v2"]);
+    expect(renamed.out).toContain('"客服助手 v2"');
+    expect(JSON.parse(api.seen.at(-1)!.body.toString())).toEqual({ name: "客服助手 v2" });
+    await run(api.base, ["models", "rename", "zorbia-facts", ""]);
+    expect(JSON.parse(api.seen.at(-1)!.body.toString())).toEqual({ name: null });
+    expect((await run(api.base, ["models", "rename", "zorbia-facts"])).code).toBe(2);
+    await run(api.base, [
+      "jobs",
+      "create",
+      "--model",
+      "tiny-chat",
+      "--training-file",
+      "file-1",
+      "--model-code",
+      "chatglm3-6b-1001",
+      "--name",
+      "客服助手",
+    ]);
+    expect(JSON.parse(api.seen.at(-1)!.body.toString())).toMatchObject({
+      model_code: "chatglm3-6b-1001",
+      name: "客服助手",
+    });
+  });
 });

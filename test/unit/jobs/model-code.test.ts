@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildCatalog, DEFAULT_CATALOG } from "../../../lambdas/core/catalog/base-models.ts";
+import { DEFAULT_CATALOG } from "../../../lambdas/core/catalog/base-models.ts";
 import { ConflictError, InvalidRequestError } from "../../../lambdas/core/errors.ts";
 import {
   checkModelCodeSyntax,
@@ -12,6 +12,7 @@ import {
   shortBaseName,
   validateModelCode,
 } from "../../../lambdas/core/jobs/model-code.ts";
+import { catalogWithLlama } from "../../fixtures/catalog.ts";
 
 function rejection(code: string, catalog = DEFAULT_CATALOG): InvalidRequestError {
   try {
@@ -73,19 +74,7 @@ describe("validateModelCode", () => {
   });
 
   it("rejects the name of a base model added by an override, ignoring case", () => {
-    const catalog = buildCatalog({
-      models: {
-        "Llama-3-8B": {
-          family: "chatml",
-          methods: {
-            lora: { gpus: 1, minGpuMemoryGiB: 24, instanceType: "g5.2xlarge", pricePer1kTokensUsd: 0.001 },
-          },
-          maxSeqLength: 8192,
-          parameters: 8e9,
-          ownedBy: "meta",
-        },
-      },
-    });
+    const catalog = catalogWithLlama();
     expect(rejection("llama-3-8b", catalog).message).toContain("base model");
     expect(() => validateModelCode("llama-3-8b")).not.toThrow();
   });
