@@ -118,6 +118,7 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
         hyperparameters: plan.hyperparameters,
         dataset: { examples: stats.examples ?? 0, totalTokens: stats.tokens?.total ?? 0 },
         jobsAhead: await deps.queue.depth(),
+        resources: plan.resources,
       });
       return { status: 200, body: { ...estimate, model_code: plan.modelCode } };
     }

@@ -39,6 +39,27 @@ export interface MethodSpec {
   readonly baseLearningRate?: number;
 }
 
+/**
+ * The transformer shape the resource planner (`lambdas/core/jobs/resources.ts`) sizes memory from. The
+ * names map one to one to a Hugging Face `config.json`: `num_hidden_layers`, `hidden_size`,
+ * `num_attention_heads`, `num_key_value_heads`, `intermediate_size`, `vocab_size`,
+ * `tie_word_embeddings` (ChatGLM's own names: `num_layers`, `hidden_size`, `num_attention_heads`,
+ * `multi_query_group_num`, `ffn_hidden_size`, `padded_vocab_size`).
+ */
+export interface ModelArchitecture {
+  /** Transformer blocks. */
+  readonly layers: number;
+  readonly hiddenSize: number;
+  readonly attentionHeads: number;
+  /** Key/value heads: equal to `attentionHeads` for multi-head attention, fewer for GQA/MQA. */
+  readonly kvHeads: number;
+  /** Width of the gated MLP (the gate and up projections each map `hiddenSize` to this). */
+  readonly intermediateSize: number;
+  readonly vocabSize: number;
+  /** The output head shares the input embedding's matrix. */
+  readonly tiedEmbeddings: boolean;
+}
+
 /** One base model. */
 export interface BaseModel {
   /** The `model` value clients pass; unique in the catalog. */
@@ -53,8 +74,13 @@ export interface BaseModel {
    * above would not hold longer sequences.
    */
   readonly maxSeqLength: number;
-  /** Parameter count (the estimate's FLOPs model uses it). */
+  /** Parameter count (the estimate's FLOPs model and the resource planner use it). */
   readonly parameters: number;
+  /**
+   * The model's shape, for the resource planner. Every built-in entry has one; an operator's model may
+   * leave it out, and {@link modelArchitecture} then derives one from `parameters`.
+   */
+  readonly architecture?: ModelArchitecture;
   /** `created` of the OpenAI `model` object: the model's release date, epoch seconds. */
   readonly created: number;
   readonly ownedBy: string;
@@ -88,7 +114,9 @@ function entry(model: Omit<BaseModel, "weightsPrefix">): BaseModel {
  * The built-in catalog. GPU needs follow the usual arithmetic: LoRA needs the bf16 weights (2 bytes per
  * parameter) plus activations on one GPU; full training with Adam in mixed precision needs about 16
  * bytes per parameter spread over the GPUs (ZeRO-3/FSDP), plus activations. Prices are the operator's
- * to set (override); the defaults are in the range of hosted fine-tuning price lists.
+ * to set (override); the defaults are in the range of hosted fine-tuning price lists. The resource
+ * planner (`lambdas/core/jobs/resources.ts`) computes GPUs, nodes and instance type from `parameters`
+ * and `architecture` instead of reading the per-method `gpus` / `instanceType`.
  */
 export const DEFAULT_CATALOG: BaseModelCatalog = Object.freeze([
   entry({
@@ -97,15 +125,39 @@ export const DEFAULT_CATALOG: BaseModelCatalog = Object.freeze([
     methods: { lora: lora(1, 24, "g5.2xlarge", 0.0008) },
     maxSeqLength: 8192,
     parameters: 6_243_584_000,
+    // THUDM/chatglm3-6b config.json (2 multi-query groups, SwiGLU).
+    architecture: {
+      layers: 28,
+      hiddenSize: 4096,
+      attentionHeads: 32,
+      kvHeads: 2,
+      intermediateSize: 13_696,
+      vocabSize: 65_024,
+      tiedEmbeddings: false,
+    },
     created: OCT_2023,
     ownedBy: "zhipuai",
   }),
   entry({
+    // chatglm_12b … chatglm_130b: Zhipu never published these shapes, so the architectures are estimates:
+    // GLM-like blocks (multi-head attention, gated MLP, ChatGLM3's 65,024-token vocabulary; GLM-130B's
+    // published shape and 150,528-token vocabulary for the 130B) sized so that 12·layers·hidden² plus the
+    // embeddings comes within 1% of the parameter count. Replace them through an override when the real
+    // configs are known.
     name: "chatglm_12b",
     family: "chatglm3",
     methods: { full: full(8, 40, "p4d.24xlarge", 0.006) },
     maxSeqLength: 8192,
     parameters: 12_000_000_000,
+    architecture: {
+      layers: 36,
+      hiddenSize: 5120,
+      attentionHeads: 40,
+      kvHeads: 40,
+      intermediateSize: 13_696,
+      vocabSize: 65_024,
+      tiedEmbeddings: false,
+    },
     created: OCT_2023,
     ownedBy: "zhipuai",
   }),
@@ -115,6 +167,15 @@ export const DEFAULT_CATALOG: BaseModelCatalog = Object.freeze([
     methods: { full: full(8, 80, "p4de.24xlarge", 0.015) },
     maxSeqLength: 8192,
     parameters: 32_000_000_000,
+    architecture: {
+      layers: 50,
+      hiddenSize: 7168,
+      attentionHeads: 56,
+      kvHeads: 56,
+      intermediateSize: 19_200,
+      vocabSize: 65_024,
+      tiedEmbeddings: false,
+    },
     created: OCT_2023,
     ownedBy: "zhipuai",
   }),
@@ -125,6 +186,15 @@ export const DEFAULT_CATALOG: BaseModelCatalog = Object.freeze([
     methods: { full: full(16, 80, "p5.48xlarge", 0.03) },
     maxSeqLength: 8192,
     parameters: 66_000_000_000,
+    architecture: {
+      layers: 80,
+      hiddenSize: 8192,
+      attentionHeads: 64,
+      kvHeads: 64,
+      intermediateSize: 22_016,
+      vocabSize: 65_024,
+      tiedEmbeddings: false,
+    },
     created: OCT_2023,
     ownedBy: "zhipuai",
   }),
@@ -134,6 +204,15 @@ export const DEFAULT_CATALOG: BaseModelCatalog = Object.freeze([
     methods: { full: full(32, 80, "p5.48xlarge", 0.06) },
     maxSeqLength: 8192,
     parameters: 130_000_000_000,
+    architecture: {
+      layers: 70,
+      hiddenSize: 12288,
+      attentionHeads: 96,
+      kvHeads: 96,
+      intermediateSize: 32_768,
+      vocabSize: 150_528,
+      tiedEmbeddings: true,
+    },
     created: OCT_2023,
     ownedBy: "zhipuai",
   }),
@@ -143,6 +222,16 @@ export const DEFAULT_CATALOG: BaseModelCatalog = Object.freeze([
     methods: { lora: lora(1, 48, "g6e.2xlarge", 0.001), full: full(8, 80, "p4de.24xlarge", 0.005) },
     maxSeqLength: 8192,
     parameters: 9_399_951_360,
+    // THUDM/glm-4-9b-chat config.json.
+    architecture: {
+      layers: 40,
+      hiddenSize: 4096,
+      attentionHeads: 32,
+      kvHeads: 2,
+      intermediateSize: 13_696,
+      vocabSize: 151_552,
+      tiedEmbeddings: false,
+    },
     created: JUN_2024,
     ownedBy: "zhipuai",
   }),
@@ -152,6 +241,16 @@ export const DEFAULT_CATALOG: BaseModelCatalog = Object.freeze([
     methods: { lora: lora(1, 24, "g5.xlarge", 0.0001), full: full(1, 24, "g5.2xlarge", 0.0003) },
     maxSeqLength: 8192,
     parameters: 494_032_768,
+    // Qwen/Qwen2.5-0.5B-Instruct config.json.
+    architecture: {
+      layers: 24,
+      hiddenSize: 896,
+      attentionHeads: 14,
+      kvHeads: 2,
+      intermediateSize: 4864,
+      vocabSize: 151_936,
+      tiedEmbeddings: true,
+    },
     created: SEP_2024,
     ownedBy: "qwen",
   }),
@@ -161,6 +260,16 @@ export const DEFAULT_CATALOG: BaseModelCatalog = Object.freeze([
     methods: { lora: lora(1, 24, "g5.2xlarge", 0.0008), full: full(8, 40, "p4d.24xlarge", 0.004) },
     maxSeqLength: 8192,
     parameters: 7_615_616_512,
+    // Qwen/Qwen2.5-7B-Instruct config.json.
+    architecture: {
+      layers: 28,
+      hiddenSize: 3584,
+      attentionHeads: 28,
+      kvHeads: 4,
+      intermediateSize: 18_944,
+      vocabSize: 152_064,
+      tiedEmbeddings: false,
+    },
     created: SEP_2024,
     ownedBy: "qwen",
   }),
@@ -176,6 +285,16 @@ export const DEFAULT_CATALOG: BaseModelCatalog = Object.freeze([
     },
     maxSeqLength: 512,
     parameters: 1_378_816,
+    // tiny_model.py: LlamaConfig(hidden 256, 2 layers, 4 heads, intermediate 2 × hidden, tied), 261-token vocabulary.
+    architecture: {
+      layers: 2,
+      hiddenSize: 256,
+      attentionHeads: 4,
+      kvHeads: 4,
+      intermediateSize: 512,
+      vocabSize: 261,
+      tiedEmbeddings: true,
+    },
     created: JAN_2025,
     ownedBy: "ft-platform",
   }),
@@ -202,6 +321,46 @@ export function listBaseModels(catalog: BaseModelCatalog = DEFAULT_CATALOG): rea
 /** The methods a base model may be trained with, LoRA first. */
 export function allowedMethods(model: BaseModel): TrainingMethod[] {
   return TRAINING_METHODS.filter((method) => model.methods[method] !== undefined);
+}
+
+/** Attention head width assumed by {@link deriveArchitecture}: the usual 128. */
+export const DERIVED_HEAD_DIM = 128;
+/**
+ * Vocabulary assumed by {@link deriveArchitecture}: as large as the largest built-in (Qwen2.5's), so the
+ * planner does not underestimate the logits of a model whose vocabulary it does not know.
+ */
+export const DERIVED_VOCAB_SIZE = 152_064;
+
+/**
+ * A decoder shape for a parameter count alone, for an operator's model that gives no `architecture`.
+ * It follows the usual proportions, erring on the side of more memory:
+ * - a block holds about 12·hidden² parameters (4·hidden² of multi-head attention, 8·hidden² of a gated
+ *   MLP of width 8/3·hidden), and depth grows with width at about hidden/128 layers (Llama: 4096 wide
+ *   with 32 layers, 5120 with 40), so parameters ≈ 12·hidden³/128 and
+ *   hiddenSize = ∛(128 · parameters / 12), rounded to a multiple of {@link DERIVED_HEAD_DIM} (at least one);
+ * - layers = parameters / (12·hidden²), rounded, at least 1 (the embeddings are not subtracted first, so
+ *   the blocks hold the whole count);
+ * - attentionHeads = kvHeads = hiddenSize / 128 (no GQA: the widest key/value activations),
+ *   intermediateSize = ⌈8/3 · hiddenSize⌉, vocabSize = {@link DERIVED_VOCAB_SIZE}, untied embeddings.
+ * Example: 8e9 parameters → 35 layers of width 4352 with 34 heads.
+ */
+export function deriveArchitecture(parameters: number): ModelArchitecture {
+  const heads = Math.max(1, Math.round(Math.cbrt((128 * parameters) / 12) / DERIVED_HEAD_DIM));
+  const hiddenSize = heads * DERIVED_HEAD_DIM;
+  return {
+    layers: Math.max(1, Math.round(parameters / (12 * hiddenSize * hiddenSize))),
+    hiddenSize,
+    attentionHeads: heads,
+    kvHeads: heads,
+    intermediateSize: Math.ceil((8 * hiddenSize) / 3),
+    vocabSize: DERIVED_VOCAB_SIZE,
+    tiedEmbeddings: false,
+  };
+}
+
+/** The model's architecture: the catalog's, else {@link deriveArchitecture} from its parameter count. */
+export function modelArchitecture(model: BaseModel): ModelArchitecture {
+  return model.architecture ?? deriveArchitecture(model.parameters);
 }
 
 /**
@@ -242,6 +401,22 @@ const methodSpecSchema = z
   })
   .strict();
 
+const architectureSchema = z
+  .object({
+    layers: z.number().int().min(1).max(1024),
+    hiddenSize: z.number().int().min(1).max(1_048_576),
+    attentionHeads: z.number().int().min(1).max(4096),
+    kvHeads: z.number().int().min(1).max(4096),
+    intermediateSize: z.number().int().min(1).max(4_194_304),
+    vocabSize: z.number().int().min(1).max(16_777_216),
+    tiedEmbeddings: z.boolean(),
+  })
+  .strict()
+  .refine((a) => a.attentionHeads % a.kvHeads === 0, {
+    message: "kvHeads must divide attentionHeads",
+    path: ["kvHeads"],
+  });
+
 const baseModelSchema = z
   .object({
     name: z.string().regex(NAME),
@@ -258,6 +433,7 @@ const baseModelSchema = z
       .refine((prefix) => !prefix.split("/").includes(".."), "must not contain '..'"),
     maxSeqLength: z.number().int().min(64).max(1_048_576),
     parameters: z.number().int().positive(),
+    architecture: architectureSchema.optional(),
     created: z.number().int().min(0),
     ownedBy: z.string().min(1).max(64),
   })
@@ -272,6 +448,18 @@ const modelPatchSchema = z
     weightsPrefix: z.string(),
     maxSeqLength: z.number(),
     parameters: z.number(),
+    architecture: z
+      .object({
+        layers: z.number(),
+        hiddenSize: z.number(),
+        attentionHeads: z.number(),
+        kvHeads: z.number(),
+        intermediateSize: z.number(),
+        vocabSize: z.number(),
+        tiedEmbeddings: z.boolean(),
+      })
+      .partial()
+      .strict(),
     created: z.number(),
     ownedBy: z.string(),
   })
@@ -289,7 +477,10 @@ const overrideSchema = z
  * - a patch of an existing entry changes the fields it names; under `methods`, each method's fields
  *   merge into the existing spec and `null` removes the method;
  * - a patch of a new name adds an entry and must then be complete (`weightsPrefix` and `created` may be
- *   left out: `base-models/{name}/` and 0);
+ *   left out: `base-models/{name}/` and 0; so may `architecture`, which the resource planner then
+ *   derives from `parameters`, see {@link deriveArchitecture});
+ * - `architecture`, when given, is complete for a new entry (every field of {@link ModelArchitecture});
+ *   for an existing one its fields merge into the existing architecture, like a method's;
  * - `null` removes the entry (an operator who does not host a model).
  */
 export type CatalogOverride = z.input<typeof overrideSchema>;
@@ -318,11 +509,16 @@ export function buildCatalog(override?: unknown, base: BaseModelCatalog = DEFAUL
       else if (methodPatch !== undefined)
         methods[method] = { ...(existing?.methods[method] ?? {}), ...methodPatch };
     }
+    const architecture =
+      patch.architecture === undefined
+        ? {}
+        : { architecture: { ...existing?.architecture, ...patch.architecture } };
     merged.set(name, {
       weightsPrefix: weightsPrefixFor(name),
       created: 0,
       ...existing,
       ...patch,
+      ...architecture,
       name,
       methods,
     });

@@ -21,6 +21,7 @@ import {
   SEED_MAX,
 } from "./hyperparameters.ts";
 import { checkModelCodeSyntax, generateModelCode, validateModelCode } from "./model-code.ts";
+import { planResources, type ResourcePlan } from "./resources.ts";
 
 /**
  * `POST /v4/fine_tuning/jobs`: parsing (shape and bounds, {@link parseCreateJobRequest}) and planning
@@ -204,6 +205,8 @@ export interface JobPlan {
   readonly modelCode: string;
   /** The request's `suffix`, shown as OpenAI's `user_provided_suffix`. */
   readonly userProvidedSuffix: string | null;
+  /** GPUs, nodes and instance type (resources.ts): what the dispatcher submits and the dry run shows. */
+  readonly resources: ResourcePlan;
 }
 
 export interface PlanContext {
@@ -236,19 +239,31 @@ export function planJob(request: CreateJobRequest, context: PlanContext): JobPla
   checkMethod(method, request.hyperparameters, baseModel, request.hyperparametersParam);
   if (request.modelCode !== null) validateModelCode(request.modelCode, catalog);
   const seed = request.seed ?? deriveSeed(context.jobId);
+  const hyperparameters = resolveHyperparameters(
+    method,
+    request.hyperparameters,
+    baseModel,
+    context.dataset,
+    seed,
+    request.hyperparametersParam,
+  );
+  // A job that fits no configured GPU is a 400 naming what to change, before anything is created.
+  // Each global batch is split over the GPUs; sizing with the whole batch per GPU is the safe side.
+  const resources = planResources({
+    model: baseModel,
+    method,
+    maxSeqLength: hyperparameters.max_seq_length,
+    microBatchSize: hyperparameters.batch_size,
+    ...(hyperparameters.lora_r !== null ? { loraRank: hyperparameters.lora_r } : {}),
+    hyperparametersParam: request.hyperparametersParam,
+  });
   return {
     baseModel,
     method,
-    hyperparameters: resolveHyperparameters(
-      method,
-      request.hyperparameters,
-      baseModel,
-      context.dataset,
-      seed,
-      request.hyperparametersParam,
-    ),
+    hyperparameters,
     modelCode: request.modelCode ?? generateModelCode(baseModel.name, request.suffix, context.tag),
     userProvidedSuffix: request.suffix,
+    resources,
   };
 }
 

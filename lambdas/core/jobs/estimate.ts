@@ -1,5 +1,6 @@
 import type { BaseModel, TrainingMethod } from "../catalog/base-models.ts";
 import type { ResolvedHyperparameters } from "./hyperparameters.ts";
+import { type ResourcePlan, toResourcesObject } from "./resources.ts";
 
 /**
  * The `dry_run` answer of `POST /fine_tuning/jobs`: tokens, cost and time, before anything is created.
@@ -15,6 +16,8 @@ import type { ResolvedHyperparameters } from "./hyperparameters.ts";
  *   also capped per device ({@link DeviceClass.maxTokensPerSecond}).
  * - Start-up: {@link STARTUP_SECONDS} (instance, image pull) plus the bf16 weights (2 bytes per
  *   parameter) read from S3 at {@link S3_READ_BYTES_PER_SECOND}.
+ * - The GPUs are the resource planner's (resources.ts) when the plan is given: its nodes × GPUs per node
+ *   of its instance type; GPU-hours are those GPUs over the whole duration, start-up included.
  * The queue wait is not in the duration; `queue_position` says how many jobs are ahead.
  */
 
@@ -53,6 +56,8 @@ export interface EstimateInput {
   readonly dataset: { readonly examples: number; readonly totalTokens: number };
   /** Jobs queued or running ahead of this one. */
   readonly jobsAhead: number;
+  /** The resource plan the job would run with; without it, the catalog's per-method GPUs. */
+  readonly resources?: ResourcePlan;
 }
 
 /** The device class of a method spec: CPU for zero GPUs or an unknown family. */
@@ -62,11 +67,16 @@ export function deviceClass(instanceType: string, gpus: number): DeviceClass {
 }
 
 /** Training tokens per second for a model and method under the assumptions above. */
-export function trainingTokensPerSecond(model: BaseModel, method: TrainingMethod): number {
+export function trainingTokensPerSecond(
+  model: BaseModel,
+  method: TrainingMethod,
+  resources?: ResourcePlan,
+): number {
   const spec = model.methods[method];
   if (!spec) throw new Error(`${model.name} has no method ${method}`);
-  const devices = Math.max(1, spec.gpus);
-  const device = deviceClass(spec.instanceType, spec.gpus);
+  const gpus = resources ? resources.nodes * resources.gpusPerNode : spec.gpus;
+  const devices = Math.max(1, gpus);
+  const device = deviceClass(resources?.instanceType ?? spec.instanceType, gpus);
   const flopsPerToken = (method === "full" ? 6 : 4) * model.parameters;
   const bound = (devices * device.peakTflops * 1e12 * MFU) / flopsPerToken;
   return Math.min(bound, devices * device.maxTokensPerSecond);
@@ -80,23 +90,28 @@ export function estimateJob(input: EstimateInput) {
   const examples = Math.max(0, input.dataset.examples);
   const perEpoch = Math.min(Math.max(0, input.dataset.totalTokens), examples * h.max_seq_length);
   const trainedTokens = perEpoch * h.n_epochs;
-  const tokensPerSecond = trainingTokensPerSecond(baseModel, method);
+  const tokensPerSecond = trainingTokensPerSecond(baseModel, method, input.resources);
   const startup = STARTUP_SECONDS + (baseModel.parameters * 2) / S3_READ_BYTES_PER_SECOND;
-  const device = deviceClass(spec.instanceType, spec.gpus);
+  const gpus = input.resources ? input.resources.nodes * input.resources.gpusPerNode : spec.gpus;
+  const instanceType = input.resources?.instanceType ?? spec.instanceType;
+  const device = deviceClass(instanceType, gpus);
+  const duration = Math.ceil(startup + trainedTokens / tokensPerSecond);
   return {
     object: "fine_tuning.job.estimate" as const,
     model: baseModel.name,
     method,
     trained_tokens: trainedTokens,
     estimated_cost_usd: Math.round((trainedTokens / 1000) * spec.pricePer1kTokensUsd * 1e6) / 1e6,
-    estimated_duration_seconds: Math.ceil(startup + trainedTokens / tokensPerSecond),
+    estimated_duration_seconds: duration,
+    estimated_gpu_hours: Math.round(((gpus * duration) / 3600) * 1000) / 1000,
     queue_position: Math.max(0, Math.floor(input.jobsAhead)) + 1,
+    ...(input.resources ? { resources: toResourcesObject(input.resources) } : {}),
     hyperparameters: { ...h },
     assumptions: {
       tokens_per_second: Math.round(tokensPerSecond),
       device: device.name,
-      gpus: spec.gpus,
-      instance_type: spec.instanceType,
+      gpus,
+      instance_type: instanceType,
       price_per_1k_tokens_usd: spec.pricePer1kTokensUsd,
     },
   };

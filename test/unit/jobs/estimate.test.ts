@@ -14,6 +14,7 @@ import {
   type ResolvedHyperparameters,
   resolveHyperparameters,
 } from "../../../lambdas/core/jobs/hyperparameters.ts";
+import { planResources } from "../../../lambdas/core/jobs/resources.ts";
 
 const model = (name: string): BaseModel => findBaseModel(name)!;
 const hp = (overrides: Partial<ResolvedHyperparameters> = {}): ResolvedHyperparameters => ({
@@ -82,15 +83,17 @@ describe("estimateJob", () => {
       jobsAhead: 2,
     });
     const tps = trainingTokensPerSecond(qwen, "lora");
+    const duration = Math.ceil(
+      STARTUP_SECONDS + (qwen.parameters * 2) / S3_READ_BYTES_PER_SECOND + 1_500_000 / tps,
+    );
     expect(estimate).toEqual({
       object: "fine_tuning.job.estimate",
       model: "qwen2.5-7b-instruct",
       method: "lora",
       trained_tokens: 1_500_000,
       estimated_cost_usd: 1.2,
-      estimated_duration_seconds: Math.ceil(
-        STARTUP_SECONDS + (qwen.parameters * 2) / S3_READ_BYTES_PER_SECOND + 1_500_000 / tps,
-      ),
+      estimated_duration_seconds: duration,
+      estimated_gpu_hours: Math.round((duration / 3600) * 1000) / 1000,
       queue_position: 3,
       hyperparameters: hp(),
       assumptions: {
@@ -101,6 +104,35 @@ describe("estimateJob", () => {
         price_per_1k_tokens_usd: 0.0008,
       },
     });
+  });
+
+  it("shows the resource plan, and sizes speed and GPU-hours by its GPUs", () => {
+    const glm = model("chatglm_130b");
+    const resources = planResources({ model: glm, method: "full", maxSeqLength: 2048, microBatchSize: 1 });
+    const estimate = estimateJob({
+      baseModel: glm,
+      method: "full",
+      hyperparameters: hp({ max_seq_length: 2048 }),
+      dataset: { examples: 1000, totalTokens: 1_000_000 },
+      jobsAhead: 0,
+      resources,
+    });
+    expect(estimate.resources).toEqual({
+      nodes: resources.nodes,
+      gpus_per_node: 8,
+      instance_type: resources.instanceType,
+    });
+    expect(resources.nodes).toBeGreaterThan(1);
+    const gpus = resources.nodes * resources.gpusPerNode;
+    expect(estimate.assumptions.gpus).toBe(gpus);
+    expect(estimate.estimated_gpu_hours).toBeCloseTo((gpus * estimate.estimated_duration_seconds) / 3600, 2);
+    const device = DEVICE_CLASSES[resources.instanceType.split(".")[0]!]!;
+    expect(trainingTokensPerSecond(glm, "full", resources)).toBeCloseTo(
+      Math.min(
+        (gpus * device.peakTflops * 1e12 * MFU) / (6 * glm.parameters),
+        gpus * device.maxTokensPerSecond,
+      ),
+    );
   });
 
   it("does not count tokens past max_seq_length, which are truncated", () => {
