@@ -21,11 +21,15 @@ import { LocalBatch } from "./local-batch.ts";
 import { SqsPoller } from "./sqs-poller.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-/** The trainer image's entrypoint, run from the venv `batch-images/trainer/scripts/setup-venv.sh` makes. */
+/**
+ * The trainer image's command (its launcher), run from the venv `batch-images/trainer/scripts/setup-venv.sh`
+ * makes. `FT_LOCAL_NPROC` (default 1) in the platform's environment reaches it: with 2 or more, every job
+ * trains under torchrun with that many CPU processes (gloo), the distributed path of a GPU cluster.
+ */
 export const DEFAULT_TRAINER_COMMAND: readonly string[] = [
   join(REPO_ROOT, "batch-images/trainer/.venv/bin/python"),
   "-m",
-  "ft_trainer.entrypoint",
+  "ft_trainer.launch",
 ];
 
 export interface LocalPlatform {

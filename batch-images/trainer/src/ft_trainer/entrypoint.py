@@ -2,6 +2,10 @@
 
 Exit codes: 0 success; 2 bad input (configuration, data, URIs outside the tenant, missing weights);
 3 out of memory; 1 anything else. Each failure also becomes an `error` event on the job.
+
+Under torchrun (launch.py starts it) every rank runs this: each node's first rank downloads the inputs
+for its node, every rank uploads the checkpoint shards it wrote, and rank 0 alone writes the result,
+`result.json` and the progress events; any rank reports its own failure.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from .chat_format import FAMILIES, Family
 from .config import ConfigError, JobConfig, from_environment
+from .distributed import DistEnv, barrier, init_distributed, launched_by_torchrun, shutdown
 from .events import DynamoEventSink, EventSink, JobProgress, Level, PrintSink
 from .storage import ObjectStore, S3Uri, check_base_model_uri, check_tenant_uri
 
@@ -60,7 +65,10 @@ class WithProgress:
         self._progress.update(int(data.get("trained_tokens", 0)), float(eta) if eta is not None else None)
 
 
-def run(config: JobConfig, events: EventSink, store: ObjectStore, work: Path) -> dict[str, object]:
+def run(
+    config: JobConfig, events: EventSink, store: ObjectStore, work: Path, env: DistEnv | None = None
+) -> dict[str, object]:
+    env = env or init_distributed(want_group=config.method == "full" or launched_by_torchrun())
     training = check_tenant_uri(config.training_file_uri, config.tenant_id, "training file")
     validation = (
         check_tenant_uri(config.validation_file_uri, config.tenant_id, "validation file")
@@ -72,26 +80,105 @@ def run(config: JobConfig, events: EventSink, store: ObjectStore, work: Path) ->
     done = store.get_text(output.child("result.json"))
     if done is not None:
         # A Batch retry after the result was complete (the container died before it could exit 0).
-        events.message("The result is already complete in the output location; nothing to do")
+        if env.is_main:
+            events.message("The result is already complete in the output location; nothing to do")
         return dict(json.loads(done))
 
-    events.message("Downloading the base model and the training data")
-    if isinstance(base, S3Uri):
-        model_dir = work / "base-model"
-        if store.download_prefix(base, model_dir) == 0:
-            raise ConfigError(f"no weights under {base}")
-    else:
-        model_dir = base
+    if env.is_main:
+        events.message(
+            f"Starting on {env.world_size} process{'es' if env.world_size > 1 else ''} across {env.nodes} "
+            f"node{'s' if env.nodes > 1 else ''}: downloading the base model and the training data",
+            data={"world_size": env.world_size, "nodes": env.nodes},
+        )
+    model_dir = work / "base-model" if isinstance(base, S3Uri) else base
+    train_file, valid_file = (
+        work / "data" / "train.jsonl",
+        work / "data" / "valid.jsonl" if validation else None,
+    )
+    out_dir = work / "output"
+    # Each node's first process fetches what every process of the node reads; the others wait.
+    if env.is_local_main:
+        _download_inputs(
+            config, store, base, model_dir, training, validation, train_file, valid_file, output, out_dir
+        )
+    barrier(env)
+    if not (model_dir / "config.json").is_file():
+        raise ConfigError(f"missing weights: {config.base_model_uri} has no config.json")
+    family = config.family or detect_family(model_dir)
+
+    # torch and transformers load only now: bad input is reported in a second, not after ten.
+    from .train import TrainRequest, run_training
+
+    def upload_checkpoint(step: int, path: Path, files: list[Path]) -> None:
+        prefix = output.child(f"checkpoints/step-{step}")
+        for file in files:
+            store.upload_file(file, prefix.child(file.relative_to(path).as_posix()))
+
+    result = run_training(
+        TrainRequest(
+            base_model=model_dir,
+            family=family,
+            method=config.method,
+            hyperparameters=config.hyperparameters,
+            training_file=train_file,
+            validation_file=valid_file,
+            output_dir=out_dir,
+            events=events,
+            on_checkpoint=upload_checkpoint,
+            crash_after_step=_crash_hook(),
+            device=env.device,
+            dist=env,
+        )
+    )
+    name = "adapter" if config.method == "lora" else "model"
+    summary = {
+        "job_id": config.job_id,
+        "method": config.method,
+        "family": family,
+        "steps": result.steps,
+        "trained_tokens": result.trained_tokens,
+        "final_loss": result.final_loss,
+        "valid_loss": result.valid_loss,
+        "valid_token_accuracy": result.valid_token_accuracy,
+        "resumed_from": result.resumed_from,
+        "world_size": env.world_size,
+        "nodes": env.nodes,
+        "result": str(output.child(name)),
+        "finished_at": int(time.time()),
+    }
+    if env.is_main:
+        store.upload_dir(result.result_dir, output.child(name))
+        if (out_dir / "metrics.jsonl").is_file():
+            store.upload_file(out_dir / "metrics.jsonl", output.child("metrics.jsonl"))
+        # Written last: its presence means the result is complete.
+        store.put_text(output.child("result.json"), json.dumps(summary))
+    barrier(env)
+    return summary
+
+
+def _download_inputs(
+    config: JobConfig,
+    store: ObjectStore,
+    base: S3Uri | Path,
+    model_dir: Path,
+    training: S3Uri,
+    validation: S3Uri | None,
+    train_file: Path,
+    valid_file: Path | None,
+    output: S3Uri,
+    out_dir: Path,
+) -> None:
+    if isinstance(base, S3Uri) and store.download_prefix(base, model_dir) == 0:
+        raise ConfigError(f"no weights under {base}")
     if not (model_dir / "config.json").is_file():
         raise ConfigError(f"missing weights: {config.base_model_uri} has no config.json")
     if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
         raise ConfigError(f"missing weights: {config.base_model_uri} has no *.safetensors or *.bin files")
-    family = config.family or detect_family(model_dir)
-    train_file = store.download_file(training, work / "data" / "train.jsonl")
-    valid_file = store.download_file(validation, work / "data" / "valid.jsonl") if validation else None
-
-    out_dir = work / "output"
-    # Resume: fetch the newest complete checkpoint (one with checkpoint.json) from OUTPUT_URI.
+    store.download_file(training, train_file)
+    if validation and valid_file:
+        store.download_file(validation, valid_file)
+    # Resume: fetch the newest complete checkpoint (one with checkpoint.json) from OUTPUT_URI, every
+    # rank's shards included: DCP reshards them to this run's world size.
     checkpoint_keys = store.list_keys(output.child("checkpoints/"))
     complete = sorted(
         {
@@ -106,62 +193,30 @@ def run(config: JobConfig, events: EventSink, store: ObjectStore, work: Path) ->
             output.child(f"checkpoints/step-{step}"), out_dir / "checkpoints" / f"step-{step}"
         )
 
-    # torch and transformers load only now: bad input is reported in a second, not after ten.
-    from .train import TrainRequest, run_training
-
-    def upload_checkpoint(step: int, path: Path) -> None:
-        store.upload_dir(path, output.child(f"checkpoints/step-{step}"), last="checkpoint.json")
-
-    result = run_training(
-        TrainRequest(
-            base_model=model_dir,
-            family=family,
-            method=config.method,
-            hyperparameters=config.hyperparameters,
-            training_file=train_file,
-            validation_file=valid_file,
-            output_dir=out_dir,
-            events=events,
-            on_checkpoint=upload_checkpoint,
-            crash_after_step=_crash_hook(),
-        )
-    )
-    name = "adapter" if config.method == "lora" else "model"
-    store.upload_dir(result.result_dir, output.child(name))
-    if (out_dir / "metrics.jsonl").is_file():
-        store.upload_file(out_dir / "metrics.jsonl", output.child("metrics.jsonl"))
-    summary = {
-        "job_id": config.job_id,
-        "method": config.method,
-        "family": family,
-        "steps": result.steps,
-        "trained_tokens": result.trained_tokens,
-        "final_loss": result.final_loss,
-        "valid_loss": result.valid_loss,
-        "valid_token_accuracy": result.valid_token_accuracy,
-        "resumed_from": result.resumed_from,
-        "result": str(output.child(name)),
-        "finished_at": int(time.time()),
-    }
-    # Written last: its presence means the result is complete.
-    store.put_text(output.child("result.json"), json.dumps(summary))
-    return summary
-
 
 def main() -> None:
     events: EventSink = PrintSink()
+    env: DistEnv | None = None
     try:
         config = from_environment()
         if config.events_table:
             events = DynamoEventSink(config.events_table, config.tenant_id, config.job_id)
-        if config.jobs_table:
+        env = init_distributed(want_group=config.method == "full" or launched_by_torchrun())
+        if config.jobs_table and env.is_main:
             events = WithProgress(events, JobProgress(config.jobs_table, config.tenant_id, config.job_id))
-        with tempfile.TemporaryDirectory(prefix="ft-job-", dir=os.environ.get("FT_WORK_DIR")) as tmp:
-            summary = run(config, events, ObjectStore(), Path(tmp))
-        events.message(f"Training finished: {summary['steps']} steps, final loss {summary['final_loss']:.4f}")
+        # Each process its own scratch directory; the node's first one downloads into the shared one.
+        work_root = os.environ.get("FT_WORK_DIR")
+        with tempfile.TemporaryDirectory(prefix="ft-job-", dir=work_root) as tmp:
+            work = _node_work_dir(Path(tmp), env)
+            summary = run(config, events, ObjectStore(), work, env)
+        if env.is_main:
+            events.message(
+                f"Training finished: {summary['steps']} steps, final loss {summary['final_loss']:.4f}"
+            )
+        shutdown(env)
         sys.exit(0)
     except ConfigError as error:
-        _fail(events, f"Bad input: {error}", 2)
+        _fail(events, f"Bad input: {error}", 2, env)
     except Exception as error:  # noqa: BLE001 — every failure must become an event and an exit code
         import torch
 
@@ -170,13 +225,25 @@ def main() -> None:
                 events,
                 "Out of memory: lower batch_size or max_seq_length, or enable gradient_checkpointing",
                 3,
+                env,
             )
-        _fail(events, f"Training failed: {type(error).__name__}: {error}", 1)
+        _fail(events, f"Training failed: {type(error).__name__}: {error}", 1, env)
 
 
-def _fail(events: EventSink, message: str, code: int) -> None:
+def _node_work_dir(tmp: Path, env: DistEnv) -> Path:
+    """One directory per node that its processes share (downloads, checkpoints, the result): under
+    torchrun, `FT_WORK_DIR/ft-node-{job}-{node}`, made by the node's first process."""
+    if env.world_size == 1:
+        return tmp
+    shared = tmp.parent / f"ft-node-{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}-{env.node_rank}"
+    shared.mkdir(parents=True, exist_ok=True)
+    return shared
+
+
+def _fail(events: EventSink, message: str, code: int, env: DistEnv | None = None) -> None:
     try:
-        events.message(message, level="error")
+        prefix = f"Rank {env.rank}: " if env is not None and env.world_size > 1 else ""
+        events.message(prefix + message, level="error")
     finally:
         print(message, file=sys.stderr, flush=True)
         sys.exit(code)

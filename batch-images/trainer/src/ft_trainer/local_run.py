@@ -1,4 +1,5 @@
-"""Train from local files without S3 or DynamoDB: `python -m ft_trainer.local_run ...` (tests, debugging)."""
+"""Train from local files without S3 or DynamoDB: `python -m ft_trainer.local_run ...` (tests, debugging);
+under `torchrun -m ft_trainer.local_run ...` on several CPU processes (gloo), rank 0 prints the result."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import argparse
 import json
 from pathlib import Path
 
+
 from .config import parse_hyperparameters
+from .distributed import init_distributed, launched_by_torchrun, shutdown
 from .events import PrintSink
 from .train import TrainRequest, run_training
 
@@ -20,6 +23,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--hyperparameters", default="{}")
     args = parser.parse_args()
+    env = init_distributed(want_group=args.method == "full" or launched_by_torchrun(), device="cpu")
     result = run_training(
         TrainRequest(
             base_model=args.base_model,
@@ -31,14 +35,19 @@ def main() -> None:
             output_dir=args.out,
             events=PrintSink(),
             device="cpu",
+            dist=env,
         )
     )
-    print(
-        json.dumps(
-            {"steps": result.steps, "final_loss": result.final_loss, "resumed_from": result.resumed_from}
-        ),
-        flush=True,
-    )
+    shutdown(env)
+    if env.is_main:
+        summary = {
+            "steps": result.steps,
+            "final_loss": result.final_loss,
+            "resumed_from": result.resumed_from,
+            "trained_tokens": result.trained_tokens,
+            "world_size": env.world_size,
+        }
+        print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":
