@@ -31,12 +31,15 @@ from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from ft_trainer.chat_format import Encoded  # noqa: E402
 from ft_trainer.data import Dataset, length_grouped_batches  # noqa: E402
+from ft_trainer.distributed import DistEnv  # noqa: E402
 from ft_trainer.train import _accumulated_step  # noqa: E402
 
 GPU = torch.cuda.is_available()
 DEVICE = "cuda" if GPU else "cpu"
 DTYPE = torch.bfloat16 if GPU else torch.float32
 PEAK = float(os.environ.get("BENCH_PEAK_TFLOPS", "989" if GPU else "0.1")) * 1e12
+# One plain process, no process group (the single-device path of the trainer).
+SINGLE = DistEnv(0, 1, 0, 1, 0, 1, DEVICE, False)
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ def ours(method: str, data: Dataset) -> tuple[float, float]:
         if GPU:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        _accumulated_step(model, [batch], data, 0, DEVICE)
+        _accumulated_step(model, [batch], data, 0, SINGLE)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if GPU:

@@ -1,6 +1,23 @@
 #!/usr/bin/env bash
 # npm run bench:trainer — tokens/s, MFU and peak memory of this trainer vs. plain HF Trainer + PEFT.
+# npm run bench:trainer -- --distributed — also FSDP2 full-parameter training under torchrun: 1 and 2 CPU
+# processes (gloo), or every GPU (NCCL) of a CUDA machine with the ~1B-parameter model.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bash "$root/batch-images/trainer/scripts/setup-venv.sh"
-exec "$root/batch-images/trainer/.venv/bin/python" "$root/bench/trainer/run.py" "$@"
+python="$root/batch-images/trainer/.venv/bin/python"
+if [[ "${1:-}" == "--distributed" ]]; then
+  shift
+  if "$python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+    sizes=("$("$python" -c 'import torch; print(torch.cuda.device_count())')")
+  else
+    sizes=(1 2)
+  fi
+  printf '%-40s%14s%16s%8s%14s\n' "FSDP2 full-parameter (torchrun)" "tokens/s" "tokens/s/device" "MFU" "peak mem GiB"
+  for n in "${sizes[@]}"; do
+    line=$(OMP_NUM_THREADS=1 "$python" -m torch.distributed.run --standalone --nproc-per-node "$n" \
+      "$root/bench/trainer/distributed.py" 2>/dev/null | tail -n 1)
+    "$python" -c 'import json, sys; r = json.loads(sys.argv[1]); print(f"{str(r["world_size"]) + " process(es), " + str(round(r["n"] / 1e6, 1)) + "M params":<40}{r["tps"]:>14.0f}{r["tps_per_device"]:>16.0f}{100 * r["mfu"]:>7.1f}%{r["peak"]:>14.2f}")' "$line"
+  done
+fi
+exec "$python" "$root/bench/trainer/run.py" "$@"

@@ -17,6 +17,8 @@ import { PlatformStack } from "../stacks/platform-stack.ts";
  *   for; it must fit on the instance types;
  * - `loraMaxVcpus`, `fullMaxVcpus`: cost ceiling of each compute environment;
  * - `loraSpot` (default true), `fullSpot` (default false): Spot first with On-Demand fallback;
+ * - `multiNodeInstanceTypes` (p4d.24xlarge, p4de.24xlarge, p5.48xlarge), `multiNodeMaxNodes` (16): the
+ *   On-Demand compute of multi-node (torchrun + FSDP2) jobs, with EFA and a cluster placement group.
  * - `trainingTimeoutHours` (default 24), `trainingVolumeGiB` (default 500), `dispatcherConcurrency` (5).
  *
  * Chat:
@@ -81,6 +83,7 @@ new PlatformStack(app, `${prefix}-platform`, {
   training: defined({
     trainerImageUri: text("trainerImageUri"),
     capacity: { lora: capacity("lora"), full: capacity("full") },
+    multiNode: defined({ instanceTypes: list("multiNodeInstanceTypes"), maxNodes: num("multiNodeMaxNodes") }),
     timeoutHours: num("trainingTimeoutHours"),
     volumeGiB: num("trainingVolumeGiB"),
     dispatcherConcurrency: num("dispatcherConcurrency"),

@@ -16,7 +16,9 @@ import type * as sns from "aws-cdk-lib/aws-sns";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import type { TrainingMethod } from "../../lambdas/core/catalog/base-models.ts";
+import { type ConfiguredInstanceTypes, configuredInstanceTypes } from "../../lambdas/core/jobs/resources.ts";
 import type { DurableQueue } from "./durable-queue.ts";
+import { DEFAULT_MULTI_NODE, type MultiNodeCapacity, MultiNodeTraining } from "./multinode.ts";
 import { acknowledge, arnToken } from "./nag.ts";
 import type { Network } from "./network.ts";
 import { deadLetterAlarm } from "./observability.ts";
@@ -77,6 +79,11 @@ export interface TrainingProps {
    */
   readonly trainerImageUri?: string;
   readonly capacity?: Partial<Record<TrainingMethod, Partial<MethodCapacity>>>;
+  /**
+   * Multi-node parallel jobs (the planner's plans of more than one node, either method): EFA instance
+   * types and the node ceiling; {@link DEFAULT_MULTI_NODE} by default.
+   */
+  readonly multiNode?: Partial<MultiNodeCapacity>;
   /** Hours one attempt of a job may run before Batch stops it; 24 by default. */
   readonly timeoutHours?: number;
   /** How many dispatcher invocations may run at once (SQS event source maximum concurrency); 5 by default. */
@@ -87,14 +94,34 @@ export interface TrainingProps {
 
 const METHODS: readonly TrainingMethod[] = ["lora", "full"];
 
+/** The trainer resumes from its newest checkpoint: a retried attempt loses little work. */
+const RETRY_ATTEMPTS = 3;
 /**
- * The training bounded context: GPU compute environments and job queues on AWS Batch, the trainer's job
- * definitions and roles, the dispatcher (training queue → SubmitJob) and the job-status function
- * (EventBridge "Batch Job State Change" → job and model records).
+ * The AWS-recommended pattern: retry when the host went away (Spot reclaim, instance failure: status
+ * reason "Host EC2 (instance i-…) terminated."), exit on anything else — a trainer error would fail the
+ * same way again.
+ */
+const RETRY_ON_HOST_LOSS: readonly batch.RetryStrategy[] = [
+  batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.SPOT_INSTANCE_RECLAIMED),
+  batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom({ onReason: "*" })),
+];
+
+/**
+ * The training bounded context: GPU compute environments and job queues on AWS Batch (one per method
+ * for single-node jobs, one for multi-node parallel jobs), the trainer's job definitions and roles, the
+ * dispatcher (training queue → SubmitJob) and the job-status function (EventBridge "Batch Job State
+ * Change" → job and model records).
  */
 export class Training extends Construct {
   readonly jobQueues: Readonly<Record<TrainingMethod, batch.JobQueue>>;
   readonly jobDefinitions: Readonly<Record<TrainingMethod, batch.EcsJobDefinition>>;
+  /** Multi-node parallel jobs: their queue, compute environment and one job definition per instance type. */
+  readonly multiNode: MultiNodeTraining;
+  /**
+   * The instance types of each method's compute and of the multi-node compute: the resource planner's
+   * choices (the jobs function reads them as `TRAINING_INSTANCE_TYPES`), so a plan always fits a queue.
+   */
+  readonly instanceTypes: ConfiguredInstanceTypes;
   readonly jobRole: iam.Role;
   readonly instanceSecurityGroup: ec2.SecurityGroup;
   readonly dispatcher: PlatformFunction;
@@ -144,8 +171,10 @@ export class Training extends Construct {
     const timeout = Duration.hours(props.timeoutHours ?? 24);
     const jobQueues = {} as Record<TrainingMethod, batch.JobQueue>;
     const jobDefinitions = {} as Record<TrainingMethod, batch.EcsJobDefinition>;
+    const configured: Record<TrainingMethod, readonly string[]> = { lora: [], full: [] };
     for (const method of METHODS) {
       const capacity: MethodCapacity = { ...DEFAULT_CAPACITY[method], ...props.capacity?.[method] };
+      configured[method] = capacity.instanceTypes;
       const name = method === "lora" ? "Lora" : "Full";
       const environments = this.computeEnvironments(name, capacity, launchTemplate, props);
       jobQueues[method] = new batch.JobQueue(this, `${name}JobQueue`, {
@@ -158,15 +187,8 @@ export class Training extends Construct {
         priority: 1,
       });
       jobDefinitions[method] = new batch.EcsJobDefinition(this, `${name}JobDefinition`, {
-        // The trainer resumes from its newest checkpoint: a retried attempt loses little work.
-        retryAttempts: 3,
-        retryStrategies: [
-          // The AWS-recommended pattern: retry when the host went away (Spot reclaim, instance
-          // failure: status reason "Host EC2 (instance i-…) terminated."), exit on anything else — a
-          // trainer error would fail the same way again.
-          batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.SPOT_INSTANCE_RECLAIMED),
-          batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom({ onReason: "*" })),
-        ],
+        retryAttempts: RETRY_ATTEMPTS,
+        retryStrategies: [...RETRY_ON_HOST_LOSS],
         timeout,
         propagateTags: true,
         container: new batch.EcsEc2ContainerDefinition(this, `${name}Container`, {
@@ -194,6 +216,29 @@ export class Training extends Construct {
     }
     this.jobQueues = jobQueues;
     this.jobDefinitions = jobDefinitions;
+    const multiNodeCapacity = { ...DEFAULT_MULTI_NODE, ...props.multiNode };
+    this.instanceTypes = { ...configured, multiNode: multiNodeCapacity.instanceTypes };
+    // A type the planner does not know would fail every create at the jobs function's cold start: fail
+    // the synth instead.
+    for (const method of METHODS) configuredInstanceTypes(this.instanceTypes, method);
+    this.multiNode = new MultiNodeTraining(this, "MultiNode", {
+      network: props.network,
+      capacity: multiNodeCapacity,
+      image,
+      jobRole: this.jobRole,
+      executionRole,
+      logGroup,
+      timeout,
+      retryAttempts: RETRY_ATTEMPTS,
+      retryStrategies: RETRY_ON_HOST_LOSS,
+      // METHOD comes from the dispatcher: one multi-node definition serves both methods.
+      environment: {
+        JOBS_TABLE: props.jobsTable.tableName,
+        EVENTS_TABLE: props.eventsTable.tableName,
+        FT_WORK_DIR: "/scratch",
+      },
+      volumeGiB: props.volumeGiB ?? 500,
+    });
     acknowledge(
       executionRole,
       "AwsSolutions-IAM5[Resource::*]",
@@ -319,6 +364,13 @@ export class Training extends Construct {
           lora: this.jobDefinitions.lora.jobDefinitionArn,
           full: this.jobDefinitions.full.jobDefinitionArn,
         }),
+        BATCH_MULTINODE_JOB_QUEUE: this.multiNode.jobQueue.jobQueueArn,
+        // Instance type → its multi-node job definition.
+        BATCH_MULTINODE_JOB_DEFINITIONS: stack.toJsonString(
+          Object.fromEntries(
+            Object.entries(this.multiNode.jobDefinitions).map(([type, d]) => [type, d.jobDefinitionArn]),
+          ),
+        ),
       },
     });
     const jobArns = batchJobArns(this);
@@ -328,6 +380,8 @@ export class Training extends Construct {
         resources: [
           ...METHODS.map((m) => this.jobQueues[m].jobQueueArn),
           ...METHODS.map((m) => this.jobDefinitions[m].jobDefinitionArn),
+          this.multiNode.jobQueue.jobQueueArn,
+          ...Object.values(this.multiNode.jobDefinitions).map((d) => d.jobDefinitionArn),
         ],
       }),
     );
@@ -449,7 +503,12 @@ export class Training extends Construct {
       eventPattern: {
         source: ["aws.batch"],
         detailType: ["Batch Job State Change"],
-        detail: { jobQueue: METHODS.map((m) => this.jobQueues[m].jobQueueArn) },
+        detail: {
+          jobQueue: [
+            ...METHODS.map((m) => this.jobQueues[m].jobQueueArn),
+            this.multiNode.jobQueue.jobQueueArn,
+          ],
+        },
       },
     });
     rule.addTarget(

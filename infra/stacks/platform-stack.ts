@@ -1,6 +1,7 @@
 import { CfnOutput, type RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
 import { contextLimits } from "../../lambdas/core/catalog/base-models.ts";
+import { TRAINING_INSTANCE_TYPES_ENV } from "../../lambdas/core/jobs/resources.ts";
 import { Api } from "../constructs/api.ts";
 import { Chat, type InferenceOptions } from "../constructs/chat.ts";
 import { DurableQueue } from "../constructs/durable-queue.ts";
@@ -21,7 +22,7 @@ export interface PlatformStackProps extends StackProps {
   /** The trainer image, its GPU capacity per method, timeouts (see infra/bin/app.ts for the context keys). */
   readonly training?: Pick<
     TrainingProps,
-    "trainerImageUri" | "capacity" | "timeoutHours" | "dispatcherConcurrency" | "volumeGiB"
+    "trainerImageUri" | "capacity" | "multiNode" | "timeoutHours" | "dispatcherConcurrency" | "volumeGiB"
   >;
   /** Where chat completions are served: an external endpoint or private vLLM servers. */
   readonly inference?: InferenceOptions;
@@ -89,6 +90,11 @@ export class PlatformStack extends Stack {
       alarmTopic: this.observability.alarmTopic,
       ...props.training,
     });
+    // The planner in the jobs function chooses among the instance types the training compute has.
+    this.api.jobsFunction.addEnvironment(
+      TRAINING_INSTANCE_TYPES_ENV,
+      JSON.stringify(this.training.instanceTypes),
+    );
     this.chat = new Chat(this, "Chat", {
       api: this.api,
       apiKeysTable: tables["api-keys"],
@@ -110,6 +116,10 @@ export class PlatformStack extends Stack {
     new CfnOutput(this, "FullJobQueueArn", {
       value: this.training.jobQueues.full.jobQueueArn,
       description: "Batch job queue of full-parameter training",
+    });
+    new CfnOutput(this, "MultiNodeJobQueueArn", {
+      value: this.training.multiNode.jobQueue.jobQueueArn,
+      description: "Batch job queue of multi-node (torchrun + FSDP2) training",
     });
     new CfnOutput(this, "ApiBaseUrl", { value: `${this.api.restApi.url}v4`, description: "OPENAI_BASE_URL" });
 

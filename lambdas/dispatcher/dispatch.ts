@@ -7,6 +7,7 @@ import {
   type TrainingLocations,
   type TrainingMessage,
   trainerEnvironment,
+  trainingResources,
 } from "../core/jobs/dispatch.ts";
 import { type JobEvent, transition } from "../core/jobs/state-machine.ts";
 import type { JobRecord } from "../core/jobs/wire.ts";
@@ -76,6 +77,7 @@ export async function dispatchJob(
       tenantId: job.tenantId,
       jobId: job.jobId,
       method: job.method,
+      ...trainingResources(job),
       environment: trainerEnvironment(job, baseModel, deps.locations),
     });
   } catch (error) {

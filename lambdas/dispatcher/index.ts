@@ -25,6 +25,11 @@ export function dispatcherDependencies(runner?: TrainingRunner): DispatchDepende
       new BatchTrainingRunner(new BatchClient({}), {
         jobQueues: JSON.parse(requiredEnv("BATCH_JOB_QUEUES")),
         jobDefinitions: JSON.parse(requiredEnv("BATCH_JOB_DEFINITIONS")),
+        multiNode: {
+          jobQueue: requiredEnv("BATCH_MULTINODE_JOB_QUEUE"),
+          // Instance type → job definition ARN.
+          jobDefinitions: JSON.parse(requiredEnv("BATCH_MULTINODE_JOB_DEFINITIONS")),
+        },
       }),
     catalog: catalogFromEnv(process.env[CATALOG_OVERRIDE_ENV]),
     locations: {

@@ -13,6 +13,7 @@ import { catalogGuard } from "../core/catalog/code-conflicts.ts";
 import { handleApiEvent } from "../core/http/api-gateway.ts";
 import type { HttpResponse } from "../core/http/response.ts";
 import { Router } from "../core/http/router.ts";
+import { instanceTypesFromEnv, TRAINING_INSTANCE_TYPES_ENV } from "../core/jobs/resources.ts";
 import { jobsRoutes } from "./routes.ts";
 
 const logger = new Logger({ serviceName: "jobs-api" });
@@ -27,6 +28,7 @@ export function createJobsRouter(runner?: TrainingRunner): Router {
     idempotency: requiredEnv("IDEMPOTENCY_TABLE"),
   });
   const catalog = catalogFromEnv(process.env[CATALOG_OVERRIDE_ENV]);
+  const instanceTypes = instanceTypesFromEnv(process.env[TRAINING_INSTANCE_TYPES_ENV]);
   return new Router(
     jobsRoutes({
       jobs,
@@ -36,6 +38,7 @@ export function createJobsRouter(runner?: TrainingRunner): Router {
       runner: runner ?? new BatchTrainingRunner(new BatchClient({})),
       artifacts: new ObjectStore(s3Client(), requiredEnv("ARTIFACTS_BUCKET")),
       catalog,
+      ...(instanceTypes ? { instanceTypes } : {}),
       ready: catalogGuard(
         catalog,
         async (code) => (await jobs.getModel(code)) !== undefined,

@@ -26,6 +26,7 @@ import { parseCreateJobRequest, planJob } from "../core/jobs/create-request.ts";
 import { modelUpdateSchema } from "../core/jobs/display-name.ts";
 import { estimateJob } from "../core/jobs/estimate.ts";
 import { isJobId, newJobId } from "../core/jobs/ids.ts";
+import type { ConfiguredInstanceTypes } from "../core/jobs/resources.ts";
 import { type JobEvent, jobNotCancellable, jobNotDeletable, transition } from "../core/jobs/state-machine.ts";
 import {
   type JobRecord,
@@ -45,6 +46,8 @@ export interface JobsDependencies {
   readonly runner: Pick<TrainingRunner, "terminate">;
   readonly artifacts: Pick<ObjectStore, "childPrefixes" | "getJson">;
   readonly catalog: BaseModelCatalog;
+  /** The deployment's GPU instance types (`TRAINING_INSTANCE_TYPES`); every known type when absent. */
+  readonly instanceTypes?: ConfiguredInstanceTypes;
   /** Awaited before every request: the catalog's check against stored model codes (code-conflicts.ts). */
   readonly ready?: () => Promise<void>;
   readonly now?: () => number;
@@ -110,6 +113,7 @@ export function jobsRoutes(deps: JobsDependencies): Route[] {
         ...(measured ? { maxExampleTokens: stats.tokens!.max! } : {}),
       },
       catalog: deps.catalog,
+      ...(deps.instanceTypes ? { instanceTypes: deps.instanceTypes } : {}),
     });
     if (parsed.dryRun) {
       const estimate = estimateJob({

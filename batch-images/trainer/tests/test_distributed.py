@@ -229,6 +229,31 @@ def test_two_processes_follow_one_process_step_for_step_and_recall_as_well(
     assert recalled_one >= 14 and recalled_two >= recalled_one - 1
 
 
+def test_lora_under_torchrun_is_sharded_too_and_saves_a_peft_adapter(
+    tiny_model: Path, small_train_file: Path, tmp_path: Path
+) -> None:
+    args = ["ft_trainer.local_run", "--base-model", str(tiny_model), "--method", "lora"]
+    hp = {**HP, "n_epochs": 2, "learning_rate": 1e-3, "lora_r": 8}
+    args += ["--train", str(small_train_file), "--out", str(tmp_path), "--hyperparameters", json.dumps(hp)]
+    process = subprocess.Popen(
+        torchrun(2, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    summary = finished(process)
+    assert (summary["world_size"], summary["steps"]) == (2, 8)
+    from ft_trainer.generate import load_for_inference
+
+    assert {p.name for p in (tmp_path / "adapter").iterdir()} >= {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    }
+    model, _ = load_for_inference(tiny_model, adapter=tmp_path / "adapter")
+    assert model is not None
+
+
 # --- failures -----------------------------------------------------------------------------------------
 
 

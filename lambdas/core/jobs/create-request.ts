@@ -21,7 +21,12 @@ import {
   SEED_MAX,
 } from "./hyperparameters.ts";
 import { checkModelCodeSyntax, generateModelCode, validateModelCode } from "./model-code.ts";
-import { planResources, type ResourcePlan } from "./resources.ts";
+import {
+  type ConfiguredInstanceTypes,
+  configuredInstanceTypes,
+  planResources,
+  type ResourcePlan,
+} from "./resources.ts";
 
 /**
  * `POST /v4/fine_tuning/jobs`: parsing (shape and bounds, {@link parseCreateJobRequest}) and planning
@@ -217,6 +222,8 @@ export interface PlanContext {
   readonly catalog?: BaseModelCatalog;
   /** The generated code's random tag (tests pin it). */
   readonly tag?: string;
+  /** The deployment's instance types (CDK); every type the planner knows when absent (local platform). */
+  readonly instanceTypes?: ConfiguredInstanceTypes;
 }
 
 /**
@@ -256,6 +263,9 @@ export function planJob(request: CreateJobRequest, context: PlanContext): JobPla
     microBatchSize: hyperparameters.batch_size,
     ...(hyperparameters.lora_r !== null ? { loraRank: hyperparameters.lora_r } : {}),
     hyperparametersParam: request.hyperparametersParam,
+    ...(context.instanceTypes
+      ? { instanceTypes: configuredInstanceTypes(context.instanceTypes, method) }
+      : {}),
   });
   return {
     baseModel,

@@ -30,8 +30,29 @@ export interface TrainingSubmission {
   readonly tenantId: string;
   readonly jobId: string;
   readonly method: TrainingMethod;
+  /** Nodes of the run: 1 is a single-node job (the method's job queue), more a multi-node parallel job. */
+  readonly nodes: number;
+  /**
+   * Training processes (one per GPU) on each node. Undefined for a job without a plan (an older
+   * record): the trainer then starts one per GPU it sees, as it always did.
+   */
+  readonly gpusPerNode?: number;
+  /**
+   * The planner's EC2 instance type. A multi-node run is pinned to it: every node of a multi-node
+   * parallel job has the same type, and each type has its own job definition (its EFA devices).
+   */
+  readonly instanceType?: string;
   /** The trainer's environment contract (batch-images/trainer/README.md). */
   readonly environment: Readonly<Record<string, string>>;
+}
+
+/** The compute a job's run gets: {@link JobRecord.resources}, or one node for a record that has none. */
+export function trainingResources(
+  job: JobRecord,
+): Pick<TrainingSubmission, "nodes" | "gpusPerNode" | "instanceType"> {
+  if (!job.resources) return { nodes: 1 };
+  const { nodes, gpusPerNode, instanceType } = job.resources;
+  return { nodes, gpusPerNode, instanceType };
 }
 
 /** Where the trainer reads and writes. */
@@ -63,6 +84,11 @@ export function trainerEnvironment(
     MODEL_FAMILY: baseModel.family,
   };
   if (job.validationFile) env.VALIDATION_FILE_URI = dataset(job.validationFile);
+  // The container's launcher (ft_trainer.launch) starts FT_NPROC_PER_NODE torchrun workers on each of
+  // FT_NNODES nodes; in a multi-node parallel job Batch's AWS_BATCH_JOB_NUM_NODES says the same.
+  const resources = trainingResources(job);
+  env.FT_NNODES = String(resources.nodes);
+  if (resources.gpusPerNode !== undefined) env.FT_NPROC_PER_NODE = String(resources.gpusPerNode);
   return env;
 }
 

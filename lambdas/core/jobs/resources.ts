@@ -56,6 +56,11 @@ export interface GpuInstanceType {
   readonly multiNode: boolean;
   /** On-Demand price of one node, USD per hour: approximate us-east-1 Linux list prices. */
   readonly usdPerHour: number;
+  /**
+   * Fewest nodes a job may use on this entry (default 1). An operator's multi-node compute runs jobs of
+   * 2 nodes and more; a single-node job of the same type runs only where its method's compute has it.
+   */
+  readonly minNodes?: number;
 }
 
 /**
@@ -67,6 +72,7 @@ export const INSTANCE_TYPES: readonly GpuInstanceType[] = Object.freeze([
   gpuType("g5.2xlarge", 1, "A10G", 22.49, 70, false, false, 1.212),
   gpuType("g5.12xlarge", 4, "A10G", 22.49, 70, false, false, 5.672),
   gpuType("g5.48xlarge", 8, "A10G", 22.49, 70, true, false, 16.288),
+  gpuType("g6.2xlarge", 1, "L4", 22.49, 121, false, false, 0.978),
   gpuType("g6e.2xlarge", 1, "L40S", 44.99, 362, false, false, 2.242),
   gpuType("g6e.12xlarge", 4, "L40S", 44.99, 362, true, false, 10.493),
   gpuType("g6e.48xlarge", 8, "L40S", 44.99, 362, true, false, 30.131),
@@ -324,7 +330,9 @@ export function planResources(input: PlanInput): ResourcePlan {
 
   const candidates: Candidate[] = [];
   for (const type of types) {
-    for (let nodes = 1; nodes <= (type.multiNode ? maxNodes : 1); nodes++) candidates.push({ type, nodes });
+    for (let nodes = type.minNodes ?? 1; nodes <= (type.multiNode ? maxNodes : 1); nodes++) {
+      candidates.push({ type, nodes });
+    }
   }
   candidates.sort(
     (a, b) =>
@@ -430,3 +438,50 @@ export function toResourcesObject(plan: ResourcePlan) {
 }
 
 export type ResourcesObject = ReturnType<typeof toResourcesObject>;
+
+/**
+ * The instance types a deployment has, as the CDK app passes them to the jobs function
+ * (`TRAINING_INSTANCE_TYPES`): each method's single-node compute environment, and the multi-node one.
+ */
+export interface ConfiguredInstanceTypes {
+  readonly lora: readonly string[];
+  readonly full: readonly string[];
+  readonly multiNode: readonly string[];
+}
+
+/** The environment variable the jobs function reads {@link ConfiguredInstanceTypes} from (JSON). */
+export const TRAINING_INSTANCE_TYPES_ENV = "TRAINING_INSTANCE_TYPES";
+
+/**
+ * The planner's choices for one method in a deployment: one node of each type of the method's compute
+ * environment (all its GPUs, as its job definition asks), and 2 or more nodes of each multi-node type.
+ * So a single-node plan always fits the method's job queue, and a multi-node plan the multi-node queue.
+ * Throws on a type the planner does not know (a typo in the CDK context fails at synth and cold start).
+ */
+export function configuredInstanceTypes(
+  configured: ConfiguredInstanceTypes,
+  method: TrainingMethod,
+): GpuInstanceType[] {
+  const single = selectInstanceTypes(configured[method]).map((type) => ({ ...type, multiNode: false }));
+  const multi = selectInstanceTypes(configured.multiNode).map((type) => ({
+    ...type,
+    multiNode: true,
+    minNodes: 2,
+  }));
+  return [...single, ...multi];
+}
+
+/** Reads `TRAINING_INSTANCE_TYPES`; undefined (every known type) when unset, as on the local platform. */
+export function instanceTypesFromEnv(value: string | undefined): ConfiguredInstanceTypes | undefined {
+  if (value === undefined || value === "") return undefined;
+  const parsed = JSON.parse(value) as Partial<ConfiguredInstanceTypes>;
+  const list = (key: keyof ConfiguredInstanceTypes) => {
+    const names = parsed[key] ?? [];
+    if (!Array.isArray(names) || names.some((n) => typeof n !== "string")) {
+      throw new Error(`${TRAINING_INSTANCE_TYPES_ENV}.${key} must be a list of instance type names`);
+    }
+    selectInstanceTypes(names);
+    return names as string[];
+  };
+  return { lora: list("lora"), full: list("full"), multiNode: list("multiNode") };
+}

@@ -10,6 +10,17 @@ import type { EventLevel, JobError, JobStatus } from "./state-machine.ts";
  * seconds, as on the wire, except the events table's sort key (milliseconds, for order).
  */
 
+/**
+ * The compute one job runs on, as the resource planner (`resources.ts`) chose it at creation: `nodes`
+ * nodes of `instanceType`, `gpusPerNode` training processes on each. More than one node is an AWS Batch
+ * multi-node parallel job.
+ */
+export interface JobResources {
+  readonly nodes: number;
+  readonly gpusPerNode: number;
+  readonly instanceType: string;
+}
+
 /** The stored record in the `jobs` table (tenantId + jobId). */
 export interface JobRecord {
   readonly tenantId: string;
@@ -39,6 +50,11 @@ export interface JobRecord {
   readonly estimatedFinish: number | null;
   /** File ids of result files (e.g. the metrics file). */
   readonly resultFiles: readonly string[];
+  /**
+   * The planner's compute for the job. Absent on records older than the planner: those run as they
+   * always did, on one node with every GPU their method's job definition gives them.
+   */
+  readonly resources?: JobResources;
 }
 
 /** The record of a job about to be created: status `validating_files`, nothing trained yet. */
@@ -72,6 +88,11 @@ export function newJobRecord(args: {
     trainedTokens: null,
     estimatedFinish: null,
     resultFiles: [],
+    resources: {
+      nodes: plan.resources.nodes,
+      gpusPerNode: plan.resources.gpusPerNode,
+      instanceType: plan.resources.instanceType,
+    },
   };
 }
 

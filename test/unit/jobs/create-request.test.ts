@@ -317,6 +317,33 @@ describe("planJob", () => {
   const plan = (body: Record<string, unknown>, extra: Partial<Parameters<typeof planJob>[1]> = {}) =>
     planJob(parseCreateJobRequest({ ...base, ...body }), { ...context, ...extra });
 
+  it("plans the job's GPUs: one node for a 7B LoRA, several 8-GPU nodes for chatglm_130b full", () => {
+    expect(plan({}).resources).toMatchObject({ nodes: 1, gpusPerNode: 1 });
+    const big = plan({ model: "chatglm_130b", method: { type: "full" } });
+    expect(big.resources.nodes).toBeGreaterThan(1);
+    expect(big.resources.gpusPerNode).toBe(8);
+  });
+
+  it("chooses only among the deployment's instance types: each method's compute, then multi-node", () => {
+    const instanceTypes = { lora: ["g5.2xlarge"], full: ["p4d.24xlarge"], multiNode: ["p4de.24xlarge"] };
+    expect(plan({}, { instanceTypes }).resources).toMatchObject({ nodes: 1, instanceType: "g5.2xlarge" });
+    const big = plan({ model: "chatglm_130b", method: { type: "full" } }, { instanceTypes });
+    expect(big.resources).toMatchObject({ instanceType: "p4de.24xlarge", gpusPerNode: 8 });
+    expect(big.resources.nodes).toBeGreaterThan(1);
+  });
+
+  it("refuses with a 400 a job that fits no configured GPU, naming what to change", () => {
+    const error = rejection(() =>
+      plan(
+        { model: "chatglm_130b", method: { type: "full" } },
+        { instanceTypes: { lora: [], full: ["g5.2xlarge"], multiNode: [] } },
+      ),
+    );
+    expect(error.code).toBe("insufficient_gpu_memory");
+    expect(error.status).toBe(400);
+    expect(error.message).toContain("chatglm_130b");
+  });
+
   it("resolves a LoRA job with every default", () => {
     const result = plan({ suffix: "bot" }, { tag: "abc123" });
     expect(result.baseModel.name).toBe("qwen2.5-7b-instruct");

@@ -26,6 +26,7 @@ import {
   selectInstanceTypes,
   toResourcesObject,
 } from "../../../lambdas/core/jobs/resources.ts";
+import { operatorModel } from "../../fixtures/catalog.ts";
 
 const GIB = 2 ** 30;
 const model = (name: string): BaseModel => findBaseModel(name)!;
@@ -55,19 +56,19 @@ const rejection = (run: () => unknown): InvalidRequestError => {
 /** Every catalog model × allowed method at its default max_seq_length, micro-batch 1 (the README's table). */
 const TABLE: [string, TrainingMethod, number, number, string, boolean, string][] = [
   // model, method, nodes, GPUs per node, instance type, sharded, GiB per GPU
-  ["chatglm3-6b", "lora", 1, 1, "g5.2xlarge", false, "17.0"],
+  ["chatglm3-6b", "lora", 1, 1, "g6.2xlarge", false, "17.0"],
   ["chatglm_12b", "full", 1, 8, "p4d.24xlarge", true, "33.6"],
   ["chatglm_32b", "full", 2, 8, "p4de.24xlarge", true, "45.8"],
   ["chatglm_66b", "full", 3, 8, "p4de.24xlarge", true, "60.4"],
   ["chatglm_130b", "full", 3, 8, "p5e.48xlarge", true, "114.3"],
   ["glm-4-9b-chat", "lora", 1, 1, "g6e.2xlarge", false, "24.1"],
   ["glm-4-9b-chat", "full", 1, 8, "p4d.24xlarge", true, "31.9"],
-  ["qwen2.5-0.5b-instruct", "lora", 1, 1, "g5.2xlarge", false, "6.1"],
-  ["qwen2.5-0.5b-instruct", "full", 1, 1, "g5.2xlarge", false, "13.2"],
+  ["qwen2.5-0.5b-instruct", "lora", 1, 1, "g6.2xlarge", false, "6.1"],
+  ["qwen2.5-0.5b-instruct", "full", 1, 1, "g6.2xlarge", false, "13.2"],
   ["qwen2.5-7b-instruct", "lora", 1, 1, "g6e.2xlarge", false, "20.7"],
   ["qwen2.5-7b-instruct", "full", 1, 8, "p4d.24xlarge", true, "27.9"],
-  ["tiny-chat", "lora", 1, 1, "g5.2xlarge", false, "3.0"],
-  ["tiny-chat", "full", 1, 1, "g5.2xlarge", false, "3.0"],
+  ["tiny-chat", "lora", 1, 1, "g6.2xlarge", false, "3.0"],
+  ["tiny-chat", "full", 1, 1, "g6.2xlarge", false, "3.0"],
 ];
 
 describe("planResources over the catalog", () => {
@@ -171,8 +172,8 @@ describe("planResources over the catalog", () => {
     ["chatglm_130b", "full", 4, 8, "p5e.48xlarge", "114.4"],
     ["glm-4-9b-chat", "lora", 1, 1, "g6e.2xlarge", "33.9"],
     ["glm-4-9b-chat", "full", 1, 8, "p4de.24xlarge", "40.8"],
-    ["qwen2.5-0.5b-instruct", "lora", 1, 1, "g5.2xlarge", "12.3"],
-    ["qwen2.5-0.5b-instruct", "full", 1, 1, "g5.2xlarge", "19.3"],
+    ["qwen2.5-0.5b-instruct", "lora", 1, 1, "g6.2xlarge", "12.3"],
+    ["qwen2.5-0.5b-instruct", "full", 1, 1, "g6.2xlarge", "19.3"],
     ["qwen2.5-7b-instruct", "lora", 1, 1, "g6e.2xlarge", "30.2"],
     ["qwen2.5-7b-instruct", "full", 1, 8, "p4de.24xlarge", "36.5"],
   ] as const)(
@@ -372,6 +373,7 @@ describe("the instance types", () => {
       "g5.2xlarge 1×A10G",
       "g5.12xlarge 4×A10G",
       "g5.48xlarge 8×A10G",
+      "g6.2xlarge 1×L4",
       "g6e.2xlarge 1×L40S",
       "g6e.12xlarge 4×L40S",
       "g6e.48xlarge 8×L40S",
@@ -494,19 +496,7 @@ describe("the catalog's architectures", () => {
   });
 
   it("derives an architecture from the parameter count of an operator's model that gives none", () => {
-    const catalog = buildCatalog({
-      models: {
-        "llama-3.1-8b-instruct": {
-          family: "chatml",
-          methods: {
-            lora: { gpus: 1, minGpuMemoryGiB: 24, instanceType: "g5.2xlarge", pricePer1kTokensUsd: 0.001 },
-          },
-          maxSeqLength: 8192,
-          parameters: 8_030_000_000,
-          ownedBy: "meta",
-        },
-      },
-    });
+    const catalog = buildCatalog({ models: { "llama-3.1-8b-instruct": operatorModel(8_030_000_000) } });
     const added = findBaseModel("llama-3.1-8b-instruct", catalog)!;
     expect(added.architecture).toBeUndefined();
     expect(modelArchitecture(added)).toEqual(deriveArchitecture(8_030_000_000));
@@ -545,16 +535,7 @@ describe("the catalog's architectures", () => {
     };
     const catalog = buildCatalog({
       models: {
-        "llama-3.1-8b-instruct": {
-          family: "chatml",
-          methods: {
-            lora: { gpus: 1, minGpuMemoryGiB: 24, instanceType: "g5.2xlarge", pricePer1kTokensUsd: 0.001 },
-          },
-          maxSeqLength: 8192,
-          parameters: 8_030_261_248,
-          architecture,
-          ownedBy: "meta",
-        },
+        "llama-3.1-8b-instruct": operatorModel(8_030_261_248, { architecture }),
         "chatglm3-6b": { architecture: { vocabSize: 70_000 } },
       },
     });

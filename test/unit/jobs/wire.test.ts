@@ -62,6 +62,7 @@ describe("newJobRecord", () => {
       modelCode: "qwen2.5-7b-bot-abc123",
       name: null,
       requestId: null,
+      resources: { nodes: 1, gpusPerNode: 1, instanceType: "g6e.2xlarge" },
       userProvidedSuffix: "bot",
       seed: 11,
       metadata: { team: "support" },
