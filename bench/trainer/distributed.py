@@ -3,7 +3,7 @@ its mixed-precision policy and its loss step) under torchrun, on the same synthe
 Llama-architecture model as run.py.
 
 Run by `npm run bench:trainer -- --distributed`, which starts it with torchrun for 1 and 2 CPU processes
-(gloo), or once over every GPU (NCCL) with the ~1B-parameter shape. Rank 0 prints one JSON line: tokens/s
+(gloo), or once over every GPU (NCCL) with the ~1B-parameter shape. Rank 0 prints one JSON line, then the same as a table row: tokens/s
 in all and per GPU, MFU against BENCH_PEAK_TFLOPS per device (6N FLOPs per token, N every parameter),
 and the peak memory of rank 0 (GPU: max allocated; CPU: max RSS).
 """
@@ -63,17 +63,18 @@ def main() -> None:
             tokens += step_tokens
     tps = tokens / elapsed
     if env.is_main:
+        result = {
+            "world_size": env.world_size,
+            "tps": tps,
+            "tps_per_device": tps / env.world_size,
+            "mfu": tps * 6 * n / (PEAK * env.world_size),
+            "n": n,
+            "peak": peak_memory_gib(),
+        }
+        print(json.dumps(result), flush=True)
+        label = f"{env.world_size} process(es), {n / 1e6:.1f}M params"
         print(
-            json.dumps(
-                {
-                    "world_size": env.world_size,
-                    "tps": tps,
-                    "tps_per_device": tps / env.world_size,
-                    "mfu": tps * 6 * n / (PEAK * env.world_size),
-                    "n": n,
-                    "peak": peak_memory_gib(),
-                }
-            ),
+            f"{label:<40}{tps:>14.0f}{tps / env.world_size:>16.0f}{100 * result['mfu']:>7.1f}%{result['peak']:>14.2f}",
             flush=True,
         )
     shutdown(env)

@@ -15,9 +15,8 @@ if [[ "${1:-}" == "--distributed" ]]; then
   fi
   printf '%-40s%14s%16s%8s%14s\n' "FSDP2 full-parameter (torchrun)" "tokens/s" "tokens/s/device" "MFU" "peak mem GiB"
   for n in "${sizes[@]}"; do
-    line=$(OMP_NUM_THREADS=1 "$python" -m torch.distributed.run --standalone --nproc-per-node "$n" \
-      "$root/bench/trainer/distributed.py" 2>/dev/null | tail -n 1)
-    "$python" -c 'import json, sys; r = json.loads(sys.argv[1]); print(f"{str(r["world_size"]) + " process(es), " + str(round(r["n"] / 1e6, 1)) + "M params":<40}{r["tps"]:>14.0f}{r["tps_per_device"]:>16.0f}{100 * r["mfu"]:>7.1f}%{r["peak"]:>14.2f}")' "$line"
+    OMP_NUM_THREADS=1 "$python" -m torch.distributed.run --standalone --nproc-per-node "$n" \
+      "$root/bench/trainer/distributed.py" 2>/dev/null | tail -n 1
   done
 fi
 exec "$python" "$root/bench/trainer/run.py" "$@"
