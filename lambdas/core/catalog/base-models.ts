@@ -20,11 +20,15 @@ export type TrainingMethod = (typeof TRAINING_METHODS)[number];
 
 /** What one training method needs on AWS Batch, and what the platform charges for it. */
 export interface MethodSpec {
-  /** GPUs per job; 0 means the job runs on a CPU compute environment. Above 8: a multi-node job of 8-GPU nodes. */
+  /**
+   * The GPUs the price list assumes (0: CPU). Not what a job runs on: the resource planner
+   * (`lambdas/core/jobs/resources.ts`) computes nodes, GPUs per node and instance type for each job from
+   * the model's architecture, the method and the sequence length.
+   */
   readonly gpus: number;
   /** Memory each GPU must have, GiB (0 for CPU). */
   readonly minGpuMemoryGiB: number;
-  /** Suggested EC2 instance type (one node); the estimate derives the GPU class from its family. */
+  /** The instance type the price list assumes; the dry run's estimate uses the planner's instead. */
   readonly instanceType: string;
   /**
    * Price per 1K trained tokens (tokens × epochs), USD. Per method rather than per model because full

@@ -134,10 +134,12 @@ def decoder_layers(model: Any) -> list[torch.nn.Module]:
     """The transformer blocks, the unit FSDP2 shards and gathers one at a time: the longest ModuleList
     in the model (`model.layers` of Llama/Qwen/GLM-4, `transformer.encoder.layers` of ChatGLM3, the same
     under a PEFT wrapper)."""
-    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
+    lists: list[torch.nn.ModuleList] = [
+        m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0
+    ]
     if not lists:
         raise ValueError(f"no transformer layers found in {type(model).__name__}")
-    return list(max(lists, key=len))
+    return list(max(lists, key=lambda layers: len(layers)))  # type: ignore[arg-type]
 
 
 def shard_model(model: Any, env: DistEnv) -> Any:
@@ -157,4 +159,5 @@ def full_state_dict(model: Any, env: DistEnv) -> dict[str, torch.Tensor]:
 
     if not env.grouped:
         return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}

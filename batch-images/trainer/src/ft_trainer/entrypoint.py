@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -209,6 +210,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="ft-job-", dir=work_root) as tmp:
             work = _node_work_dir(Path(tmp), env)
             summary = run(config, events, ObjectStore(), work, env)
+            if work != Path(tmp) and env.is_local_main:
+                # Every process of the node is past run()'s last barrier: nothing reads it any more.
+                shutil.rmtree(work, ignore_errors=True)
         if env.is_main:
             events.message(
                 f"Training finished: {summary['steps']} steps, final loss {summary['final_loss']:.4f}"

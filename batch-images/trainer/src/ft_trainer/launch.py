@@ -51,7 +51,10 @@ def topology(env: Mapping[str, str], visible_gpus: int) -> Topology:
     if node_rank != 0 and not main_address:
         raise ValueError("a child node needs AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS")
     # The main node hosts the rendezvous store; it listens on every interface of its own.
-    master_addr = main_address if node_rank != 0 else env.get("FT_MAIN_NODE_ADDRESS") or _own_address()
+    if node_rank != 0 and main_address:
+        master_addr = main_address
+    else:
+        master_addr = env.get("FT_MAIN_NODE_ADDRESS") or _own_address()
     explicit = env.get("FT_NPROC_PER_NODE")
     nproc = int(explicit) if explicit else visible_gpus or int(env.get("FT_LOCAL_NPROC") or 1)
     if nproc < 1:

@@ -245,8 +245,9 @@ def setup_model(req: TrainRequest, env: DistEnv) -> tuple[Any, list[torch.nn.Par
     model = AutoModelForCausalLM.from_pretrained(
         req.base_model, dtype=load_dtype, trust_remote_code=req.family in ("chatglm3",)
     )
-    # Activation checkpointing: always on GPU in a group (it is what lets long sequences fit), else as asked.
-    checkpointing = hp.gradient_checkpointing or (env.grouped and on_gpu)
+    # Activation checkpointing on every GPU run: the resource planner sizes GPUs with it (it is what lets
+    # long sequences fit); on CPU (tests, the local platform) as asked.
+    checkpointing = hp.gradient_checkpointing or on_gpu
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
@@ -399,15 +400,13 @@ def save_checkpoint(
         torch.save(scheduler.state_dict(), path / "scheduler.pt")
         if metrics_log.is_file():
             shutil.copy(metrics_log, path / "metrics.jsonl")
-        # Rank 0 also has DCP's .metadata and, outside a group, the weights and optimizer.
+        # Rank 0 also uploads DCP's .metadata and, outside a group, the weights and optimizer; never
+        # another rank's files, which that rank may still be writing (on the same node's disk).
         owned = {p.resolve() for p in mine}
-        others = {
-            p
-            for p in path.rglob("*")
-            if p.is_file() and p.suffix == ".distcp" and not p.name.startswith(f"__{env.rank}_")
-        }
         mine += [
-            p for p in sorted(path.rglob("*")) if p.is_file() and p.resolve() not in owned and p not in others
+            p
+            for p in sorted(path.rglob("*"))
+            if p.is_file() and p.resolve() not in owned and not _another_ranks_file(p.name, env.rank)
         ]
     req.on_checkpoint(progress.step, path, mine)
     barrier(env)
@@ -426,6 +425,15 @@ def save_checkpoint(
         _prune_local_checkpoints(root, keep=path)
     barrier(env)
     return path
+
+
+def _another_ranks_file(name: str, rank: int) -> bool:
+    """A DCP shard `__{r}_{i}.distcp` or an RNG state `rng-{r}.pt` of a rank other than `rank`."""
+    if name.endswith(".distcp") and name.startswith("__"):
+        return not name.startswith(f"__{rank}_")
+    if name.startswith("rng-") and name.endswith(".pt"):
+        return name != f"rng-{rank}.pt"
+    return False
 
 
 def _rng_state() -> dict[str, Any]:
@@ -451,7 +459,8 @@ def resume(
         from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
         model_state, optimizer_state = get_state_dict(model, optimizer)
-        loaded = {"model": model_state, "optim": optimizer_state}
+        # DCP loads in place, into these (sharded) tensors, resharding from the saved world size.
+        loaded: dict[str, Any] = {"model": model_state, "optim": optimizer_state}
         dcp.load(loaded, checkpoint_id=str(latest / "dcp"))
         set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
     else:
