@@ -50,12 +50,6 @@ export class LocalBatch implements TrainingRunner {
   async submit(submission: TrainingSubmission): Promise<string> {
     const existing = this.byName.get(submission.name);
     if (existing) return existing;
-    // One child process is one node: a multi-node run would wait for peers that never come.
-    if (submission.nodes !== 1) {
-      throw new Error(
-        `the local platform runs single-node jobs only; job ${submission.jobId} needs ${submission.nodes} nodes`,
-      );
-    }
     const run: Run = {
       id: `local-${randomUUID()}`,
       submission,
@@ -113,9 +107,13 @@ export class LocalBatch implements TrainingRunner {
     mkdirSync(scratch, { recursive: true });
     const logPath = join(this.options.workDir, `${run.submission.jobId}.log`);
     const logFile = createWriteStream(logPath, { flags: "a" });
-    // The plan's GPUs per node are a cloud instance's: locally the launcher counts the GPUs it sees,
-    // else starts FT_LOCAL_NPROC CPU processes.
-    const { FT_NPROC_PER_NODE: _cloudGpus, ...environment } = run.submission.environment;
+    // The plan's nodes and GPUs per node are the cloud's: locally every run is one node, where the
+    // launcher counts the GPUs it sees, else starts FT_LOCAL_NPROC CPU processes.
+    const {
+      FT_NPROC_PER_NODE: _cloudGpus,
+      FT_NNODES: _cloudNodes,
+      ...environment
+    } = run.submission.environment;
     const child = spawn(command!, args, {
       env: { ...process.env, ...environment, FT_WORK_DIR: scratch, PYTHONUNBUFFERED: "1" },
       stdio: ["ignore", "pipe", "pipe"],
