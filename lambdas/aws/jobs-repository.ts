@@ -306,19 +306,8 @@ export class JobsRepository {
   ): Promise<{ items: JobEventItem[]; hasMore: boolean }> {
     const collected: JobEventItem[] = [];
     let found = after === undefined;
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await this.documents.send(
-        new QueryCommand({
-          TableName: this.tables.events,
-          KeyConditionExpression: "jobKey = :k",
-          ExpressionAttributeValues: { ":k": jobKey(tenantId, jobId) },
-          ScanIndexForward: false,
-          ExclusiveStartKey: start,
-          Limit: 200,
-        }),
-      );
-      for (const item of (page.Items ?? []) as JobEventItem[]) {
+    for await (const items of this.eventPages(tenantId, jobId, { newestFirst: true, pageSize: 200 })) {
+      for (const item of items) {
         if (!found) {
           found = item.id === after;
           continue;
@@ -326,8 +315,7 @@ export class JobsRepository {
         collected.push(item);
         if (collected.length > limit) return { items: collected.slice(0, limit), hasMore: true };
       }
-      start = page.LastEvaluatedKey;
-    } while (start);
+    }
     if (!found) throw new InvalidRequestError("after must be the id of an event of this job.", "after");
     return { items: collected, hasMore: false };
   }
@@ -426,18 +414,8 @@ export class JobsRepository {
 
   /** Every event of a job, 25 deletes a request (BatchWriteItem's limit), retrying what was throttled. */
   private async deleteEvents(tenantId: string, jobId: string): Promise<void> {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await this.documents.send(
-        new QueryCommand({
-          TableName: this.tables.events,
-          KeyConditionExpression: "jobKey = :k",
-          ExpressionAttributeValues: { ":k": jobKey(tenantId, jobId) },
-          ProjectionExpression: "jobKey, eventKey",
-          ExclusiveStartKey: start,
-        }),
-      );
-      const keys = (page.Items ?? []) as { jobKey: string; eventKey: string }[];
+    for await (const items of this.eventPages(tenantId, jobId, { keysOnly: true })) {
+      const keys = items.map(({ jobKey, eventKey }) => ({ jobKey, eventKey }));
       for (let i = 0; i < keys.length; i += 25) {
         let requests = keys.slice(i, i + 25).map((key) => ({ DeleteRequest: { Key: key } }));
         for (let attempt = 0; requests.length > 0; attempt++) {
@@ -449,6 +427,29 @@ export class JobsRepository {
           requests = (result.UnprocessedItems?.[this.tables.events] ?? []) as typeof requests;
         }
       }
+    }
+  }
+
+  /** A job's events, one query page at a time (oldest first unless `newestFirst`). */
+  private async *eventPages(
+    tenantId: string,
+    jobId: string,
+    options: { newestFirst?: boolean; pageSize?: number; keysOnly?: boolean } = {},
+  ): AsyncGenerator<JobEventItem[]> {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.documents.send(
+        new QueryCommand({
+          TableName: this.tables.events,
+          KeyConditionExpression: "jobKey = :k",
+          ExpressionAttributeValues: { ":k": jobKey(tenantId, jobId) },
+          ScanIndexForward: !options.newestFirst,
+          ExclusiveStartKey: start,
+          ...(options.pageSize ? { Limit: options.pageSize } : {}),
+          ...(options.keysOnly ? { ProjectionExpression: "jobKey, eventKey" } : {}),
+        }),
+      );
+      yield (page.Items ?? []) as JobEventItem[];
       start = page.LastEvaluatedKey;
     } while (start);
   }

@@ -10,7 +10,6 @@ LoRA is sharded the same way.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -82,12 +81,8 @@ def init_distributed(want_group: bool, device: str | None = None) -> DistEnv:
         if launched_by_torchrun():
             dist.init_process_group(backend, timeout=timeout)
         else:
-            # A group of one needs no network: a store in a file of its own.
-            store = tempfile.NamedTemporaryFile(prefix="ft-pg-", delete=False)
-            store.close()
-            dist.init_process_group(
-                backend, init_method=f"file://{store.name}", rank=0, world_size=1, timeout=timeout
-            )
+            # A group of one needs no network and no file: an in-memory store.
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1, timeout=timeout)
     return DistEnv(rank, world, local_rank, local_world, node_rank, nodes, chosen, True)
 
 
