@@ -172,3 +172,43 @@ export const QUEUE_ENV: Record<QueueId, string> = {
   validation: "VALIDATION_QUEUE_URL",
   training: "TRAINING_QUEUE_URL",
 };
+
+/**
+ * Environment variables that carry configuration rather than a resource name. Constructs set them,
+ * handlers read them (`lambdas/aws/env.ts`), the local platform sets them: all through these names.
+ */
+export const CONFIG_ENV = {
+  /** JSON override of the base-model catalog (see `lambdas/core/catalog`). */
+  catalogOverride: "BASE_MODEL_CATALOG_OVERRIDE",
+  /** JSON: the instance types each training queue may use (the resource planner's choices). */
+  trainingInstanceTypes: "TRAINING_INSTANCE_TYPES",
+  /** JSON: instance type → single-node job queue ARN. */
+  batchJobQueues: "BATCH_JOB_QUEUES",
+  /** JSON: instance type → single-node job definition ARN. */
+  batchJobDefinitions: "BATCH_JOB_DEFINITIONS",
+  batchMultinodeJobQueue: "BATCH_MULTINODE_JOB_QUEUE",
+  /** JSON: instance type → multi-node job definition ARN. */
+  batchMultinodeJobDefinitions: "BATCH_MULTINODE_JOB_DEFINITIONS",
+  /** JSON: model code, base model or `*` → inference server URL. */
+  inferenceEndpoints: "INFERENCE_ENDPOINTS",
+  chatRateLimitPerMinute: "CHAT_RATE_LIMIT_PER_MINUTE",
+} as const;
+
+/**
+ * Each function's service name: its log lines' `service`, its traces' and its metrics' namespace
+ * dimension. The construct sets `POWERTOOLS_SERVICE_NAME` from it and the handler's logger factory
+ * reads the same entry, so the two cannot disagree.
+ */
+export const SERVICES = {
+  authorizer: "authorizer",
+  filesApi: "files-api",
+  jobsApi: "jobs-api",
+  chat: "chat",
+  validator: "validator",
+  dispatcher: "dispatcher",
+  jobStatus: "job-status",
+} as const;
+export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
+
+/** The CloudWatch namespace of the platform's metrics (EMF). */
+export const METRICS_NAMESPACE = "FineTuningPlatform";
