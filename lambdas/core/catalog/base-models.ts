@@ -1,22 +1,29 @@
 import { z } from "zod";
+import catalogJson from "../../../contract/catalog.json" with { type: "json" };
+import { baseModelPrefix } from "../contract.ts";
+import {
+  MAX_BASE_LEARNING_RATE,
+  MODEL_FAMILIES,
+  type ModelFamily,
+  numericSpec,
+  TRAINING_METHODS,
+  type TrainingMethod,
+} from "./catalog-file.ts";
+
+export { MODEL_FAMILIES, type ModelFamily, TRAINING_METHODS, type TrainingMethod };
 
 /**
  * The base model catalog: which models a job may start from, how each is trained and what it costs.
  *
- * The entries keep the names of the original Zhipu platform (`chatglm3-6b` for LoRA, `chatglm_12b` …
+ * The entries live in `contract/catalog.json`, the one file a newcomer edits to add a base model; this
+ * module validates them (the same schema an override goes through) and answers questions about them.
+ * They keep the names of the original Zhipu platform (`chatglm3-6b` for LoRA, `chatglm_12b` …
  * `chatglm_130b` for full-parameter training) beside open models that load natively in current
  * transformers (GLM-4-9B, Qwen2.5) and `tiny-chat`, the tiny model the local platform makes itself.
- * Operators change it without a code change through an override (CDK context or the
- * `BASE_MODEL_CATALOG_OVERRIDE` environment variable, JSON), see {@link buildCatalog}.
+ * Operators change it without a code change through an override (CDK context `baseModelCatalog` or
+ * `baseModelCatalogFile`, or the `BASE_MODEL_CATALOG_OVERRIDE` environment variable, JSON), see
+ * {@link buildCatalog}.
  */
-
-/** Chat template / model family; the trainer formats examples with the family's template. */
-export const MODEL_FAMILIES = ["chatglm3", "glm4", "chatml", "tiny"] as const;
-export type ModelFamily = (typeof MODEL_FAMILIES)[number];
-
-/** Training methods: LoRA adapters (PEFT) or full-parameter training. */
-export const TRAINING_METHODS = ["lora", "full"] as const;
-export type TrainingMethod = (typeof TRAINING_METHODS)[number];
 
 /** What one training method needs on AWS Batch, and what the platform charges for it. */
 export interface MethodSpec {
@@ -37,7 +44,7 @@ export interface MethodSpec {
   readonly pricePer1kTokensUsd: number;
   /**
    * The learning rate `learning_rate_multiplier` 1 means for this model, when it differs from the
-   * method's usual one (`BASE_LEARNING_RATE`): a 1.4 M-parameter model learns in minutes at 1e-3,
+   * method's usual one (`methods.{method}.baseLearningRate` in the catalog file): a 1.4 M-parameter model learns in minutes at 1e-3,
    * where a 6 B one would diverge.
    */
   readonly baseLearningRate?: number;
@@ -96,218 +103,8 @@ export type BaseModelCatalog = readonly BaseModel[];
 /** The environment variable the handlers read an override from (JSON, see {@link buildCatalog}). */
 export const CATALOG_OVERRIDE_ENV = "BASE_MODEL_CATALOG_OVERRIDE";
 
-const lora = (gpus: number, minGpuMemoryGiB: number, instanceType: string, price: number): MethodSpec => ({
-  gpus,
-  minGpuMemoryGiB,
-  instanceType,
-  pricePer1kTokensUsd: price,
-});
-const full = lora;
-
-// Release dates (epoch seconds, UTC midnight) used as `created`.
-const OCT_2023 = 1698364800; // 2023-10-27, ChatGLM3
-const JUN_2024 = 1717545600; // 2024-06-05, GLM-4-9B
-const SEP_2024 = 1726704000; // 2024-09-19, Qwen2.5
-const JAN_2025 = 1735689600; // 2025-01-01, the project's tiny model
-
-function entry(model: Omit<BaseModel, "weightsPrefix">): BaseModel {
-  return { ...model, weightsPrefix: weightsPrefixFor(model.name) };
-}
-
-/**
- * The built-in catalog. GPU needs follow the usual arithmetic: LoRA needs the bf16 weights (2 bytes per
- * parameter) plus activations on one GPU; full training with Adam in mixed precision needs about 16
- * bytes per parameter spread over the GPUs (ZeRO-3/FSDP), plus activations. Prices are the operator's
- * to set (override); the defaults are in the range of hosted fine-tuning price lists. The resource
- * planner (`lambdas/core/jobs/resources.ts`) computes GPUs, nodes and instance type from `parameters`
- * and `architecture` instead of reading the per-method `gpus` / `instanceType`.
- */
-export const DEFAULT_CATALOG: BaseModelCatalog = Object.freeze([
-  entry({
-    name: "chatglm3-6b",
-    family: "chatglm3",
-    methods: { lora: lora(1, 24, "g5.2xlarge", 0.0008) },
-    maxSeqLength: 8192,
-    parameters: 6_243_584_000,
-    // THUDM/chatglm3-6b config.json (2 multi-query groups, SwiGLU).
-    architecture: {
-      layers: 28,
-      hiddenSize: 4096,
-      attentionHeads: 32,
-      kvHeads: 2,
-      intermediateSize: 13_696,
-      vocabSize: 65_024,
-      tiedEmbeddings: false,
-    },
-    created: OCT_2023,
-    ownedBy: "zhipuai",
-  }),
-  entry({
-    // chatglm_12b … chatglm_130b: Zhipu never published these shapes, so the architectures are estimates:
-    // GLM-like blocks (multi-head attention, gated MLP, ChatGLM3's 65,024-token vocabulary; GLM-130B's
-    // published shape and 150,528-token vocabulary for the 130B) sized so that 12·layers·hidden² plus the
-    // embeddings comes within 1% of the parameter count. Replace them through an override when the real
-    // configs are known.
-    name: "chatglm_12b",
-    family: "chatglm3",
-    methods: { full: full(8, 40, "p4d.24xlarge", 0.006) },
-    maxSeqLength: 8192,
-    parameters: 12_000_000_000,
-    architecture: {
-      layers: 36,
-      hiddenSize: 5120,
-      attentionHeads: 40,
-      kvHeads: 40,
-      intermediateSize: 13_696,
-      vocabSize: 65_024,
-      tiedEmbeddings: false,
-    },
-    created: OCT_2023,
-    ownedBy: "zhipuai",
-  }),
-  entry({
-    name: "chatglm_32b",
-    family: "chatglm3",
-    methods: { full: full(8, 80, "p4de.24xlarge", 0.015) },
-    maxSeqLength: 8192,
-    parameters: 32_000_000_000,
-    architecture: {
-      layers: 50,
-      hiddenSize: 7168,
-      attentionHeads: 56,
-      kvHeads: 56,
-      intermediateSize: 19_200,
-      vocabSize: 65_024,
-      tiedEmbeddings: false,
-    },
-    created: OCT_2023,
-    ownedBy: "zhipuai",
-  }),
-  entry({
-    // 66B × 16 bytes ≈ 1 TB of training state: two 8×H100 nodes.
-    name: "chatglm_66b",
-    family: "chatglm3",
-    methods: { full: full(16, 80, "p5.48xlarge", 0.03) },
-    maxSeqLength: 8192,
-    parameters: 66_000_000_000,
-    architecture: {
-      layers: 80,
-      hiddenSize: 8192,
-      attentionHeads: 64,
-      kvHeads: 64,
-      intermediateSize: 22_016,
-      vocabSize: 65_024,
-      tiedEmbeddings: false,
-    },
-    created: OCT_2023,
-    ownedBy: "zhipuai",
-  }),
-  entry({
-    name: "chatglm_130b",
-    family: "chatglm3",
-    methods: { full: full(32, 80, "p5.48xlarge", 0.06) },
-    maxSeqLength: 8192,
-    parameters: 130_000_000_000,
-    architecture: {
-      layers: 70,
-      hiddenSize: 12288,
-      attentionHeads: 96,
-      kvHeads: 96,
-      intermediateSize: 32_768,
-      vocabSize: 150_528,
-      tiedEmbeddings: true,
-    },
-    created: OCT_2023,
-    ownedBy: "zhipuai",
-  }),
-  entry({
-    name: "glm-4-9b-chat",
-    family: "glm4",
-    methods: { lora: lora(1, 48, "g6e.2xlarge", 0.001), full: full(8, 80, "p4de.24xlarge", 0.005) },
-    maxSeqLength: 8192,
-    parameters: 9_399_951_360,
-    // THUDM/glm-4-9b-chat config.json.
-    architecture: {
-      layers: 40,
-      hiddenSize: 4096,
-      attentionHeads: 32,
-      kvHeads: 2,
-      intermediateSize: 13_696,
-      vocabSize: 151_552,
-      tiedEmbeddings: false,
-    },
-    created: JUN_2024,
-    ownedBy: "zhipuai",
-  }),
-  entry({
-    name: "qwen2.5-0.5b-instruct",
-    family: "chatml",
-    methods: { lora: lora(1, 24, "g5.xlarge", 0.0001), full: full(1, 24, "g5.2xlarge", 0.0003) },
-    maxSeqLength: 8192,
-    parameters: 494_032_768,
-    // Qwen/Qwen2.5-0.5B-Instruct config.json.
-    architecture: {
-      layers: 24,
-      hiddenSize: 896,
-      attentionHeads: 14,
-      kvHeads: 2,
-      intermediateSize: 4864,
-      vocabSize: 151_936,
-      tiedEmbeddings: true,
-    },
-    created: SEP_2024,
-    ownedBy: "qwen",
-  }),
-  entry({
-    name: "qwen2.5-7b-instruct",
-    family: "chatml",
-    methods: { lora: lora(1, 24, "g5.2xlarge", 0.0008), full: full(8, 40, "p4d.24xlarge", 0.004) },
-    maxSeqLength: 8192,
-    parameters: 7_615_616_512,
-    // Qwen/Qwen2.5-7B-Instruct config.json.
-    architecture: {
-      layers: 28,
-      hiddenSize: 3584,
-      attentionHeads: 28,
-      kvHeads: 4,
-      intermediateSize: 18_944,
-      vocabSize: 152_064,
-      tiedEmbeddings: false,
-    },
-    created: SEP_2024,
-    ownedBy: "qwen",
-  }),
-  entry({
-    // Made by batch-images/trainer (tiny_model.py): byte-level vocabulary (261 tokens), 2 layers of width 256, tied
-    // embeddings, pre-trained for a few seconds on a synthetic chat corpus. Its base rates are the ones measured to
-    // memorise the samples (LoRA r 64: 52–54 of 54 answers in 50 epochs; 2e-3 stalls at a loss near 0.16).
-    name: "tiny-chat",
-    family: "tiny",
-    methods: {
-      lora: { ...lora(0, 0, "m7i.large", 0.000001), baseLearningRate: 1e-3 },
-      full: { ...full(0, 0, "m7i.large", 0.000001), baseLearningRate: 1e-3 },
-    },
-    maxSeqLength: 512,
-    parameters: 1_378_816,
-    // tiny_model.py: LlamaConfig(hidden 256, 2 layers, 4 heads, intermediate 2 × hidden, tied), 261-token vocabulary.
-    architecture: {
-      layers: 2,
-      hiddenSize: 256,
-      attentionHeads: 4,
-      kvHeads: 4,
-      intermediateSize: 512,
-      vocabSize: 261,
-      tiedEmbeddings: true,
-    },
-    created: JAN_2025,
-    ownedBy: "ft-platform",
-  }),
-]);
-
 /** `base-models/{name}/`: where the operator puts a base model's weights in the artifacts bucket. */
-export function weightsPrefixFor(name: string): string {
-  return `base-models/${name}/`;
-}
+export const weightsPrefixFor = baseModelPrefix;
 
 /** The entry named exactly `name` (names are case-sensitive, like OpenAI model ids), or undefined. */
 export function findBaseModel(
@@ -401,7 +198,7 @@ const methodSpecSchema = z
     minGpuMemoryGiB: z.number().min(0).max(1024),
     instanceType: z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9-]+$/, "must look like 'g5.2xlarge'"),
     pricePer1kTokensUsd: z.number().min(0).max(1000),
-    baseLearningRate: z.number().positive().max(1).optional(),
+    baseLearningRate: z.number().positive().max(MAX_BASE_LEARNING_RATE).optional(),
   })
   .strict();
 
@@ -424,7 +221,7 @@ const architectureSchema = z
 const baseModelSchema = z
   .object({
     name: z.string().regex(NAME),
-    family: z.enum(MODEL_FAMILIES),
+    family: z.enum(MODEL_FAMILIES as [ModelFamily, ...ModelFamily[]]),
     methods: z
       .object({ lora: methodSpecSchema.optional(), full: methodSpecSchema.optional() })
       .strict()
@@ -435,7 +232,12 @@ const baseModelSchema = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*\/$/, "must be a relative key prefix ending in '/'")
       .refine((prefix) => !prefix.split("/").includes(".."), "must not contain '..'"),
-    maxSeqLength: z.number().int().min(64).max(1_048_576),
+    // The model's limit is the upper bound of `max_seq_length`, so it must lie within that hyperparameter's bounds.
+    maxSeqLength: z
+      .number()
+      .int()
+      .min(numericSpec("max_seq_length").min)
+      .max(numericSpec("max_seq_length").max),
     parameters: z.number().int().positive(),
     architecture: architectureSchema.optional(),
     created: z.number().int().min(0),
@@ -447,7 +249,7 @@ const methodPatchSchema = methodSpecSchema.partial().strict().nullable();
 
 const modelPatchSchema = z
   .object({
-    family: z.enum(MODEL_FAMILIES),
+    family: z.enum(MODEL_FAMILIES as [ModelFamily, ...ModelFamily[]]),
     methods: z.object({ lora: methodPatchSchema.optional(), full: methodPatchSchema.optional() }).strict(),
     weightsPrefix: z.string(),
     maxSeqLength: z.number(),
@@ -494,10 +296,14 @@ export type CatalogOverride = z.input<typeof overrideSchema>;
  * not produce an entry the rest of the platform would trip on. Throws an `Error` naming the offending
  * path: a broken override is an operator mistake that should stop the function at cold start.
  */
-export function buildCatalog(override?: unknown, base: BaseModelCatalog = DEFAULT_CATALOG): BaseModelCatalog {
+export function buildCatalog(
+  override?: unknown,
+  base: BaseModelCatalog = DEFAULT_CATALOG,
+  source = "base model catalog override",
+): BaseModelCatalog {
   if (override === undefined || override === null) return base;
   const parsed = overrideSchema.safeParse(override);
-  if (!parsed.success) throw catalogError(parsed.error);
+  if (!parsed.success) throw catalogError(parsed.error, source);
 
   const merged = new Map<string, unknown>(base.map((model) => [model.name, model]));
   for (const [name, patch] of Object.entries(parsed.data.models)) {
@@ -531,7 +337,7 @@ export function buildCatalog(override?: unknown, base: BaseModelCatalog = DEFAUL
   const catalog: BaseModel[] = [];
   for (const [name, candidate] of merged) {
     const checked = baseModelSchema.safeParse(candidate);
-    if (!checked.success) throw catalogError(checked.error, `models.${name}`);
+    if (!checked.success) throw catalogError(checked.error, source, `models.${name}`);
     catalog.push(Object.freeze(checked.data) as BaseModel);
   }
   return Object.freeze(catalog);
@@ -555,7 +361,7 @@ export function catalogFromEnv(
   return buildCatalog(override, base);
 }
 
-function catalogError(error: z.ZodError, prefix?: string): Error {
+function catalogError(error: z.ZodError, source: string, prefix?: string): Error {
   // An unknown field explains its neighbours' "required" errors, so it is reported first.
   const issue = error.issues.find((candidate) => candidate.code === "unrecognized_keys") ?? error.issues[0];
   const path = [prefix, ...(issue?.path.map(String) ?? [])].filter(Boolean).join(".");
@@ -563,10 +369,29 @@ function catalogError(error: z.ZodError, prefix?: string): Error {
     issue?.code === "unrecognized_keys"
       ? `unknown field '${issue.keys[0] ?? ""}'`
       : (issue?.message ?? "invalid");
-  return new Error(`Invalid base model catalog override at ${path || "(root)"}: ${detail}.`);
+  return new Error(`Invalid ${source} at ${path || "(root)"}: ${detail}.`);
 }
 
 /** Base model name → maximum sequence length: what the validator counts over-length examples against. */
 export function contextLimits(catalog: BaseModelCatalog = DEFAULT_CATALOG): Record<string, number> {
   return Object.fromEntries(catalog.map((model) => [model.name, model.maxSeqLength]));
+}
+
+/**
+ * The built-in catalog: `contract/catalog.json`'s models in file order, each validated as an override's
+ * new entry is (`weightsPrefix` defaults to `base-models/{name}/`, `created` to 0).
+ */
+export const DEFAULT_CATALOG: BaseModelCatalog = catalogFromFile(catalogJson.models);
+
+/** A catalog from a file's `models` list; throws on a duplicate name or an invalid entry. */
+export function catalogFromFile(
+  models: readonly { readonly name: string }[],
+  source = "contract/catalog.json",
+): BaseModelCatalog {
+  const entries = new Map<string, unknown>();
+  for (const { name, ...entry } of models) {
+    if (entries.has(name)) throw new Error(`Invalid ${source}: base model '${name}' is listed twice.`);
+    entries.set(name, entry);
+  }
+  return buildCatalog({ models: Object.fromEntries(entries) }, [], source);
 }

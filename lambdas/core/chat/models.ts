@@ -1,4 +1,5 @@
 import { type BaseModel, type BaseModelCatalog, findBaseModel } from "../catalog/base-models.ts";
+import { FT_HEADERS } from "../contract.ts";
 import { ConflictError, InvalidRequestError, NotFoundError, ServiceUnavailableError } from "../errors.ts";
 import type { ModelRecord } from "../jobs/wire.ts";
 
@@ -151,9 +152,9 @@ export function upstreamTarget(model: ResolvedModel): { model: string; headers: 
   return {
     model: model.fineTuned.modelCode,
     headers: {
-      "x-ft-base-model": model.base.name,
-      "x-ft-method": model.fineTuned.method,
-      "x-ft-artifact-uri": model.fineTuned.artifactUri,
+      [FT_HEADERS.baseModel]: model.base.name,
+      [FT_HEADERS.method]: model.fineTuned.method,
+      [FT_HEADERS.artifactUri]: model.fineTuned.artifactUri,
     },
   };
 }

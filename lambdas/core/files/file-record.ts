@@ -32,10 +32,8 @@ export interface FileRecord {
 
 export const FILE_ID_PREFIX = "file";
 
-/** `tenants/{tenant}/files/{fileId}.jsonl`: the tenant leads the key, so IAM and lookups can pin it. */
-export function datasetObjectKey(tenantId: string, fileId: string): string {
-  return `tenants/${tenantId}/files/${fileId}.jsonl`;
-}
+/** `tenants/{tenant}/files/{fileId}.jsonl`, as `contract/platform.json` lays it out. */
+export { datasetObjectKey } from "../contract.ts";
 
 /** The tenant and file of a dataset object key, or undefined for any key outside that layout. */
 export function parseDatasetObjectKey(key: string): { tenantId: string; fileId: string } | undefined {

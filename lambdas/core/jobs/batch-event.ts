@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EXIT_CODES } from "../contract.ts";
 import { batchStatusToEvent, type JobEvent } from "./state-machine.ts";
 
 /**
@@ -67,14 +68,14 @@ export function parseBatchStateChange(detail: unknown): BatchStateChange | undef
 }
 
 /**
- * The trainer's exit codes (batch-images/trainer/README.md): 2 bad input, 3 out of memory, 1 anything
- * else. The job's error message prefers the trainer's own error event; this is the fallback.
+ * The trainer's exit codes (`contract/platform.json`: 2 bad input, 3 out of memory, 1 anything else).
+ * The job's error message prefers the trainer's own error event; this is the fallback.
  */
 export function failureReason(exitCode: number | undefined, reason: string | undefined): string | undefined {
   switch (exitCode) {
-    case 2:
+    case EXIT_CODES.invalidInput:
       return "the training data, base model or configuration was rejected (see the job's events)";
-    case 3:
+    case EXIT_CODES.outOfMemory:
       return "out of GPU memory; lower batch_size or max_seq_length";
     default:
       return reason;
@@ -82,8 +83,4 @@ export function failureReason(exitCode: number | undefined, reason: string | und
 }
 
 /** The job error `code` for a trainer exit code. */
-export function failureCode(exitCode: number | undefined): string {
-  if (exitCode === 2) return "invalid_training_input";
-  if (exitCode === 3) return "out_of_memory";
-  return "training_failed";
-}
+export { failureCode } from "../contract.ts";

@@ -1,17 +1,13 @@
-import { z } from "zod";
+import { checkpointManifestSchema } from "../contract.ts";
 import { CHECKPOINT_ID_PREFIX } from "./ids.ts";
 import type { CheckpointRecord, JobRecord } from "./wire.ts";
 
 /**
  * Checkpoints are not stored in DynamoDB: the trainer's `checkpoints/step-N/checkpoint.json` (written
- * last, so its presence means the checkpoint is complete) is the record. This reads one.
+ * last, so its presence means the checkpoint is complete) is the record. This reads one; its fields are
+ * `contract/platform.json`'s `checkpointManifest`.
  */
-const manifestSchema = z.object({
-  step: z.number().int().nonnegative(),
-  created_at: z.number().optional(),
-  metrics: z.record(z.string(), z.number().nullable()).optional(),
-  trained_tokens: z.number().optional(),
-});
+const manifestSchema = checkpointManifestSchema;
 
 /** The checkpoint of `job` at `step` from its manifest; undefined when the manifest is not one. */
 export function checkpointFromManifest(

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { allowedMethods, type BaseModel, type TrainingMethod } from "../catalog/base-models.ts";
+import { CATALOG_FILE, numericSpec } from "../catalog/catalog-file.ts";
 import { InvalidRequestError } from "../errors.ts";
 
 /**
@@ -33,43 +34,73 @@ export type HyperparameterName =
   | "lora_dropout"
   | "max_seq_length";
 
-/** The LoRA-only hyperparameters: rejected for `full`. */
-export const LORA_ONLY: readonly HyperparameterName[] = ["lora_r", "lora_alpha", "lora_dropout"];
+type Bound = { min: number; max: number; integer: boolean; exclusiveMin?: boolean };
 
-/** Bounds, inclusive unless said otherwise; `max_seq_length`'s upper bound is the base model's. */
-export const BOUNDS = {
-  n_epochs: { min: 1, max: 50, integer: true },
-  batch_size: { min: 1, max: 256, integer: true },
-  learning_rate_multiplier: { min: 0, max: 10, integer: false, exclusiveMin: true },
-  lora_r: { min: 1, max: 256, integer: true },
-  lora_alpha: { min: 1, max: 1024, integer: true },
-  lora_dropout: { min: 0, max: 0.5, integer: false },
-  max_seq_length: { min: 64, max: 1_048_576, integer: true },
-} as const satisfies Record<
-  HyperparameterName,
-  { min: number; max: number; integer: boolean; exclusiveMin?: boolean }
->;
+function bound(name: HyperparameterName): Bound {
+  const spec = numericSpec(name);
+  return {
+    min: spec.min,
+    max: spec.max,
+    integer: spec.type === "integer",
+    ...(spec.exclusiveMin ? { exclusiveMin: true } : {}),
+  };
+}
 
-export const SEED_MAX = 2 ** 31 - 1;
+const NAMES: readonly HyperparameterName[] = [
+  "n_epochs",
+  "batch_size",
+  "learning_rate_multiplier",
+  "lora_r",
+  "lora_alpha",
+  "lora_dropout",
+  "max_seq_length",
+];
+
+/**
+ * Bounds, inclusive unless said otherwise, as `contract/catalog.json` states them (the trainer checks
+ * the same file's numbers); `max_seq_length`'s upper bound is also the base model's.
+ */
+export const BOUNDS: Readonly<Record<HyperparameterName, Bound>> = Object.freeze(
+  Object.fromEntries(NAMES.map((name) => [name, bound(name)])) as Record<HyperparameterName, Bound>,
+);
+
+/** The LoRA-only hyperparameters: those the catalog file lists for `lora` but not for `full`; rejected for `full`. */
+export const LORA_ONLY: readonly HyperparameterName[] = NAMES.filter(
+  (name) =>
+    CATALOG_FILE.methods.lora.hyperparameters.includes(name) &&
+    !CATALOG_FILE.methods.full.hyperparameters.includes(name),
+);
+
+export const SEED_MAX = numericSpec("seed").max;
 
 /** The base learning rate each method's `learning_rate_multiplier` scales (the trainer applies it). */
-export const BASE_LEARNING_RATE: Readonly<Record<TrainingMethod, number>> = { lora: 2e-4, full: 1e-5 };
+export const BASE_LEARNING_RATE: Readonly<Record<TrainingMethod, number>> = {
+  lora: CATALOG_FILE.methods.lora.baseLearningRate,
+  full: CATALOG_FILE.methods.full.baseLearningRate,
+};
 
+const auto = CATALOG_FILE.auto;
 export const AUTO_DEFAULTS = {
-  lora_r: 8,
-  lora_dropout: 0.05,
+  lora_r: requiredDefault("lora_r"),
+  lora_dropout: requiredDefault("lora_dropout"),
   /** max_seq_length when the dataset statistics give no longest example. */
-  max_seq_length: 2048,
-  batch_size_max: 32,
-  batch_size_fraction: 0.002,
-  epochs_target: 3,
-  epochs_max_auto: 25,
-  min_target_examples: 100,
-  max_target_examples: 25_000,
+  max_seq_length: requiredDefault("max_seq_length"),
+  batch_size_max: auto.batchSizeMax,
+  batch_size_fraction: auto.batchSizeFraction,
+  epochs_target: auto.epochsTarget,
+  epochs_max_auto: auto.epochsMaxAuto,
+  min_target_examples: auto.minTargetExamples,
+  max_target_examples: auto.maxTargetExamples,
 } as const;
 
+function requiredDefault(name: HyperparameterName): number {
+  const value = numericSpec(name).default;
+  if (value === null) throw new Error(`contract/catalog.json: ${name} needs a default`);
+  return value;
+}
+
 function describe(name: HyperparameterName): string {
-  const b: { min: number; max: number; integer: boolean; exclusiveMin?: boolean } = BOUNDS[name];
+  const b = BOUNDS[name];
   const kind = b.integer ? "an integer" : "a number";
   const low = b.exclusiveMin ? `greater than ${b.min}` : `from ${b.min}`;
   const high = name === "max_seq_length" ? "the base model's max_seq_length" : String(b.max);
@@ -77,7 +108,7 @@ function describe(name: HyperparameterName): string {
 }
 
 function inBounds(name: HyperparameterName, value: number): boolean {
-  const b: { min: number; max: number; integer: boolean; exclusiveMin?: boolean } = BOUNDS[name];
+  const b = BOUNDS[name];
   if (!Number.isFinite(value)) return false;
   if (b.integer && !Number.isInteger(value)) return false;
   if (b.exclusiveMin ? value <= b.min : value < b.min) return false;
@@ -230,7 +261,8 @@ export function autoBatchSize(examples: number): number {
 
 /** √(batch_size / 8), clamped 0.5–2, rounded to 3 decimals: the base rates are tuned for batches of 8. */
 export function autoLearningRateMultiplier(batchSize: number): number {
-  const multiplier = Math.min(2, Math.max(0.5, Math.sqrt(batchSize / 8)));
+  const rule = auto.learningRateMultiplier;
+  const multiplier = Math.min(rule.max, Math.max(rule.min, Math.sqrt(batchSize / rule.referenceBatchSize)));
   return Math.round(multiplier * 1000) / 1000;
 }
 

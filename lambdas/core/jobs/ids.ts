@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { eventKey as contractEventKey } from "../contract.ts";
 import { isId, newId } from "../ids.ts";
 
 /**
@@ -32,20 +33,10 @@ export function newCheckpointId(now: number = Date.now()): string {
   return newId(CHECKPOINT_ID_PREFIX, now);
 }
 
-/** Partition key of the events table: `{tenantId}#{jobId}` (the tenant leads, as in every tenant-owned key). */
-export function jobKey(tenantId: string, jobId: string): string {
-  return `${tenantId}#${jobId}`;
-}
+/** The events table's keys, as `contract/platform.json` lays them out (the trainer writes events too). */
+export { jobKey } from "../contract.ts";
 
-/**
- * Sort key of the events table: `evt#{epoch ms, 13 digits}#{6 hex}`. Zero-padded millis sort as text
- * until the year 2286; the random tail keeps two events of the same millisecond (trainer and status
- * Lambda writing at once) from overwriting each other.
- */
+/** Sort key of the events table (`evt#{epoch ms, 13 digits}#{6 hex}`); a random tail unless given. */
 export function eventKey(epochMillis: number, randomHex: string = randomBytes(3).toString("hex")): string {
-  if (!Number.isInteger(epochMillis) || epochMillis < 0 || epochMillis >= 1e13) {
-    throw new Error(`epoch millis out of range: ${epochMillis}`);
-  }
-  if (!/^[0-9a-f]{6}$/.test(randomHex)) throw new Error("eventKey needs 6 lowercase hex characters");
-  return `evt#${String(epochMillis).padStart(13, "0")}#${randomHex}`;
+  return contractEventKey(epochMillis, randomHex);
 }

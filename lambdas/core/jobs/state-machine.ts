@@ -1,3 +1,4 @@
+import { CONTRACT } from "../contract.ts";
 import { ConflictError } from "../errors.ts";
 
 /**
@@ -34,7 +35,8 @@ export const JOB_STATUSES = [
 ] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
-export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "cancelled"];
+/** The statuses a job never leaves, as `contract/platform.json` states them for the trainer too. */
+export const TERMINAL_STATUSES: readonly JobStatus[] = CONTRACT.terminalStatuses;
 
 export function isTerminal(status: JobStatus): boolean {
   return TERMINAL_STATUSES.includes(status);

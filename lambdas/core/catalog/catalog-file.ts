@@ -1,0 +1,165 @@
+import { z } from "zod";
+import catalogJson from "../../../contract/catalog.json" with { type: "json" };
+
+/**
+ * `contract/catalog.json`, validated: the one statement of the base models, the model families, the
+ * training methods and every hyperparameter's bounds and defaults. The trainer and the inference image
+ * read the same file (`contract/python/ft_contract/catalog.py` validates it the same way; the contract
+ * tests run both validators over `contract/fixtures/catalogs/`). This module checks the file's shape;
+ * `base-models.ts` checks each model entry (the schema an operator's override goes through too).
+ */
+
+/** Training methods: LoRA adapters (PEFT) or full-parameter training. Code switches on them, so they are fixed here. */
+export const TRAINING_METHODS = ["lora", "full"] as const;
+export type TrainingMethod = (typeof TRAINING_METHODS)[number];
+
+/** Chat template / model family: the keys of the file's `families` (the trainer has a template for each). */
+export type ModelFamily = keyof typeof catalogJson.families;
+
+/** A hyperparameter the trainer accepts, named as in `HYPERPARAMETERS`. */
+export type HyperparameterKey = keyof typeof catalogJson.hyperparameters;
+
+const bound = z.number().finite();
+
+const numericSchema = (type: "integer" | "number") =>
+  z
+    .object({
+      type: z.literal(type),
+      min: bound,
+      max: bound,
+      /** The minimum itself is not allowed (a learning rate of 0 would not train). */
+      exclusiveMin: z.boolean().optional(),
+      default: bound.nullable(),
+      /** Whether a job request may set it (`method.hyperparameters`); otherwise a trainer knob. */
+      api: z.boolean(),
+    })
+    .strict()
+    .refine((spec) => spec.min <= spec.max, { message: "min must not exceed max" })
+    .refine((spec) => type === "number" || (Number.isInteger(spec.min) && Number.isInteger(spec.max)), {
+      message: "integer bounds must be integers",
+    });
+
+const hyperparameterSpecSchema = z.union([
+  numericSchema("integer"),
+  numericSchema("number"),
+  z
+    .object({
+      type: z.literal("enum"),
+      values: z.array(z.string()).min(1),
+      default: z.string(),
+      api: z.boolean(),
+    })
+    .strict(),
+  z.object({ type: z.literal("boolean"), default: z.boolean(), api: z.boolean() }).strict(),
+]);
+export type HyperparameterSpec = z.infer<typeof hyperparameterSpecSchema>;
+export type NumericHyperparameterSpec = Extract<HyperparameterSpec, { type: "integer" | "number" }>;
+
+const methodSchema = z
+  .object({
+    /** The learning rate `learning_rate_multiplier` 1 means, unless a model sets its own. */
+    baseLearningRate: z.number().positive(),
+    /** The request hyperparameters this method takes. */
+    hyperparameters: z.array(z.string()).min(1),
+  })
+  .strict();
+
+const familySchema = z
+  .object({
+    /** The modules LoRA adapts: module names, or PEFT's `all-linear`. */
+    loraTargets: z.union([z.array(z.string().min(1)).min(1), z.literal("all-linear")]),
+  })
+  .strict();
+
+const autoSchema = z
+  .object({
+    epochsTarget: z.number().int().positive(),
+    epochsMaxAuto: z.number().int().positive(),
+    minTargetExamples: z.number().int().positive(),
+    maxTargetExamples: z.number().int().positive(),
+    batchSizeMax: z.number().int().positive(),
+    batchSizeFraction: z.number().positive(),
+    learningRateMultiplier: z
+      .object({
+        referenceBatchSize: z.number().positive(),
+        min: z.number().positive(),
+        max: z.number().positive(),
+      })
+      .strict(),
+  })
+  .strict();
+
+const REQUIRED_HYPERPARAMETERS = [
+  "n_epochs",
+  "batch_size",
+  "learning_rate_multiplier",
+  "lora_r",
+  "lora_alpha",
+  "lora_dropout",
+  "max_seq_length",
+  "seed",
+  "learning_rate",
+] as const;
+
+export const catalogFileSchema = z
+  .object({
+    $comment: z.string().optional(),
+    methods: z.object({ lora: methodSchema, full: methodSchema }).strict(),
+    families: z.record(z.string().regex(/^[a-z][a-z0-9]*$/), familySchema),
+    hyperparameters: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), hyperparameterSpecSchema),
+    auto: autoSchema,
+    /** Model entries: checked one by one against `base-models.ts`'s schema. */
+    models: z.array(z.record(z.string(), z.unknown())).min(1),
+  })
+  .strict()
+  .superRefine((file, ctx) => {
+    for (const name of REQUIRED_HYPERPARAMETERS) {
+      const spec = file.hyperparameters[name];
+      if (!spec || (spec.type !== "integer" && spec.type !== "number")) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["hyperparameters", name],
+          message: "required numeric hyperparameter",
+        });
+      }
+    }
+    for (const method of TRAINING_METHODS) {
+      for (const name of file.methods[method].hyperparameters) {
+        if (!file.hyperparameters[name]?.api) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["methods", method, "hyperparameters"],
+            message: `'${name}' is not a hyperparameter a request may set`,
+          });
+        }
+      }
+    }
+  });
+
+export type CatalogFile = z.infer<typeof catalogFileSchema>;
+
+/** Parses a catalog file; throws an Error naming the first bad path. */
+export function parseCatalogFile(value: unknown, source = "contract/catalog.json"): CatalogFile {
+  const parsed = catalogFileSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const path = issue?.path.map(String).join(".") || "(root)";
+  throw new Error(`Invalid ${source} at ${path}: ${issue?.message ?? "invalid"}.`);
+}
+
+/** The platform's catalog file, validated at module load (a broken file fails the cold start). */
+export const CATALOG_FILE: CatalogFile = parseCatalogFile(catalogJson);
+
+/** The model families, in file order. */
+export const MODEL_FAMILIES = Object.keys(CATALOG_FILE.families) as ModelFamily[];
+
+/** The numeric spec of a hyperparameter (bounds, default). */
+export function numericSpec(name: HyperparameterKey): NumericHyperparameterSpec {
+  const spec = CATALOG_FILE.hyperparameters[name];
+  if (spec?.type !== "integer" && spec?.type !== "number") throw new Error(`${name} is not numeric`);
+  return spec;
+}
+
+/** The highest base learning rate a model may set: with the largest multiplier it stays a valid `learning_rate`. */
+export const MAX_BASE_LEARNING_RATE =
+  numericSpec("learning_rate").max / numericSpec("learning_rate_multiplier").max;
