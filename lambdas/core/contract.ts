@@ -114,11 +114,13 @@ export const checkpointPrefix = (step: number): string => fill(s3.checkpoint, { 
 /** The step of a key under a job's `checkpoints/`, or undefined when it is not `…/step-N/…`. */
 export function checkpointStepOf(keyUnderCheckpoints: string): number | undefined {
   const [before, after] = s3.checkpoint.slice(s3.checkpoints.length).split("{step}");
-  const match = new RegExp(`^${escape(before ?? "")}(\\d+)${escape(after ?? "")}`).exec(keyUnderCheckpoints);
+  const match = new RegExp(`^${escapeRegExp(before ?? "")}(\\d+)${escapeRegExp(after ?? "")}`).exec(
+    keyUnderCheckpoints,
+  );
   return match ? Number(match[1]) : undefined;
 }
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
