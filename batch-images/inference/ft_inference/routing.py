@@ -1,7 +1,7 @@
 """Pure request routing for the proxy: which model vLLM must serve a request with, where an adapter
 lives on local disk, the adapter table (in-flight counts, LRU eviction), and body/stream rewrites.
 
-No I/O and no third-party imports: unit-tested without vLLM, S3 or a network.
+No I/O and no third-party imports (ft_contract is the platform's own): unit-tested without vLLM, S3 or a network.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from ft_contract import HeaderError, read_ft_headers
 
 Kind = Literal["base", "lora", "full"]
 
@@ -59,17 +61,16 @@ def route(model: str, headers: Mapping[str, str], deployment: Deployment) -> Rou
     x-ft-artifact-uri)."""
     if not model:
         raise RouteError(400, "'model' must be a non-empty string", param="model")
-    artifact = headers.get("x-ft-artifact-uri") or None
-    method = (headers.get("x-ft-method") or "").lower() or None
-    base = headers.get("x-ft-base-model") or (model if artifact is None else deployment.base_model)
+    try:
+        asked = read_ft_headers(headers)
+    except HeaderError as error:
+        raise RouteError(400, str(error)) from error
+    artifact, method = asked.artifact_uri, asked.method
+    base = asked.base_model or (model if artifact is None else deployment.base_model)
     if artifact is None:
-        if method not in (None, "base"):
-            raise RouteError(400, f"x-ft-method {method!r} needs an x-ft-artifact-uri header")
         if deployment.full_artifact is not None or model != deployment.base_model:
             raise not_found(f"The model '{model}' does not exist on this deployment")
         return Route("base", model, deployment.served_name)
-    if method not in ("lora", "full"):
-        raise RouteError(400, "x-ft-method must be 'lora' or 'full' with an x-ft-artifact-uri header")
     if not artifact.startswith("s3://") or ".." in artifact.split("/") or len(artifact.split("/")) < 5:
         raise RouteError(400, f"x-ft-artifact-uri {artifact!r} is not an s3://bucket/prefix/ URI")
     if base != deployment.base_model:

@@ -78,10 +78,12 @@ export function trainerEnvironment(
     BASE_MODEL_URI: `s3://${where.artifactsBucket}/${baseModel.weightsPrefix}`,
     TRAINING_FILE_URI: dataset(job.trainingFile),
     OUTPUT_URI: `s3://${where.artifactsBucket}/${jobArtifactKeys(job.tenantId, job.jobId, job.method).root}`,
-    HYPERPARAMETERS: hyperparametersEnv(job.hyperparameters, baseModel.methods[job.method]?.baseLearningRate),
+    HYPERPARAMETERS: hyperparametersEnv(job.hyperparameters),
     JOBS_TABLE: where.jobsTable,
     EVENTS_TABLE: where.eventsTable,
-    MODEL_FAMILY: baseModel.family,
+    // The catalog entry as this catalog (override included) has it: the trainer takes the family, the
+    // model's own base learning rate and its sequence limit from it, validated by the catalog's rules.
+    BASE_MODEL_SPEC: JSON.stringify(baseModel),
   };
   if (job.validationFile) env.VALIDATION_FILE_URI = dataset(job.validationFile);
   // The container's launcher (ft_trainer.launch) starts FT_NPROC_PER_NODE torchrun workers on each of

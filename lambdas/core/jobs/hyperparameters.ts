@@ -283,8 +283,11 @@ export function deriveSeed(jobId: string): number {
   return createHash("sha256").update(jobId, "utf8").digest().readUInt32BE(0) & SEED_MAX;
 }
 
-/** The `HYPERPARAMETERS` environment value for the trainer: the resolved set as JSON, keys in a fixed order. */
-export function hyperparametersEnv(resolved: ResolvedHyperparameters, baseLearningRate?: number): string {
+/**
+ * The `HYPERPARAMETERS` environment value for the trainer: the resolved set as JSON, keys in a fixed
+ * order. A model's own base learning rate reaches the trainer in its catalog entry (`BASE_MODEL_SPEC`).
+ */
+export function hyperparametersEnv(resolved: ResolvedHyperparameters): string {
   return JSON.stringify({
     n_epochs: resolved.n_epochs,
     batch_size: resolved.batch_size,
@@ -294,9 +297,5 @@ export function hyperparametersEnv(resolved: ResolvedHyperparameters, baseLearni
     lora_dropout: resolved.lora_dropout,
     max_seq_length: resolved.max_seq_length,
     seed: resolved.seed,
-    // Only for a model whose catalog entry sets its own base rate: the trainer then uses it as is.
-    ...(baseLearningRate !== undefined
-      ? { learning_rate: baseLearningRate * resolved.learning_rate_multiplier }
-      : {}),
   });
 }

@@ -65,18 +65,19 @@ describe("the trainer's environment for a job", () => {
       OUTPUT_URI: `s3://art/tenants/${TENANT}/jobs/${JOB}/`,
       JOBS_TABLE: "ft-jobs",
       EVENTS_TABLE: "ft-job-events",
-      MODEL_FAMILY: "tiny",
     });
+    expect(JSON.parse(env.BASE_MODEL_SPEC!)).toEqual(findBaseModel("tiny-chat"));
     expect(env.VALIDATION_FILE_URI).toBeUndefined();
   });
 
-  it("sends an absolute learning rate only for a model with its own base rate", () => {
-    const tiny = JSON.parse(trainerEnvironment(job, findBaseModel("tiny-chat")!, where).HYPERPARAMETERS!);
-    expect(tiny.learning_rate).toBeCloseTo(1e-3 * 2);
+  it("sends the multiplier, and a model's own base rate in its catalog entry (the trainer multiplies)", () => {
+    const env = trainerEnvironment(job, findBaseModel("tiny-chat")!, where);
+    expect(JSON.parse(env.HYPERPARAMETERS!).learning_rate).toBeUndefined();
+    expect(JSON.parse(env.BASE_MODEL_SPEC!).methods.lora.baseLearningRate).toBe(1e-3);
     const glm = findBaseModel("chatglm3-6b", DEFAULT_CATALOG)!;
-    const standard = JSON.parse(trainerEnvironment({ ...job, model: glm.name }, glm, where).HYPERPARAMETERS!);
-    expect(standard.learning_rate).toBeUndefined();
-    expect(standard.learning_rate_multiplier).toBe(2);
+    const standard = trainerEnvironment({ ...job, model: glm.name }, glm, where);
+    expect(JSON.parse(standard.HYPERPARAMETERS!).learning_rate_multiplier).toBe(2);
+    expect(JSON.parse(standard.BASE_MODEL_SPEC!).methods.lora.baseLearningRate).toBeUndefined();
   });
 
   it("points a succeeded job's model at adapter/ for LoRA and model/ for full", () => {

@@ -3,118 +3,108 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-from dataclasses import asdict, dataclass
-from typing import Literal, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal, Mapping
+
+from ft_contract import CatalogError, ModelSpec, load_catalog, parse_model
 
 from .chat_format import FAMILIES, Family
 
 Method = Literal["lora", "full"]
 
-# What learning_rate_multiplier scales; the same numbers as the API's BASE_LEARNING_RATE.
-BASE_LEARNING_RATE: dict[Method, float] = {"lora": 2e-4, "full": 1e-5}
+# contract/catalog.json: every hyperparameter's bounds and default, the methods' base learning rates and
+# the model families, as the API reads them too (lambdas/core/catalog).
+CATALOG = load_catalog()
 
 
 class ConfigError(ValueError):
     """Bad input in the job's configuration: reported as an error event, exit code 2."""
 
 
+def _default(name: str) -> Any:
+    return CATALOG.hyperparameters[name].default
+
+
 @dataclass(frozen=True)
 class Hyperparameters:
-    """Every knob with its default; "auto" or absent means the default. Bounds are checked in `parse`."""
+    """Every knob with its catalog default; "auto" or absent means the default. Bounds are checked in `parse`."""
 
-    n_epochs: int = 3
-    batch_size: int = 8
-    learning_rate_multiplier: float = 1.0
-    lora_r: int = 8
-    lora_alpha: int = 16  # "auto" or absent: 2 × lora_r
-    lora_dropout: float = 0.05
+    n_epochs: int = _default("n_epochs")
+    batch_size: int = _default("batch_size")
+    learning_rate_multiplier: float = _default("learning_rate_multiplier")
+    lora_r: int = _default("lora_r")
+    lora_alpha: int = _default("lora_alpha")  # "auto" or absent: 2 × lora_r
+    lora_dropout: float = _default("lora_dropout")
     # Capped by the tokenizer's model_max_length; the API resolves "auto" from the data's longest example.
-    max_seq_length: int = 2048
-    seed: int = 42
-    # Absolute learning rate; overrides base rate × multiplier (BASE_LEARNING_RATE).
-    learning_rate: float | None = None
-    warmup_ratio: float = 0.03
-    lr_scheduler: Literal["linear", "cosine"] = "cosine"
-    weight_decay: float = 0.0
-    gradient_accumulation_steps: int = 1
+    max_seq_length: int = _default("max_seq_length")
+    seed: int = _default("seed")
+    # Absolute learning rate; overrides the base rate × multiplier (the catalog's, see learning_rate_for).
+    learning_rate: float | None = _default("learning_rate")
+    warmup_ratio: float = _default("warmup_ratio")
+    lr_scheduler: Literal["linear", "cosine"] = _default("lr_scheduler")
+    weight_decay: float = _default("weight_decay")
+    gradient_accumulation_steps: int = _default("gradient_accumulation_steps")
     # Recompute activations in the backward pass: less memory for about a third more compute.
-    gradient_checkpointing: bool = False
-    checkpoint_every_steps: int = 100
-    eval_every_steps: int = 50
+    gradient_checkpointing: bool = _default("gradient_checkpointing")
+    checkpoint_every_steps: int = _default("checkpoint_every_steps")
+    eval_every_steps: int = _default("eval_every_steps")
     # Seconds between metrics events (first and last step, evals and checkpoints always report).
-    metrics_interval_seconds: float = 15.0
+    metrics_interval_seconds: float = _default("metrics_interval_seconds")
 
     def learning_rate_for(self, method: Method) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        return BASE_LEARNING_RATE[method] * self.learning_rate_multiplier
+        return CATALOG.base_learning_rate(method) * self.learning_rate_multiplier
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
 
-_INT_BOUNDS: dict[str, tuple[int, int]] = {
-    "n_epochs": (1, 50),
-    "batch_size": (1, 256),
-    "lora_r": (1, 256),
-    "lora_alpha": (1, 1024),
-    "max_seq_length": (16, 131072),
-    "seed": (0, 2**31 - 1),
-    "gradient_accumulation_steps": (1, 1024),
-    "checkpoint_every_steps": (1, 10**7),
-    "eval_every_steps": (1, 10**7),
-}
-_FLOAT_BOUNDS: dict[str, tuple[float, float]] = {
-    "learning_rate_multiplier": (1e-6, 10.0),
-    "lora_dropout": (0.0, 0.5),
-    "learning_rate": (1e-8, 1.0),
-    "warmup_ratio": (0.0, 0.5),
-    "weight_decay": (0.0, 1.0),
-    "metrics_interval_seconds": (0.0, 3600.0),
-}
+_FIELDS = set(Hyperparameters.__dataclass_fields__)
+if _FIELDS != set(CATALOG.hyperparameters):
+    # A knob in the catalog that the trainer does not have (or the reverse) is a release mistake.
+    raise RuntimeError(
+        f"catalog hyperparameters and the trainer's differ: {sorted(_FIELDS ^ set(CATALOG.hyperparameters))}"
+    )
 
 
-def parse_hyperparameters(raw: Mapping[str, object]) -> Hyperparameters:
+def parse_hyperparameters(raw: Mapping[str, object], model: ModelSpec | None = None) -> Hyperparameters:
+    """`HYPERPARAMETERS` checked against the catalog's bounds; `max_seq_length` also against the model's
+    limit, and a model's own base learning rate (the catalog's `baseLearningRate`) applied."""
     values: dict[str, object] = {}
-    known = set(Hyperparameters.__dataclass_fields__)
     for key, value in raw.items():
-        if key not in known:
+        if key not in _FIELDS:
             raise ConfigError(f"unknown hyperparameter {key!r}")
         if value == "auto" or value is None:
             continue
-        if key in _INT_BOUNDS:
-            lo, hi = _INT_BOUNDS[key]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or int(value) != value
-                or not lo <= value <= hi
-            ):
-                raise ConfigError(f"{key} must be an integer from {lo} to {hi}, got {value!r}")
-            values[key] = int(value)
-        elif key in _FLOAT_BOUNDS:
-            lo_f, hi_f = _FLOAT_BOUNDS[key]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or not lo_f <= value <= hi_f
-            ):
-                raise ConfigError(f"{key} must be a number from {lo_f} to {hi_f}, got {value!r}")
-            values[key] = float(value)
-        elif key == "lr_scheduler":
-            if value not in ("linear", "cosine"):
-                raise ConfigError("lr_scheduler must be 'linear' or 'cosine'")
-            values[key] = value
-        elif key == "gradient_checkpointing":
-            if not isinstance(value, bool):
-                raise ConfigError("gradient_checkpointing must be true or false")
-            values[key] = value
+        try:
+            values[key] = CATALOG.hyperparameters[key].check(value)
+        except CatalogError as error:
+            raise ConfigError(str(error)) from error
     if "lora_alpha" not in values:  # as the API resolves it: twice the rank
-        values["lora_alpha"] = min(1024, 2 * int(values.get("lora_r", Hyperparameters.lora_r)))  # type: ignore[call-overload]
-    return Hyperparameters(**values)  # type: ignore[arg-type]
+        alpha = CATALOG.hyperparameters["lora_alpha"]
+        rank = int(values.get("lora_r", Hyperparameters.lora_r))  # type: ignore[call-overload]
+        values["lora_alpha"] = min(int(alpha.max or 0), 2 * rank)
+    hyperparameters = Hyperparameters(**values)  # type: ignore[arg-type]
+    if model is not None:
+        if hyperparameters.max_seq_length > model.max_seq_length:
+            raise ConfigError(
+                f"max_seq_length may be at most {model.max_seq_length} for base model {model.name!r}"
+            )
+    return hyperparameters
+
+
+def with_model_learning_rate(
+    hyperparameters: Hyperparameters, method: Method, model: ModelSpec
+) -> Hyperparameters:
+    """The model's own base rate × multiplier as `learning_rate`, when the catalog sets one for the method
+    and the job gives no explicit rate (a 1.4 M-parameter model learns at 1e-3 where a 6 B one diverges)."""
+    spec = model.methods.get(method)
+    if hyperparameters.learning_rate is not None or spec is None or spec.base_learning_rate is None:
+        return hyperparameters
+    rate = spec.base_learning_rate * hyperparameters.learning_rate_multiplier
+    return replace(hyperparameters, learning_rate=float(CATALOG.hyperparameters["learning_rate"].check(rate)))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -130,6 +120,8 @@ class JobConfig:
     jobs_table: str | None
     events_table: str | None
     family: Family | None
+    # The catalog entry of the base model (BASE_MODEL_SPEC, sent by the dispatcher), when known.
+    base_model: ModelSpec | None = None
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -137,6 +129,20 @@ def _required(env: Mapping[str, str], name: str) -> str:
     if not value:
         raise ConfigError(f"environment variable {name} is required")
     return value
+
+
+def base_model_from_environment(env: Mapping[str, str]) -> ModelSpec | None:
+    """BASE_MODEL_SPEC: the base model's catalog entry as the API's catalog (with the operator's override)
+    has it, validated by the same rules as `contract/catalog.json`'s entries."""
+    raw = env.get("BASE_MODEL_SPEC")
+    if not raw:
+        return None
+    try:
+        return parse_model(json.loads(raw), CATALOG, "BASE_MODEL_SPEC")
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"BASE_MODEL_SPEC is not valid JSON: {error}") from error
+    except CatalogError as error:
+        raise ConfigError(str(error)) from error
 
 
 def from_environment(env: Mapping[str, str] = os.environ) -> JobConfig:
@@ -149,9 +155,13 @@ def from_environment(env: Mapping[str, str] = os.environ) -> JobConfig:
         raise ConfigError(f"HYPERPARAMETERS is not valid JSON: {error}") from error
     if not isinstance(raw, dict):
         raise ConfigError("HYPERPARAMETERS must be a JSON object")
-    family = env.get("MODEL_FAMILY") or None
+    model = base_model_from_environment(env)
+    if model is not None and method not in model.methods:
+        raise ConfigError(f"base model {model.name!r} can not be trained with method {method!r}")
+    family = model.family if model is not None else env.get("MODEL_FAMILY") or None
     if family is not None and family not in FAMILIES:
         raise ConfigError(f"MODEL_FAMILY must be one of {', '.join(FAMILIES)}")
+    hyperparameters = parse_hyperparameters(raw, model)
     return JobConfig(
         job_id=_required(env, "JOB_ID"),
         tenant_id=_required(env, "TENANT_ID"),
@@ -160,8 +170,11 @@ def from_environment(env: Mapping[str, str] = os.environ) -> JobConfig:
         training_file_uri=_required(env, "TRAINING_FILE_URI"),
         validation_file_uri=env.get("VALIDATION_FILE_URI") or None,
         output_uri=_required(env, "OUTPUT_URI").rstrip("/") + "/",
-        hyperparameters=parse_hyperparameters(raw),
+        hyperparameters=with_model_learning_rate(hyperparameters, method, model)
+        if model
+        else hyperparameters,  # type: ignore[arg-type]
         jobs_table=env.get("JOBS_TABLE") or None,
         events_table=env.get("EVENTS_TABLE") or None,
         family=family,  # type: ignore[arg-type]
+        base_model=model,
     )

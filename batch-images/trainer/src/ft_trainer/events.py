@@ -1,4 +1,5 @@
-"""Job events in the events table (partition `{tenant}#{job}`, sort `evt#{millis:013}#{hex}`)."""
+"""Job events in the events table, keyed as `contract/platform.json` says (partition `{tenant}#{job}`,
+sort `evt#{millis:013}#{hex}`), like the Lambdas' own events."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 import time
 from decimal import Decimal
 from typing import Any, Literal, Protocol
+
+from ft_contract import load_platform
 
 from .aws import client_options
 
@@ -35,13 +38,16 @@ class DynamoEventSink:
         import boto3
 
         self._table = (client or boto3.resource("dynamodb", **client_options())).Table(table_name)
-        self._job_key = f"{tenant_id}#{job_id}"
+        self._contract = load_platform()
+        self._job_key = self._contract.job_key(tenant_id, job_id)
 
     def _put(self, kind: str, level: Level, text: str, data: dict[str, Any] | None) -> None:
         now = time.time()
         item: dict[str, Any] = {
             "jobKey": self._job_key,
-            "eventKey": f"evt#{int(now * 1000):013d}#{secrets.token_hex(3)}",
+            "eventKey": self._contract.event_key(
+                int(now * 1000), secrets.token_hex(self._contract.random_hex_chars // 2)
+            ),
             "id": "ftevent-" + secrets.token_hex(12),
             "createdAt": int(now),
             "level": level,

@@ -16,6 +16,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ft_contract import HeaderError, read_ft_headers
 from typing import Any, Literal
 
 from .chat_format import Family, check_tokenizer, stop_tokens
@@ -43,18 +45,16 @@ class ModelSpec:
 
 def spec_from_request(model: str, headers: Mapping[str, str]) -> ModelSpec:
     """The weights a request needs. `headers` must answer lower-case names."""
-    artifact = headers.get("x-ft-artifact-uri") or None
-    method = (headers.get("x-ft-method") or "").lower() or None
-    base = headers.get("x-ft-base-model") or model
+    try:
+        asked = read_ft_headers(headers)
+    except HeaderError as error:
+        raise bad_request(str(error)) from error
+    base = asked.base_model or model
     if not _NAME.match(base):
         raise model_not_found(f"The model '{base}' does not exist")
-    if artifact is None:
-        if method not in (None, "base"):
-            raise bad_request(f"x-ft-method {method!r} needs an x-ft-artifact-uri header")
+    if asked.artifact_uri is None:
         return ModelSpec(base, "base")
-    if method not in ("lora", "full"):
-        raise bad_request("x-ft-method must be 'lora' or 'full' with an x-ft-artifact-uri header")
-    return ModelSpec(base, method, artifact)  # type: ignore[arg-type]
+    return ModelSpec(base, asked.method, asked.artifact_uri)  # type: ignore[arg-type]
 
 
 class ArtifactCache:

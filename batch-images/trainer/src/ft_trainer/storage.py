@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ft_contract import load_platform
+
 from .aws import client_options
 from .config import ConfigError
 
@@ -37,7 +39,7 @@ def check_tenant_uri(uri: str, tenant_id: str, what: str) -> S3Uri:
     """Training, validation and output URIs must be S3 keys under `tenants/{tenant}/`: a job can never
     read or write another tenant's data, whatever its configuration says."""
     parsed = parse_s3(uri)
-    prefix = f"tenants/{tenant_id}/"
+    prefix = load_platform().tenant_prefix(tenant_id)
     if parsed is None or not parsed.key.startswith(prefix) or ".." in parsed.key.split("/"):
         raise ConfigError(f"{what} {uri!r} is outside this tenant's prefix s3://<bucket>/{prefix}")
     return parsed
@@ -47,8 +49,9 @@ def check_base_model_uri(uri: str) -> S3Uri | Path:
     """Base models are shared: `s3://<bucket>/base-models/...`, or a local directory (local platform)."""
     parsed = parse_s3(uri)
     if parsed is not None:
-        if not parsed.key.startswith("base-models/") or ".." in parsed.key.split("/"):
-            raise ConfigError(f"base model {uri!r} must be under s3://<bucket>/base-models/")
+        shared = load_platform().s3["baseModelsPrefix"]
+        if not parsed.key.startswith(shared) or ".." in parsed.key.split("/"):
+            raise ConfigError(f"base model {uri!r} must be under s3://<bucket>/{shared}")
         return parsed
     path = Path(uri.removeprefix("file://"))
     if not path.is_dir():
