@@ -51,7 +51,8 @@ describe("contract/platform.json, TypeScript side", () => {
   });
 
   it("exit codes, job error codes, terminal statuses and headers", () => {
-    for (const { exitCode, code } of cases.failureCodes) expect(failureCode(exitCode ?? undefined)).toBe(code);
+    for (const { exitCode, code } of cases.failureCodes)
+      expect(failureCode(exitCode ?? undefined)).toBe(code);
     expect(EXIT_CODES).toEqual(cases.exitCodes);
     expect(TERMINAL_STATUSES).toEqual(cases.terminalStatuses);
     expect(FT_HEADERS).toEqual(cases.headers);
