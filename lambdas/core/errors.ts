@@ -1,7 +1,7 @@
 /**
  * Named platform errors. Each carries the HTTP status and the OpenAI error envelope fields
- * (`type`, `code`, `param`); lambdas/core/http/error-response.ts is the one place that maps them to a
- * response. Messages are written for the API user: they never contain stack traces or internals.
+ * (`type`, `code`, `param`); `errorResponse` in lambdas/core/http/response.ts is the one place that
+ * maps them to a response. Messages are written for the API user: they never contain stack traces or internals.
  */
 export type ErrorType =
   | "invalid_request_error"
