@@ -1,13 +1,14 @@
-import { Logger } from "@aws-lambda-powertools/logger";
 import type { APIGatewayAuthorizerResult, APIGatewayTokenAuthorizerEvent } from "aws-lambda";
+import { SERVICES } from "../../infra/resources/definitions.ts";
 import { ApiKeysRepository } from "../aws/api-keys-repository.ts";
 import { documentClient } from "../aws/clients.ts";
-import { requiredEnv } from "../aws/env.ts";
+import { tableName } from "../aws/env.ts";
+import { observability } from "../aws/observability.ts";
 import { AuthenticationError } from "../core/errors.ts";
 import { authenticate } from "../core/tenants/authorize.ts";
 
-const logger = new Logger({ serviceName: "authorizer" });
-const keys = new ApiKeysRepository(documentClient(), requiredEnv("API_KEYS_TABLE"));
+const { logger } = observability(SERVICES.authorizer);
+const keys = new ApiKeysRepository(documentClient(), tableName("api-keys"));
 
 /**
  * TOKEN authorizer: `Authorization: Bearer <key>` → tenant id in the request context. The policy covers

@@ -1,15 +1,16 @@
-import { Logger } from "@aws-lambda-powertools/logger";
+import { SERVICES } from "../../infra/resources/definitions.ts";
 import { ApiKeysRepository } from "../aws/api-keys-repository.ts";
 import { documentClient } from "../aws/clients.ts";
-import { requiredEnv } from "../aws/env.ts";
+import { tableName } from "../aws/env.ts";
 import { getModelRecord } from "../aws/model-lookup.ts";
+import { observability, recordChat } from "../aws/observability.ts";
 import { catalogGuard } from "../core/catalog/code-conflicts.ts";
 import { createChatLambdaHandler } from "./lambda.ts";
 import { type ChatDependencies, chatDependenciesFromEnv } from "./service.ts";
 
-const logger = new Logger({ serviceName: "chat" });
-const keys = new ApiKeysRepository(documentClient(), requiredEnv("API_KEYS_TABLE"));
-const modelsTable = requiredEnv("MODELS_TABLE");
+const { logger, metrics } = observability(SERVICES.chat);
+const keys = new ApiKeysRepository(documentClient(), tableName("api-keys"));
+const modelsTable = tableName("models");
 
 const findModel = (modelCode: string) => getModelRecord(documentClient(), modelsTable, modelCode);
 
@@ -29,6 +30,7 @@ export const handler = awslambda.streamifyResponse(
         const deps = chatDependenciesFromEnv(findModel, process.env, {
           log: (entry) => logger.info("chat", { ...entry }),
           logError,
+          recordChat: (sample) => recordChat(metrics, sample),
         });
         const exists = async (code: string) => (await findModel(code)) !== undefined;
         chat = { ...deps, ready: catalogGuard(deps.catalog, exists, logError) };

@@ -1,4 +1,6 @@
-import { type BaseModelCatalog, CATALOG_OVERRIDE_ENV, catalogFromEnv } from "../core/catalog/base-models.ts";
+import { configEnv, type Env } from "../aws/env.ts";
+import type { ChatSample } from "../aws/observability.ts";
+import { type BaseModelCatalog, catalogFromEnv } from "../core/catalog/base-models.ts";
 import { ChatRateLimitError } from "../core/chat/errors.ts";
 import {
   checkMaxTokens,
@@ -49,6 +51,8 @@ export interface ChatLogEntry {
   readonly stream?: boolean;
   readonly chunks?: number;
   readonly upstreamHeadersMs?: number;
+  /** Request received → first streamed chunk written (streams that sent one). */
+  readonly ttftMs?: number;
   readonly durationMs: number;
   readonly usage?: RelayResult["usage"];
 }
@@ -70,24 +74,27 @@ export interface ChatDependencies {
   readonly log?: (entry: ChatLogEntry) => void;
   /** Unexpected errors (500s), with their stack; never shown to the client. */
   readonly logError?: (message: string, details: Record<string, unknown>) => void;
+  /** Time to first token and token counts of an answered request (the chat metrics). */
+  readonly recordChat?: (sample: ChatSample) => void;
 }
 
 /**
- * The chat dependencies from the environment: `INFERENCE_ENDPOINTS` (JSON, see
- * parseInferenceEndpoints), `CHAT_RATE_LIMIT_PER_MINUTE` (default 120, 0 = off), the catalog override
+ * The chat dependencies from the environment (names in `CONFIG_ENV`): the inference endpoints (JSON,
+ * see parseInferenceEndpoints), the rate limit per minute (default 120, 0 = off), the catalog override
  * and the optional `INFERENCE_API_KEY`. Throws on a malformed value (cold start fails loudly).
  */
 export function chatDependenciesFromEnv(
   findModel: FindModel,
-  env: Readonly<Record<string, string | undefined>> = process.env,
+  env: Env = process.env,
   extra: Partial<ChatDependencies> = {},
 ): ChatDependencies {
+  // Not in CONFIG_ENV: no construct sets it; an operator who puts a key on the vLLM servers does.
   const apiKey = env.INFERENCE_API_KEY;
   return {
-    catalog: catalogFromEnv(env[CATALOG_OVERRIDE_ENV]),
+    catalog: catalogFromEnv(configEnv("catalogOverride", env)),
     findModel,
-    endpoints: parseInferenceEndpoints(env.INFERENCE_ENDPOINTS),
-    limiter: new TokenBucketLimiter(rateLimitFromEnv(env.CHAT_RATE_LIMIT_PER_MINUTE)),
+    endpoints: parseInferenceEndpoints(configEnv("inferenceEndpoints", env)),
+    limiter: new TokenBucketLimiter(rateLimitFromEnv(configEnv("chatRateLimitPerMinute", env))),
     ...(apiKey ? { upstreamApiKey: apiKey } : {}),
     ...extra,
   };
@@ -103,7 +110,7 @@ const CHAT_PATH = /(^|\/)chat\/completions\/?$/;
 export async function serveChat(request: ChatRequest, sink: ChatSink, deps: ChatDependencies): Promise<void> {
   const now = deps.now ?? Date.now;
   const started = now();
-  const guarded = guard(sink);
+  const guarded = guard(sink, now);
   let model: string | undefined;
   let stream: boolean | undefined;
   let named: Pick<ChatLogEntry, "user" | "clientRequestId"> = {};
@@ -148,6 +155,17 @@ export async function serveChat(request: ChatRequest, sink: ChatSink, deps: Chat
       guarded,
       deps.fetch,
     );
+    // The first write of a stream that relayed chunks is its first chunk.
+    const ttftMs =
+      chat.stream && result.chunks > 0 && guarded.firstWriteAt !== undefined
+        ? guarded.firstWriteAt - started
+        : undefined;
+    deps.recordChat?.({
+      model,
+      ttftMs,
+      promptTokens: result.usage?.prompt_tokens,
+      completionTokens: result.usage?.completion_tokens,
+    });
     deps.log?.({
       requestId: request.requestId,
       tenantId: request.tenantId,
@@ -156,6 +174,7 @@ export async function serveChat(request: ChatRequest, sink: ChatSink, deps: Chat
       stream,
       status: guarded.status ?? 499,
       ...result,
+      ...(ttftMs !== undefined ? { ttftMs } : {}),
       durationMs: now() - started,
     });
   } catch (error) {
@@ -214,12 +233,18 @@ async function sendError(sink: GuardedSink, error: unknown, requestId: string): 
 interface GuardedSink extends ChatSink {
   readonly status: number | undefined;
   readonly ended: boolean;
+  /** When the first body bytes went out (`now()`), for the time to first token. */
+  readonly firstWriteAt: number | undefined;
 }
 
-/** Remembers whether the response started and ended, so an error knows which form it may take. */
-function guard(sink: ChatSink): GuardedSink {
+/**
+ * Remembers whether the response started and ended, so an error knows which form it may take, and
+ * when its first bytes went out.
+ */
+function guard(sink: ChatSink, now: () => number): GuardedSink {
   let status: number | undefined;
   let ended = false;
+  let firstWriteAt: number | undefined;
   return {
     get status() {
       return status;
@@ -227,12 +252,18 @@ function guard(sink: ChatSink): GuardedSink {
     get ended() {
       return ended;
     },
+    get firstWriteAt() {
+      return firstWriteAt;
+    },
     signal: sink.signal,
     start(code, headers) {
       status = code;
       sink.start(code, headers);
     },
-    write: (chunk) => sink.write(chunk),
+    write(chunk) {
+      firstWriteAt ??= now();
+      return sink.write(chunk);
+    },
     end() {
       ended = true;
       return sink.end();

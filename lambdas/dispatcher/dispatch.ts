@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { JobsRepository } from "../aws/jobs-repository.ts";
+import type { JobOutcomeSample } from "../aws/observability.ts";
 import type { TrainingRunner } from "../aws/training-runner.ts";
 import { type BaseModelCatalog, findBaseModel } from "../core/catalog/base-models.ts";
 import {
@@ -19,6 +20,11 @@ export interface DispatchDependencies {
   readonly locations: TrainingLocations;
   readonly now?: () => number;
   readonly log: (message: string, details: Record<string, unknown>) => void;
+  /**
+   * Counts a job this dispatch failed (the `JobsFinished` metric): such a job never runs, so no Batch
+   * event tells the status function, which counts the outcomes of the runs.
+   */
+  readonly recordOutcome?: (sample: JobOutcomeSample) => void;
 }
 
 /**
@@ -120,11 +126,12 @@ export async function dispatchJob(
   async function record(current: JobRecord, event: JobEvent) {
     const result = transition(current.status, event);
     if (!result.ok) return;
-    await deps.jobs.applyTransition({
+    const applied = await deps.jobs.applyTransition({
       job: current,
       result,
       nowSeconds: nowSeconds(),
       model: { status: "failed" },
     });
+    if (applied) deps.recordOutcome?.({ outcome: "failed", method: current.method });
   }
 }

@@ -1,44 +1,49 @@
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import { Logger } from "@aws-lambda-powertools/logger";
-import { BatchClient } from "@aws-sdk/client-batch";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { documentClient } from "../aws/clients.ts";
-import { requiredEnv } from "../aws/env.ts";
+import { SERVICES } from "../../infra/resources/definitions.ts";
+import { batchClient, documentClient } from "../aws/clients.ts";
+import {
+  bucketName,
+  configEnv,
+  jobTables,
+  requiredConfigEnv,
+  requiredJsonEnv,
+  tableName,
+} from "../aws/env.ts";
 import { JobsRepository } from "../aws/jobs-repository.ts";
-import { BatchTrainingRunner, type TrainingRunner } from "../aws/training-runner.ts";
-import { CATALOG_OVERRIDE_ENV, catalogFromEnv } from "../core/catalog/base-models.ts";
+import { observability, recordJobOutcome } from "../aws/observability.ts";
+import { type BatchTargets, BatchTrainingRunner, type TrainingRunner } from "../aws/training-runner.ts";
+import { catalogFromEnv } from "../core/catalog/base-models.ts";
 import { TRAINING_QUEUE_MAX_RECEIVES, trainingMessageSchema } from "../core/jobs/dispatch.ts";
 import { type DispatchDependencies, dispatchJob } from "./dispatch.ts";
 
-const logger = new Logger({ serviceName: "dispatcher" });
+const { logger, metrics } = observability(SERVICES.dispatcher);
 
 /** The dispatcher's dependencies from the environment; `runner` is AWS Batch unless given (local platform). */
 export function dispatcherDependencies(runner?: TrainingRunner): DispatchDependencies {
   return {
-    jobs: new JobsRepository(documentClient(), {
-      jobs: requiredEnv("JOBS_TABLE"),
-      events: requiredEnv("EVENTS_TABLE"),
-      models: requiredEnv("MODELS_TABLE"),
-    }),
+    jobs: new JobsRepository(documentClient(), jobTables()),
     runner:
       runner ??
-      new BatchTrainingRunner(new BatchClient({}), {
-        jobQueues: JSON.parse(requiredEnv("BATCH_JOB_QUEUES")),
-        jobDefinitions: JSON.parse(requiredEnv("BATCH_JOB_DEFINITIONS")),
+      // The JSON maps are the construct's own output (infra/constructs), not user input.
+      new BatchTrainingRunner(batchClient(), {
+        jobQueues: requiredJsonEnv("batchJobQueues") as BatchTargets["jobQueues"],
+        jobDefinitions: requiredJsonEnv("batchJobDefinitions") as BatchTargets["jobDefinitions"],
         multiNode: {
-          jobQueue: requiredEnv("BATCH_MULTINODE_JOB_QUEUE"),
+          jobQueue: requiredConfigEnv("batchMultinodeJobQueue"),
           // Instance type → job definition ARN.
-          jobDefinitions: JSON.parse(requiredEnv("BATCH_MULTINODE_JOB_DEFINITIONS")),
+          jobDefinitions: requiredJsonEnv("batchMultinodeJobDefinitions") as Record<string, string>,
         },
       }),
-    catalog: catalogFromEnv(process.env[CATALOG_OVERRIDE_ENV]),
+    catalog: catalogFromEnv(configEnv("catalogOverride")),
     locations: {
-      datasetsBucket: requiredEnv("DATASETS_BUCKET"),
-      artifactsBucket: requiredEnv("ARTIFACTS_BUCKET"),
-      jobsTable: requiredEnv("JOBS_TABLE"),
-      eventsTable: requiredEnv("EVENTS_TABLE"),
+      datasetsBucket: bucketName("datasets"),
+      artifactsBucket: bucketName("artifacts"),
+      jobsTable: tableName("jobs"),
+      eventsTable: tableName("job-events"),
     },
     log: (message, details) => logger.warn(message, details),
+    recordOutcome: (sample) => recordJobOutcome(metrics, sample),
   };
 }
 

@@ -1,21 +1,22 @@
-import { Logger } from "@aws-lambda-powertools/logger";
 import type { APIGatewayProxyEvent } from "aws-lambda";
+import { SERVICES } from "../../infra/resources/definitions.ts";
 import { documentClient, s3Client } from "../aws/clients.ts";
-import { requiredEnv } from "../aws/env.ts";
+import { bucketName, tableName } from "../aws/env.ts";
 import { unfinishedJobsUsingFile } from "../aws/file-usage.ts";
 import { FilesRepository } from "../aws/files-repository.ts";
 import { ObjectStore } from "../aws/object-store.ts";
+import { observability } from "../aws/observability.ts";
 import { handleApiEvent } from "../core/http/api-gateway.ts";
 import type { HttpResponse } from "../core/http/response.ts";
 import { Router } from "../core/http/router.ts";
 import { filesRoutes } from "./routes.ts";
 
-const logger = new Logger({ serviceName: "files-api" });
-const jobsTable = requiredEnv("JOBS_TABLE");
+const { logger } = observability(SERVICES.filesApi);
+const jobsTable = tableName("jobs");
 const router = new Router(
   filesRoutes({
-    files: new FilesRepository(documentClient(), requiredEnv("FILES_TABLE")),
-    datasets: new ObjectStore(s3Client(), requiredEnv("DATASETS_BUCKET")),
+    files: new FilesRepository(documentClient(), tableName("files")),
+    datasets: new ObjectStore(s3Client(), bucketName("datasets")),
     unfinishedJobsUsing: (tenantId, fileId) =>
       unfinishedJobsUsingFile(documentClient(), jobsTable, tenantId, fileId),
   }),

@@ -1,14 +1,17 @@
 import type { JobsRepository } from "../aws/jobs-repository.ts";
 import type { ObjectStore } from "../aws/object-store.ts";
+import type { JobOutcome, JobOutcomeSample } from "../aws/observability.ts";
 import { failureCode, parseBatchStateChange } from "../core/jobs/batch-event.ts";
 import { resultArtifactUri } from "../core/jobs/dispatch.ts";
-import { transition } from "../core/jobs/state-machine.ts";
+import { type JobStatus, TERMINAL_STATUSES, transition } from "../core/jobs/state-machine.ts";
 import { type JobRecord, jobArtifactKeys, newJobEventItem } from "../core/jobs/wire.ts";
 
 export interface StatusDependencies {
   readonly jobs: Pick<JobsRepository, "get" | "applyTransition" | "latestErrorEvent">;
   readonly artifacts: Pick<ObjectStore, "getJson"> & { readonly bucket: string };
   readonly now?: () => number;
+  /** Counts a job this event finished (the `JobsFinished` metric), once: only the applied transition. */
+  readonly recordOutcome?: (sample: JobOutcomeSample) => void;
 }
 
 export type StatusOutcome = "applied" | "unchanged" | "rejected" | "ignored" | "stale_run";
@@ -83,10 +86,15 @@ export async function applyBatchStateChange(
       runId: change.batchJobId,
       ...(model ? { model } : {}),
     });
-    if (applied) return "applied";
+    if (applied) {
+      if (isOutcome(result.to)) deps.recordOutcome?.({ outcome: result.to, method: job.method });
+      return "applied";
+    }
   }
   throw new Error(`job ${change.jobId} kept changing while its status was updated`);
 }
+
+const isOutcome = (status: JobStatus): status is JobOutcome => TERMINAL_STATUSES.includes(status);
 
 /** The trainer's result.json, written last: its presence is what "complete" means. */
 async function readResult(job: JobRecord, deps: StatusDependencies) {

@@ -1,22 +1,20 @@
-import { Logger } from "@aws-lambda-powertools/logger";
 import type { EventBridgeEvent } from "aws-lambda";
+import { SERVICES } from "../../infra/resources/definitions.ts";
 import { documentClient, s3Client } from "../aws/clients.ts";
-import { requiredEnv } from "../aws/env.ts";
+import { bucketName, jobTables } from "../aws/env.ts";
 import { JobsRepository } from "../aws/jobs-repository.ts";
 import { ObjectStore } from "../aws/object-store.ts";
+import { observability, recordJobOutcome } from "../aws/observability.ts";
 import { applyBatchStateChange, type StatusDependencies } from "./apply.ts";
 
-const logger = new Logger({ serviceName: "job-status" });
+const { logger, metrics } = observability(SERVICES.jobStatus);
 let deps: StatusDependencies | undefined;
 
 function dependencies(): StatusDependencies {
   deps ??= {
-    jobs: new JobsRepository(documentClient(), {
-      jobs: requiredEnv("JOBS_TABLE"),
-      events: requiredEnv("EVENTS_TABLE"),
-      models: requiredEnv("MODELS_TABLE"),
-    }),
-    artifacts: new ObjectStore(s3Client(), requiredEnv("ARTIFACTS_BUCKET")),
+    jobs: new JobsRepository(documentClient(), jobTables()),
+    artifacts: new ObjectStore(s3Client(), bucketName("artifacts")),
+    recordOutcome: (sample) => recordJobOutcome(metrics, sample),
   };
   return deps;
 }

@@ -1,6 +1,7 @@
 import type { S3EventRecord } from "aws-lambda";
 import type { FilesRepository } from "../aws/files-repository.ts";
 import { ObjectNotFoundError, type ObjectStore } from "../aws/object-store.ts";
+import type { ValidationSample } from "../aws/observability.ts";
 import type { ValidationReport } from "../core/datasets/validate.ts";
 import { parseDatasetObjectKey } from "../core/files/file-record.ts";
 
@@ -10,6 +11,8 @@ export interface ValidatorDependencies {
   readonly validate: (source: ReadableStream<Uint8Array>) => Promise<ValidationReport>;
   readonly log: (level: "info" | "warn", message: string, details: Record<string, unknown>) => void;
   readonly now?: () => number;
+  /** Counts a file this delivery validated (the `FilesValidated` metric); not the skipped ones. */
+  readonly recordValidation?: (sample: ValidationSample) => void;
 }
 
 export type Outcome = "processed" | "error" | "skipped";
@@ -50,7 +53,7 @@ async function validateObject(key: string, eTag: string, deps: ValidatorDependen
     deps.log("info", "file already validated", { key, status: file.status });
     return "skipped";
   }
-  const fail = async (code: string, message: string): Promise<Outcome> => {
+  const fail = async (code: string, message: string, bytes?: number): Promise<Outcome> => {
     await deps.files.transition(owner.tenantId, owner.fileId, ["pending_upload", "uploaded"], "error", {
       validatedAt: now(),
       validatedETag: eTag,
@@ -59,6 +62,7 @@ async function validateObject(key: string, eTag: string, deps: ValidatorDependen
       errorCounts: { [code]: 1 },
       errorsTruncated: false,
     });
+    deps.recordValidation?.({ outcome: "error", bytes });
     return "error";
   };
 
@@ -78,6 +82,7 @@ async function validateObject(key: string, eTag: string, deps: ValidatorDependen
     return fail(
       "size_mismatch",
       `The uploaded object has ${object.bytes} bytes but ${file.bytes} were declared.`,
+      object.bytes,
     );
   }
   const report = await deps.validate(object.body);
@@ -102,6 +107,10 @@ async function validateObject(key: string, eTag: string, deps: ValidatorDependen
           : undefined,
     },
   );
-  if (!changed) deps.log("info", "file changed while validating; result dropped", { key });
-  return changed ? status : "skipped";
+  if (!changed) {
+    deps.log("info", "file changed while validating; result dropped", { key });
+    return "skipped";
+  }
+  deps.recordValidation?.({ outcome: status, lines: report.statistics.lines, bytes: object.bytes });
+  return status;
 }

@@ -16,3 +16,15 @@ export function functionEnvironment(resources: BootstrappedResources): Record<st
   for (const [id, url] of Object.entries(resources.queueUrls)) env[QUEUE_ENV[id as QueueId]] = url;
   return env;
 }
+
+/**
+ * Powertools settings for the handlers this process runs. Metrics are off
+ * (`POWERTOOLS_METRICS_DISABLED`, Powertools' own switch): their EMF lines would only clutter the
+ * terminal and the tests' output; set it to `false` to see them. The Tracer needs nothing: it is off
+ * wherever `AWS_EXECUTION_ENV` is unset, that is outside Lambda.
+ */
+export function localObservabilityEnvironment(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Record<string, string> {
+  return { POWERTOOLS_METRICS_DISABLED: env.POWERTOOLS_METRICS_DISABLED ?? "true" };
+}

@@ -4,18 +4,16 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import { CONFIG_ENV } from "../../infra/resources/definitions.ts";
 import { documentClient, dynamoClient, s3Client, sqsClient } from "../../lambdas/aws/clients.ts";
+import { configEnv } from "../../lambdas/aws/env.ts";
 import { getModelRecord } from "../../lambdas/aws/model-lookup.ts";
 import { createChatService } from "../../lambdas/chat/local.ts";
 import { chatDependenciesFromEnv } from "../../lambdas/chat/service.ts";
-import {
-  CATALOG_OVERRIDE_ENV,
-  catalogFromEnv,
-  contextLimits,
-} from "../../lambdas/core/catalog/base-models.ts";
+import { catalogFromEnv } from "../../lambdas/core/catalog/base-models.ts";
 import { checkCatalogAgainstCodes } from "../../lambdas/core/catalog/code-conflicts.ts";
 import { type BootstrappedResources, bootstrapResources } from "../bootstrap.ts";
-import { functionEnvironment } from "./environment.ts";
+import { functionEnvironment, localObservabilityEnvironment } from "./environment.ts";
 import { createGateway } from "./gateway.ts";
 import { LocalBatch } from "./local-batch.ts";
 import { SqsPoller } from "./sqs-poller.ts";
@@ -66,19 +64,23 @@ export interface PlatformOptions {
 export async function startPlatform(options: PlatformOptions): Promise<LocalPlatform> {
   const log = options.log ?? (() => {});
   if (!process.env.AWS_ENDPOINT_URL) throw new Error("startPlatform needs AWS_ENDPOINT_URL (a LocalStack)");
+  // First: Powertools reads it when a handler builds its Metrics.
+  Object.assign(process.env, localObservabilityEnvironment());
   const resources = await bootstrapResources(
     { s3: s3Client(), sqs: sqsClient(), dynamo: dynamoClient() },
     options.prefix,
   );
+  // The catalog override, when set, is the process's own: the validator, the jobs API and chat read it.
   Object.assign(process.env, functionEnvironment(resources), {
-    CONTEXT_LIMITS: process.env.CONTEXT_LIMITS ?? JSON.stringify(contextLimits()),
-    ...(options.inferenceUrl ? { INFERENCE_ENDPOINTS: JSON.stringify({ "*": options.inferenceUrl }) } : {}),
+    ...(options.inferenceUrl
+      ? { [CONFIG_ENV.inferenceEndpoints]: JSON.stringify({ "*": options.inferenceUrl }) }
+      : {}),
   });
 
   // A catalog naming a model a tenant already holds as a code is refused here, before anything serves.
   const findModel = (code: string) => getModelRecord(documentClient(), resources.tables.models, code);
   await checkCatalogAgainstCodes(
-    catalogFromEnv(process.env[CATALOG_OVERRIDE_ENV]),
+    catalogFromEnv(configEnv("catalogOverride")),
     async (code) => (await findModel(code)) !== undefined,
   );
 

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ObjectNotFoundError } from "../../../lambdas/aws/object-store.ts";
+import type { ValidationSample } from "../../../lambdas/aws/observability.ts";
 import { validateDataset } from "../../../lambdas/core/datasets/validate.ts";
 import type { FileRecord, FileStatus } from "../../../lambdas/core/files/file-record.ts";
 import { processS3Notification } from "../../../lambdas/validator/process.ts";
@@ -142,5 +143,39 @@ describe("validator", () => {
     await expect(processS3Notification(JSON.stringify({ Event: "s3:TestEvent" }), s.deps)).resolves.toEqual(
       [],
     );
+  });
+});
+
+describe("validation metrics", () => {
+  function recording(s: ReturnType<typeof setup>) {
+    const samples: ValidationSample[] = [];
+    return {
+      deps: { ...s.deps, recordValidation: (sample: ValidationSample) => samples.push(sample) },
+      samples,
+    };
+  }
+
+  it("reports a processed file with its lines and bytes", async () => {
+    const { deps, samples } = recording(setup({}, { [key]: valid }));
+    await processS3Notification(event(key), deps);
+    const lines = valid.toString("utf8").trimEnd().split("\n").length;
+    expect(samples).toEqual([{ outcome: "processed", lines, bytes: valid.length }]);
+  });
+
+  it("reports an invalid file, and one whose object is gone without lines or bytes", async () => {
+    const bad = recording(setup({}, { [key]: invalid }));
+    await processS3Notification(event(key), bad.deps);
+    expect(bad.samples).toEqual([{ outcome: "error", lines: expect.any(Number), bytes: invalid.length }]);
+
+    const gone = recording(setup({}, {}));
+    await processS3Notification(event(key), gone.deps);
+    expect(gone.samples).toEqual([{ outcome: "error", bytes: undefined }]);
+  });
+
+  it("reports nothing for a redelivered event or an object that is no file", async () => {
+    const { deps, samples } = recording(setup({ status: "processed" }, { [key]: valid }));
+    await processS3Notification(event(key), deps);
+    await processS3Notification(event("tenants/other/x.jsonl"), deps);
+    expect(samples).toEqual([]);
   });
 });
