@@ -6,12 +6,25 @@ import {
   PutCommand,
   QueryCommand,
   TransactWriteCommand,
+  type TransactWriteCommandInput,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { ConflictError, InvalidRequestError, NotFoundError } from "../core/errors.ts";
 import { jobKey } from "../core/jobs/ids.ts";
-import { modelCodeTaken } from "../core/jobs/model-code.ts";
-import { type JobStatus, TERMINAL_STATUSES, type TransitionResult } from "../core/jobs/state-machine.ts";
+import {
+  type CreateJobOutcome,
+  type DeleteJobOutcome,
+  type DeleteModelOutcome,
+  EventCursorNotFoundError,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type JobFileParam,
+  type JobsStore,
+  type ModelsStore,
+  type NewJob,
+  type Page,
+  type TransitionWrite,
+} from "../core/jobs/ports.ts";
+import { type JobStatus, TERMINAL_STATUSES } from "../core/jobs/state-machine.ts";
 import {
   type FineTunedModelStatus,
   type JobEventItem,
@@ -31,33 +44,15 @@ export interface JobTables {
   readonly idempotency?: string;
 }
 
-/** A stored `Idempotency-Key`: which job a key made, and a hash of the body it was sent with. */
-export interface IdempotencyRecord {
-  /** `{tenantId}#{key}`: keys are scoped to the tenant. */
-  readonly id: string;
-  readonly requestHash: string;
-  readonly jobId: string;
-  /** Epoch seconds; DynamoDB TTL removes the record after it. */
-  readonly expiration: number;
-}
-
-/** Thrown when another request with the same Idempotency-Key committed first: read it and answer with its job. */
-export class IdempotencyRaceError extends Error {
-  constructor() {
-    super("another request with this Idempotency-Key won");
-  }
-}
-
-type Accepted = Extract<TransitionResult, { ok: true }>;
-
 /** A new job stores `batchJobId: null` (a DynamoDB NULL, which exists): "no run yet" is either. */
 const NO_RUN_YET = "(attribute_not_exists(batchJobId) OR attribute_type(batchJobId, :nullType))";
 
 /**
  * The jobs context's tables: jobs, their events, the models they produce, and Idempotency-Keys. Writes
  * that must agree (a job and its model code; a status change and its event) go in one transaction.
+ * Outcomes are reported as the ports declare them; which HTTP answer they make is the jobs API's choice.
  */
-export class JobsRepository {
+export class JobsRepository implements JobsStore, ModelsStore, IdempotencyStore {
   constructor(
     private readonly documents: DynamoDBDocumentClient,
     private readonly tables: JobTables,
@@ -68,73 +63,83 @@ export class JobsRepository {
    * the model code must be free (conditional put on the `models` table, whose key it is — this is
    * what makes codes globally unique), and the Idempotency-Key, when given, must be new.
    */
-  async create(args: {
-    job: JobRecord;
-    model: ModelRecord;
-    events: readonly JobEventItem[];
-    idempotency?: IdempotencyRecord;
-  }): Promise<void> {
+  async create(args: NewJob): Promise<CreateJobOutcome> {
     const { job } = args;
     const { files: filesTable, idempotency: idempotencyTable } = this.tables;
     if (!filesTable || !idempotencyTable)
       throw new Error("JobsRepository.create needs the files and idempotency tables");
-    const files: [string, string][] = [["training_file", job.trainingFile]];
+    const files: [JobFileParam, string][] = [["training_file", job.trainingFile]];
     if (job.validationFile) files.push(["validation_file", job.validationFile]);
-    const items = [
-      ...files.map(([, fileId]) => ({
-        ConditionCheck: {
-          TableName: filesTable,
-          Key: { tenantId: job.tenantId, fileId },
-          ConditionExpression: "#status = :processed",
-          ExpressionAttributeNames: { "#status": "status" },
-          ExpressionAttributeValues: { ":processed": "processed" },
+    const items: NamedItem<CreateCondition>[] = [
+      ...files.map(([param, fileId]) => ({
+        name: param,
+        item: {
+          ConditionCheck: {
+            TableName: filesTable,
+            Key: { tenantId: job.tenantId, fileId },
+            ConditionExpression: "#status = :processed",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: { ":processed": "processed" },
+          },
         },
       })),
       {
-        Put: {
-          TableName: this.tables.jobs,
-          Item: job,
-          ConditionExpression: "attribute_not_exists(jobId)",
+        name: "job_id",
+        item: {
+          Put: { TableName: this.tables.jobs, Item: job, ConditionExpression: "attribute_not_exists(jobId)" },
         },
       },
       {
-        Put: {
-          TableName: this.tables.models,
-          Item: args.model,
-          ConditionExpression: "attribute_not_exists(modelCode)",
+        name: "model_code",
+        item: {
+          Put: {
+            TableName: this.tables.models,
+            Item: args.model,
+            ConditionExpression: "attribute_not_exists(modelCode)",
+          },
         },
       },
-      ...args.events.map((event) => ({ Put: { TableName: this.tables.events, Item: event } })),
-      ...(args.idempotency
-        ? [
-            {
-              Put: {
-                TableName: idempotencyTable,
-                Item: args.idempotency,
-                ConditionExpression: "attribute_not_exists(id)",
-              },
-            },
-          ]
-        : []),
+      ...args.events.map((event) => ({
+        name: "event" as const,
+        item: { Put: { TableName: this.tables.events, Item: event } },
+      })),
     ];
-    try {
-      await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
-    } catch (error) {
-      const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-      if ((error as { name?: string }).name !== "TransactionCanceledException" || !reasons) throw error;
-      const failed = reasons.findIndex((reason) => reason.Code === "ConditionalCheckFailed");
-      if (failed >= 0 && failed < files.length) {
-        const [param, fileId] = files[failed]!;
-        throw new InvalidRequestError(
-          `File ${fileId} is no longer processed (deleted or changed); upload and validate it again.`,
-          param,
-          "invalid_file",
-        );
-      }
-      const modelIndex = files.length + 1;
-      if (failed === modelIndex) throw modelCodeTaken(args.model.modelCode);
-      if (args.idempotency && failed === items.length - 1) throw new IdempotencyRaceError();
-      throw error;
+    if (args.idempotency) {
+      items.push({
+        name: "idempotency_key",
+        item: {
+          Put: {
+            TableName: idempotencyTable,
+            Item: args.idempotency,
+            // TTL removes an expired key only within days: until then it is free to take again.
+            ConditionExpression: "attribute_not_exists(id) OR #expiration < :now",
+            ExpressionAttributeNames: { "#expiration": "expiration" },
+            ExpressionAttributeValues: { ":now": job.createdAt },
+          },
+        },
+      });
+    }
+    const result = await transact(this.documents, items);
+    if (result.committed) return { outcome: "created" };
+    // A taken key decides whatever else failed: the winner with the same key (and, when it sent the
+    // same body, the same model code) explains the rest. Else the first failed item does, files first.
+    if (result.failed.includes("idempotency_key")) return { outcome: "idempotency_key_taken" };
+    const [first] = result.failed;
+    switch (first) {
+      case "training_file":
+      case "validation_file":
+        return {
+          outcome: "file_not_processed",
+          param: first,
+          fileId: files.find(([param]) => param === first)?.[1] ?? "",
+        };
+      case "model_code":
+        return { outcome: "model_code_taken", modelCode: args.model.modelCode };
+      default:
+        // A job id made twice: the ids' 50 random bits make this a bug, not a race to answer.
+        throw new Error(`job ${job.jobId} was not created: its ${first} condition failed`, {
+          cause: result.error,
+        });
     }
   }
 
@@ -145,7 +150,7 @@ export class JobsRepository {
     return Item as JobRecord | undefined;
   }
 
-  async list(tenantId: string, limit: number, after?: string) {
+  async list(tenantId: string, limit: number, after?: string): Promise<Page<JobRecord>> {
     return queryNewestFirst<JobRecord>(this.documents, {
       tableName: this.tables.jobs,
       partitionName: "tenantId",
@@ -161,21 +166,7 @@ export class JobsRepository {
    * `allowedFrom` (and `extraCondition` holds), the event is appended and the model's status follows,
    * all or nothing. False when the condition failed: a concurrent change won, nothing was written.
    */
-  async applyTransition(args: {
-    job: Pick<JobRecord, "tenantId" | "jobId" | "modelCode">;
-    result: Accepted;
-    /** The event to append; the transition's own message by default. */
-    event?: JobEventItem;
-    nowSeconds: number;
-    fields?: Readonly<Record<string, unknown>>;
-    /**
-     * The training run this change is about: stored as `batchJobId`, and the change applies only while
-     * the job has no run yet or this one — so a redelivered dispatch stores nothing twice and events of
-     * another run change nothing.
-     */
-    runId?: string;
-    model?: { status: FineTunedModelStatus; artifactUri?: string | null };
-  }): Promise<boolean> {
+  async applyTransition(args: TransitionWrite): Promise<boolean> {
     const { job, result } = args;
     const fields: Record<string, unknown> = {
       ...args.fields,
@@ -194,26 +185,32 @@ export class JobsRepository {
       condition += ` AND (${NO_RUN_YET} OR #f_batchJobId = :f_batchJobId)`;
       update.values[":nullType"] = "NULL";
     }
-    const items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]["TransactItems"]> = [
+    const items: NamedItem<"job_status" | "event" | "model_job">[] = [
       {
-        Update: {
-          TableName: this.tables.jobs,
-          Key: { tenantId: job.tenantId, jobId: job.jobId },
-          UpdateExpression: update.expression,
-          ConditionExpression: `attribute_exists(jobId) AND ${condition}`,
-          ExpressionAttributeNames: update.names,
-          ExpressionAttributeValues: update.values,
+        name: "job_status",
+        item: {
+          Update: {
+            TableName: this.tables.jobs,
+            Key: { tenantId: job.tenantId, jobId: job.jobId },
+            UpdateExpression: update.expression,
+            ConditionExpression: `attribute_exists(jobId) AND ${condition}`,
+            ExpressionAttributeNames: update.names,
+            ExpressionAttributeValues: update.values,
+          },
         },
       },
       {
-        Put: {
-          TableName: this.tables.events,
-          Item:
-            args.event ??
-            newJobEventItem(job.tenantId, job.jobId, {
-              level: result.message.level,
-              message: result.message.text,
-            }),
+        name: "event",
+        item: {
+          Put: {
+            TableName: this.tables.events,
+            Item:
+              args.event ??
+              newJobEventItem(job.tenantId, job.jobId, {
+                level: result.message.level,
+                message: result.message.text,
+              }),
+          },
         },
       },
     ];
@@ -224,32 +221,33 @@ export class JobsRepository {
       });
       modelUpdate.values[":job"] = job.jobId;
       items.push({
-        Update: {
-          TableName: this.tables.models,
-          Key: { modelCode: job.modelCode },
-          UpdateExpression: modelUpdate.expression,
-          // The model may have been deleted meanwhile; then there is nothing to update, which is fine
-          // only if it belonged to this job — a code reused by a later job must not be touched.
-          ConditionExpression: "attribute_exists(modelCode) AND jobId = :job",
-          ExpressionAttributeNames: modelUpdate.names,
-          ExpressionAttributeValues: modelUpdate.values,
+        name: "model_job",
+        item: {
+          Update: {
+            TableName: this.tables.models,
+            Key: { modelCode: job.modelCode },
+            UpdateExpression: modelUpdate.expression,
+            // The model may have been deleted meanwhile; then there is nothing to update, which is fine
+            // only if it belonged to this job — a code reused by a later job must not be touched.
+            ConditionExpression: "attribute_exists(modelCode) AND jobId = :job",
+            ExpressionAttributeNames: modelUpdate.names,
+            ExpressionAttributeValues: modelUpdate.values,
+          },
         },
       });
     }
-    try {
-      await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
-      return true;
-    } catch (error) {
-      const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-      if ((error as { name?: string }).name !== "TransactionCanceledException" || !reasons) throw error;
-      if (reasons[0]?.Code === "ConditionalCheckFailed") return false;
-      if (args.model && reasons[2]?.Code === "ConditionalCheckFailed") {
-        // The model record is gone (deleted): apply the job's change alone.
-        const { model: _gone, ...rest } = args;
-        return this.applyTransition(rest);
-      }
-      throw error;
+    const outcome = await transact(this.documents, items);
+    if (outcome.committed) return true;
+    // The status moved on (or the job is gone): a concurrent change won.
+    if (outcome.failed.includes("job_status")) return false;
+    if (outcome.failed.includes("model_job")) {
+      // The model record is gone (deleted): apply the job's change alone.
+      const { model: _gone, ...rest } = args;
+      return this.applyTransition(rest);
     }
+    throw new Error(`job ${job.jobId}: the ${outcome.failed.join(", ")} condition failed`, {
+      cause: outcome.error,
+    });
   }
 
   /**
@@ -303,7 +301,7 @@ export class JobsRepository {
     jobId: string,
     limit: number,
     after?: string,
-  ): Promise<{ items: JobEventItem[]; hasMore: boolean }> {
+  ): Promise<Page<JobEventItem>> {
     const collected: JobEventItem[] = [];
     let found = after === undefined;
     for await (const items of this.eventPages(tenantId, jobId, { newestFirst: true, pageSize: 200 })) {
@@ -316,7 +314,7 @@ export class JobsRepository {
         if (collected.length > limit) return { items: collected.slice(0, limit), hasMore: true };
       }
     }
-    if (!found) throw new InvalidRequestError("after must be the id of an event of this job.", "after");
+    if (!found && after !== undefined) throw new EventCursorNotFoundError(after);
     return { items: collected, hasMore: false };
   }
 
@@ -352,10 +350,10 @@ export class JobsRepository {
   }
 
   /**
-   * Deletes a tenant's finished model, freeing its code. 404 when the code is not the tenant's; 409
-   * while its job is still training (the job would otherwise finish into a missing model).
+   * Deletes a tenant's finished model, freeing its code. `not_found` when the code is not the tenant's;
+   * `still_training` while its job has not ended (the job would otherwise finish into a missing model).
    */
-  async deleteModel(tenantId: string, modelCode: string): Promise<void> {
+  async deleteModel(tenantId: string, modelCode: string): Promise<DeleteModelOutcome> {
     try {
       await this.documents.send(
         new DeleteCommand({
@@ -366,15 +364,12 @@ export class JobsRepository {
           ExpressionAttributeValues: { ":t": tenantId, ":pending": "pending" satisfies FineTunedModelStatus },
         }),
       );
+      return { outcome: "deleted" };
     } catch (error) {
       if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;
       const current = await this.getModel(modelCode);
-      if (!current || current.tenantId !== tenantId) throw modelNotFound(modelCode);
-      throw new ConflictError(
-        `The model '${modelCode}' is still training; cancel its job ${current.jobId} first.`,
-        "model_not_ready",
-        "model",
-      );
+      if (!current || current.tenantId !== tenantId) return { outcome: "not_found" };
+      return { outcome: "still_training", jobId: current.jobId };
     }
   }
 
@@ -383,12 +378,7 @@ export class JobsRepository {
    * deleted job's model can still be called and deleted on its own. `not_finished` (nothing deleted)
    * when the job has not ended; `not_found` when it is not the tenant's.
    */
-  async deleteJob(
-    tenantId: string,
-    jobId: string,
-  ): Promise<
-    { outcome: "deleted" } | { outcome: "not_found" } | { outcome: "not_finished"; job: JobRecord }
-  > {
+  async deleteJob(tenantId: string, jobId: string): Promise<DeleteJobOutcome> {
     const values: Record<string, unknown> = {};
     TERMINAL_STATUSES.forEach((status, i) => {
       values[`:end${i}`] = status;
@@ -473,30 +463,25 @@ export class JobsRepository {
       ExpressionAttributeNames: { "#name": "name" },
       ExpressionAttributeValues: { ":name": name, ":t": tenantId, ":job": model.jobId },
     };
-    try {
-      await this.documents.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            { Update: modelUpdate },
-            {
-              Update: {
-                TableName: this.tables.jobs,
-                Key: { tenantId, jobId: model.jobId },
-                UpdateExpression: "SET #name = :name",
-                ConditionExpression: "attribute_exists(jobId)",
-                ExpressionAttributeNames: { "#name": "name" },
-                ExpressionAttributeValues: { ":name": name },
-              },
-            },
-          ],
-        }),
-      );
-    } catch (error) {
-      const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-      if ((error as { name?: string }).name !== "TransactionCanceledException" || !reasons) throw error;
+    const outcome = await transact<"model_owner" | "job_exists">(this.documents, [
+      { name: "model_owner", item: { Update: modelUpdate } },
+      {
+        name: "job_exists",
+        item: {
+          Update: {
+            TableName: this.tables.jobs,
+            Key: { tenantId, jobId: model.jobId },
+            UpdateExpression: "SET #name = :name",
+            ConditionExpression: "attribute_exists(jobId)",
+            ExpressionAttributeNames: { "#name": "name" },
+            ExpressionAttributeValues: { ":name": name },
+          },
+        },
+      },
+    ]);
+    if (!outcome.committed) {
       // The model was deleted (or its code reused) meanwhile: as if it never was the tenant's.
-      if (reasons[0]?.Code === "ConditionalCheckFailed") return undefined;
-      if (reasons[1]?.Code !== "ConditionalCheckFailed") throw error;
+      if (outcome.failed.includes("model_owner")) return undefined;
       // The job was deleted: the model alone is renamed.
       try {
         await this.documents.send(new UpdateCommand(modelUpdate));
@@ -516,9 +501,44 @@ export class JobsRepository {
   }
 }
 
-/** The 404 for a model code that does not exist or is another tenant's: the same answer for both. */
-export function modelNotFound(modelCode: string): NotFoundError {
-  return new NotFoundError(`The model '${modelCode}' does not exist.`, "model_not_found", "model");
+/** The items of a create transaction, by what each one's failed condition means. */
+type CreateCondition = JobFileParam | "job_id" | "model_code" | "event" | "idempotency_key";
+
+type TransactItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[number];
+
+/** A transaction item, named by what the failure of its condition means. */
+interface NamedItem<Name extends string> {
+  readonly name: Name;
+  readonly item: TransactItem;
+}
+
+type TransactionResult<Name extends string> =
+  | { readonly committed: true }
+  /** `failed`: the items whose condition failed, in item order (never empty); `error` the cancellation. */
+  | { readonly committed: false; readonly failed: readonly Name[]; readonly error: unknown };
+
+/**
+ * Runs the items as one transaction and says which named conditions failed. DynamoDB reports one
+ * CancellationReason per item, in item order: this is the one place that relies on it. A cancellation
+ * without a failed condition (a conflicting transaction, throttling) is thrown as it came.
+ */
+async function transact<Name extends string>(
+  documents: DynamoDBDocumentClient,
+  items: readonly NamedItem<Name>[],
+): Promise<TransactionResult<Name>> {
+  try {
+    await documents.send(new TransactWriteCommand({ TransactItems: items.map(({ item }) => item) }));
+    return { committed: true };
+  } catch (error) {
+    const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+    if ((error as { name?: string }).name !== "TransactionCanceledException" || !reasons) throw error;
+    if (reasons.length !== items.length) throw error;
+    const failed = items
+      .filter((_, i) => reasons[i]?.Code === "ConditionalCheckFailed")
+      .map(({ name }) => name);
+    if (failed.length === 0) throw error;
+    return { committed: false, failed, error };
+  }
 }
 
 /** `SET #f_a = :f_a, …` for the given fields (undefined ones skipped). */

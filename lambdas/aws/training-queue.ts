@@ -1,8 +1,9 @@
 import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { TrainingMessage } from "../core/jobs/dispatch.ts";
+import type { TrainingQueue } from "../core/jobs/ports.ts";
 
-/** The training queue between the jobs API and the dispatcher. */
-export class TrainingQueue {
+/** The training queue between the jobs API and the dispatcher, on SQS. */
+export class SqsTrainingQueue implements TrainingQueue {
   constructor(
     private readonly sqs: SQSClient,
     private readonly queueUrl: string,

@@ -8,20 +8,19 @@ import {
 } from "@aws-sdk/client-batch";
 import type { TrainingMethod } from "../core/catalog/base-models.ts";
 import type { TrainingSubmission } from "../core/jobs/dispatch.ts";
+import type { TrainingCanceller } from "../core/jobs/ports.ts";
 
 /**
  * Where training runs: AWS Batch in the cloud ({@link BatchTrainingRunner}), a child process on the
  * local platform (local/platform/local-batch.ts). Both report state changes the same way: EventBridge
  * "Batch Job State Change" events to the job-status handler.
  */
-export interface TrainingRunner {
+export interface TrainingRunner extends TrainingCanceller {
   /**
    * Submits a run and returns its id. Idempotent by `submission.name`: when a run of that name already
    * exists (a dispatcher that crashed after submitting), its id is returned and nothing is submitted.
    */
   submit(submission: TrainingSubmission): Promise<string>;
-  /** Stops a run; a run that already ended is not an error. */
-  terminate(runId: string, reason: string): Promise<void>;
 }
 
 export interface BatchTargets {

@@ -283,16 +283,5 @@ export function toFineTunedModelObject(record: ModelRecord) {
 
 export type FineTunedModelObject = ReturnType<typeof toFineTunedModelObject>;
 
-/**
- * Artifact keys of a job in the artifacts bucket:
- * `tenants/{tenant}/jobs/{jobId}/{checkpoints/, adapter/ or model/, metrics.jsonl}`.
- */
-export function jobArtifactKeys(tenantId: string, jobId: string, method: TrainingMethod) {
-  const root = `tenants/${tenantId}/jobs/${jobId}/`;
-  return {
-    root,
-    checkpoints: `${root}checkpoints/`,
-    result: `${root}${method === "lora" ? "adapter" : "model"}/`,
-    metrics: `${root}metrics.jsonl`,
-  };
-}
+/** Artifact keys of a job in the artifacts bucket (`contract/platform.json`'s layout). */
+export { jobArtifactKeys } from "../contract.ts";

@@ -1,0 +1,328 @@
+import { describe, expect, it } from "vitest";
+import { PlatformError } from "../../../lambdas/core/errors.ts";
+import { createJob } from "../../../lambdas/jobs-api/create-job.ts";
+import { IdempotencyRaceUnresolvedError } from "../../../lambdas/jobs-api/errors.ts";
+import { FakeQueue, fakeDependencies, InMemoryJobs, NOW, OTHER_TENANT, TENANT } from "./fakes.ts";
+
+type Fakes = ReturnType<typeof fakeDependencies>;
+
+const body = (trainingFile: string, overrides: Record<string, unknown> = {}) => ({
+  model: "tiny-chat",
+  training_file: trainingFile,
+  method: { type: "lora", hyperparameters: { n_epochs: 1 } },
+  model_code: "acme-bot",
+  seed: 7,
+  ...overrides,
+});
+
+/** Prepare: the fakes and one processed training file of TENANT. */
+function setup() {
+  const fakes = fakeDependencies();
+  return { ...fakes, fileId: fakes.files.add(TENANT) };
+}
+
+async function created(fakes: Fakes, request: Record<string, unknown>, idempotencyKey?: string) {
+  const result = await createJob(fakes.deps, { tenantId: TENANT, body: request, idempotencyKey });
+  if (result.kind !== "job") throw new Error("expected a job");
+  return result.job;
+}
+
+describe("createJob", () => {
+  it("stores a queued job with its pending model and two events, and queues it for the dispatcher", async () => {
+    const fakes = setup();
+    const job = await created(fakes, body(fakes.fileId, { name: "Support bot" }));
+    expect(job).toMatchObject({
+      tenantId: TENANT,
+      status: "queued",
+      model: "tiny-chat",
+      modelCode: "acme-bot",
+      trainingFile: fakes.fileId,
+      name: "Support bot",
+      createdAt: NOW / 1000,
+      batchJobId: null,
+    });
+    expect(await fakes.jobs.get(TENANT, job.jobId)).toEqual(job);
+    expect(fakes.jobs.models.get("acme-bot")).toMatchObject({
+      tenantId: TENANT,
+      jobId: job.jobId,
+      status: "pending",
+      artifactUri: null,
+      name: "Support bot",
+    });
+    expect(fakes.jobs.eventsOf(TENANT, job.jobId).map((e) => e.message)).toEqual([
+      `Created fine-tuning job: ${job.jobId}`,
+      expect.any(String),
+    ]);
+    expect(fakes.queue.sent).toEqual([{ tenantId: TENANT, jobId: job.jobId }]);
+  });
+
+  it("rejects a malformed request with a 400 naming the parameter, before reading any file", async () => {
+    const fakes = setup();
+    const cases: [Record<string, unknown>, { param: string | null; code: string }][] = [
+      [
+        { ...body(fakes.fileId), epochs: 3 },
+        { param: "epochs", code: "unknown_parameter" },
+      ],
+      [{ model: "tiny-chat" }, { param: "training_file", code: "missing_required_parameter" }],
+      [body(fakes.fileId, { model: "gpt-9" }), { param: "model", code: "model_not_found" }],
+      [body(fakes.fileId, { model_code: "tiny-chat" }), { param: "model_code", code: expect.any(String) }],
+    ];
+    for (const [request, error] of cases) {
+      await expect(createJob(fakes.deps, { tenantId: TENANT, body: request })).rejects.toMatchObject({
+        status: 400,
+        ...error,
+      });
+    }
+    expect(fakes.jobs.jobs.size).toBe(0);
+  });
+
+  it("answers 400 file_not_found for an unknown file, a malformed id and another tenant's file", async () => {
+    const fakes = setup();
+    const foreign = fakes.files.add(OTHER_TENANT);
+    for (const fileId of ["file-000000000000000000000", "../etc/passwd", foreign]) {
+      await expect(created(fakes, body(fileId))).rejects.toMatchObject({
+        status: 400,
+        param: "training_file",
+        code: "file_not_found",
+      });
+    }
+    const validation = body(fakes.fileId, { validation_file: foreign });
+    await expect(created(fakes, validation)).rejects.toMatchObject({
+      param: "validation_file",
+      code: "file_not_found",
+    });
+  });
+
+  it("answers 400 file_not_processed for a file still being validated or one that failed validation", async () => {
+    const fakes = setup();
+    const uploading = fakes.files.add(TENANT, "uploaded");
+    const failed = fakes.files.add(TENANT, "error");
+    await expect(created(fakes, body(uploading))).rejects.toMatchObject({
+      param: "training_file",
+      code: "file_not_processed",
+      message: expect.stringContaining("not processed yet (status 'uploaded')"),
+    });
+    await expect(created(fakes, body(fakes.fileId, { validation_file: failed }))).rejects.toMatchObject({
+      param: "validation_file",
+      code: "file_not_processed",
+      message: expect.stringContaining("failed validation"),
+    });
+  });
+
+  it("answers 400 invalid_file when the file stops being processed before the job is written", async () => {
+    const fakes = setup();
+    fakes.jobs.beforeCreate = () => fakes.files.setStatus(TENANT, fakes.fileId, "error");
+    await expect(created(fakes, body(fakes.fileId))).rejects.toMatchObject({
+      status: 400,
+      param: "training_file",
+      code: "invalid_file",
+    });
+    expect(fakes.jobs.jobs.size).toBe(0);
+    expect(fakes.queue.sent).toEqual([]);
+  });
+
+  it("answers 409 model_code_taken when any tenant's model has the code, and writes nothing", async () => {
+    const fakes = setup();
+    const other = fakes.files.add(OTHER_TENANT);
+    await createJob(fakes.deps, { tenantId: OTHER_TENANT, body: body(other) });
+    await expect(created(fakes, body(fakes.fileId))).rejects.toMatchObject({
+      status: 409,
+      param: "model_code",
+      code: "model_code_taken",
+    });
+    expect([...fakes.jobs.jobs.values()].map((job) => job.tenantId)).toEqual([OTHER_TENANT]);
+    expect(fakes.queue.sent).toHaveLength(1);
+  });
+
+  it("answers 503 queue_unavailable when the job can not be queued, and fails the job and its model", async () => {
+    const fakes = setup();
+    const failure = Object.assign(new Error("connect ECONNREFUSED"), { name: "NetworkingError" });
+    fakes.queue.failure = failure;
+    const error = await created(fakes, body(fakes.fileId)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PlatformError);
+    expect(error).toMatchObject({
+      status: 503,
+      code: "queue_unavailable",
+      message: "The job could not be queued for training (NetworkingError); create it again.",
+      cause: failure,
+    });
+    const [job] = fakes.jobs.jobs.values();
+    expect(job).toMatchObject({ status: "failed", error: { code: "dispatch_failed" } });
+    expect(fakes.jobs.models.get("acme-bot")?.status).toBe("failed");
+  });
+
+  describe("dry run", () => {
+    it("answers the estimate with the model code and the queue's depth, and writes nothing", async () => {
+      const fakes = setup();
+      fakes.queue.waiting = 4;
+      const result = await createJob(fakes.deps, {
+        tenantId: TENANT,
+        body: body(fakes.fileId, { dry_run: true }),
+      });
+      expect(result.kind).toBe("estimate");
+      expect(result.kind === "estimate" && result.estimate).toMatchObject({
+        object: "fine_tuning.job.estimate",
+        model: "tiny-chat",
+        method: "lora",
+        model_code: "acme-bot",
+        queue_position: 5,
+      });
+      expect(fakes.jobs.jobs.size + fakes.jobs.models.size + fakes.queue.sent.length).toBe(0);
+    });
+
+    it("sizes max_seq_length on a tokenizer's count of the longest example, never on an estimate", async () => {
+      const fakes = setup();
+      const counted = fakes.files.add(TENANT, "processed", {
+        examples: 10,
+        tokens: { total: 900, max: 100, method: "tokenizer:tiny" },
+      });
+      const estimated = fakes.files.add(TENANT, "processed", {
+        examples: 10,
+        tokens: { total: 900, max: 100, method: "estimate:utf8-bytes/4" },
+      });
+      const sequence = async (fileId: string) =>
+        (await created(fakes, body(fileId, { model_code: undefined }))).hyperparameters.max_seq_length;
+      expect(await sequence(counted)).toBe(128);
+      expect(await sequence(estimated)).toBe(512);
+    });
+
+    it("plans on no statistics, or unreadable ones, as on an unmeasured file", async () => {
+      const fakes = setup();
+      const none = fakes.files.add(TENANT, "processed", {});
+      const garbage = fakes.files.add(TENANT, "processed", { examples: "ten", tokens: "many" });
+      for (const fileId of [none, garbage]) {
+        const job = await created(fakes, body(fileId, { model_code: undefined }));
+        expect(job.hyperparameters.max_seq_length).toBe(512);
+      }
+    });
+  });
+
+  describe("Idempotency-Key", () => {
+    it("replays the job of an earlier request with the same key and body, writing nothing new", async () => {
+      const fakes = setup();
+      const first = await created(fakes, body(fakes.fileId), "key-1");
+      // The same body with its keys in another order is the same request.
+      const { seed, ...rest } = body(fakes.fileId);
+      const again = await created(fakes, { seed, ...rest }, "key-1");
+      expect(again).toEqual(first);
+      expect(fakes.jobs.jobs.size).toBe(1);
+      expect(fakes.queue.sent).toHaveLength(1);
+      expect(fakes.jobs.keys.get(`${TENANT}#key-1`)).toEqual({
+        id: `${TENANT}#key-1`,
+        requestHash: expect.stringMatching(/^[0-9a-f]{64}$/),
+        jobId: first.jobId,
+        expiration: NOW / 1000 + 24 * 3600,
+      });
+    });
+
+    it("answers 422 idempotency_key_reused for the same key with another body", async () => {
+      const fakes = setup();
+      await created(fakes, body(fakes.fileId), "key-1");
+      await expect(
+        created(fakes, body(fakes.fileId, { model_code: "acme-bot-2" }), "key-1"),
+      ).rejects.toMatchObject({
+        status: 422,
+        code: "idempotency_key_reused",
+      });
+    });
+
+    it("answers 422 when the job the key made has been deleted", async () => {
+      const fakes = setup();
+      const first = await created(fakes, body(fakes.fileId), "key-1");
+      fakes.jobs.jobs.clear();
+      await expect(created(fakes, body(fakes.fileId), "key-1")).rejects.toMatchObject({
+        status: 422,
+        code: "idempotency_key_reused",
+        message: expect.stringContaining(first.jobId),
+      });
+    });
+
+    it("creates a new job once the key has expired", async () => {
+      const fakes = setup();
+      const first = await created(fakes, body(fakes.fileId), "key-1");
+      // Expired, and not yet removed by the table's TTL.
+      fakes.jobs.keys.set(`${TENANT}#key-1`, { ...fakes.jobs.keys.get(`${TENANT}#key-1`)!, expiration: 1 });
+      const second = await created(fakes, body(fakes.fileId, { model_code: "acme-bot-2" }), "key-1");
+      expect(second.jobId).not.toBe(first.jobId);
+    });
+
+    it("keeps keys per tenant: another tenant's request with the same key makes its own job", async () => {
+      const fakes = setup();
+      const mine = await created(fakes, body(fakes.fileId), "shared");
+      const other = fakes.files.add(OTHER_TENANT);
+      const theirs = await createJob(fakes.deps, {
+        tenantId: OTHER_TENANT,
+        body: body(other, { model_code: "their-bot" }),
+        idempotencyKey: "shared",
+      });
+      expect(theirs.kind === "job" && theirs.job.jobId).not.toBe(mine.jobId);
+    });
+
+    it("answers 400 invalid_idempotency_key for a key with spaces or over 255 characters", async () => {
+      const fakes = setup();
+      for (const bad of ["has space", "", "k".repeat(256)]) {
+        await expect(created(fakes, body(fakes.fileId), bad)).rejects.toMatchObject({
+          status: 400,
+          param: "Idempotency-Key",
+          code: "invalid_idempotency_key",
+        });
+      }
+    });
+
+    it("does not replay a dry run: it answers the estimate", async () => {
+      const fakes = setup();
+      await created(fakes, body(fakes.fileId), "key-1");
+      const dry = await createJob(fakes.deps, {
+        tenantId: TENANT,
+        body: body(fakes.fileId, { dry_run: true }),
+        idempotencyKey: "key-1",
+      });
+      expect(dry.kind).toBe("estimate");
+    });
+
+    describe("when a concurrent request with the same key commits first", () => {
+      /** The winner's job and key record, written inside the loser's transaction. */
+      async function race(fakes: Fakes, winnerBody: Record<string, unknown>) {
+        const winner = {
+          ...fakes,
+          deps: { ...fakes.deps, jobs: new InMemoryJobs(fakes.files), queue: new FakeQueue() },
+        };
+        const job = await created(winner, winnerBody, "key-1");
+        const record = (await winner.deps.jobs.getIdempotency(`${TENANT}#key-1`))!;
+        fakes.jobs.beforeCreate = () => {
+          fakes.jobs.put(job);
+          fakes.jobs.keys.set(record.id, record);
+        };
+        return job;
+      }
+
+      it("answers the winner's job, and neither writes nor queues its own", async () => {
+        const fakes = setup();
+        // The same body: the winner holds the model code too.
+        const job = await race(fakes, body(fakes.fileId));
+        const answer = await created(fakes, body(fakes.fileId), "key-1");
+        expect(answer).toEqual(job);
+        expect([...fakes.jobs.jobs.values()]).toEqual([job]);
+        expect(fakes.queue.sent).toEqual([]);
+      });
+
+      it("answers 422 when the winner sent another body", async () => {
+        const fakes = setup();
+        await race(fakes, body(fakes.fileId, { model_code: "winner-bot" }));
+        await expect(created(fakes, body(fakes.fileId), "key-1")).rejects.toMatchObject({
+          status: 422,
+          code: "idempotency_key_reused",
+        });
+      });
+
+      it("fails with an Error (a 500) when the winner's key record can not be read back", async () => {
+        const fakes = setup();
+        await race(fakes, body(fakes.fileId));
+        fakes.jobs.getIdempotency = async () => undefined;
+        const error = await created(fakes, body(fakes.fileId), "key-1").catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(IdempotencyRaceUnresolvedError);
+        expect(error).not.toBeInstanceOf(PlatformError);
+      });
+    });
+  });
+});
