@@ -88,8 +88,7 @@ export function chatDependenciesFromEnv(
   env: Env = process.env,
   extra: Partial<ChatDependencies> = {},
 ): ChatDependencies {
-  // Not in CONFIG_ENV: no construct sets it; an operator who puts a key on the vLLM servers does.
-  const apiKey = env.INFERENCE_API_KEY;
+  const apiKey = configEnv("inferenceApiKey", env);
   return {
     catalog: catalogFromEnv(configEnv("catalogOverride", env)),
     findModel,
