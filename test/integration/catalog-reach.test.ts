@@ -1,17 +1,12 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import added from "../../contract/fixtures/added-model.json" with { type: "json" };
-import { buildCatalog, findBaseModel } from "../../lambdas/core/catalog/base-models.ts";
-import { parseCreateJobRequest, planJob } from "../../lambdas/core/jobs/create-request.ts";
-import { trainerEnvironment } from "../../lambdas/core/jobs/dispatch.ts";
-import type { JobRecord } from "../../lambdas/core/jobs/wire.ts";
 import { TRAINER_PYTHON } from "../../local/platform/inference-server.ts";
+import { ADDED_MODEL, catalogWithAddedModel, plannedJob } from "../fixtures/catalog.ts";
 
 // Across the language boundary: the environment the dispatcher builds for a job on a base model that an
 // override added (contract/fixtures/added-model.json) is read by the trainer's own configuration code, in
 // the trainer's environment (batch-images/trainer/.venv, which the README's test command sets up first).
-const NAME = "fixture-glm-2b";
-const catalog = buildCatalog({ models: added.models });
+const catalog = catalogWithAddedModel();
 
 function trainerView(env: Record<string, string>): Record<string, unknown> {
   const script = [
@@ -29,34 +24,8 @@ function trainerView(env: Record<string, string>): Record<string, unknown> {
   return JSON.parse(out.toString()) as Record<string, unknown>;
 }
 
-function environmentFor(hyperparameters: Record<string, unknown>): Record<string, string> {
-  const request = parseCreateJobRequest({
-    model: NAME,
-    training_file: "file-001k892a2fse5r8e5481r",
-    method: { type: "lora", hyperparameters },
-  });
-  const plan = planJob(request, {
-    jobId: "ftjob-001k892a2fse5r8e5481r",
-    dataset: { examples: 400 },
-    catalog,
-  });
-  const job = {
-    tenantId: "tn_a",
-    jobId: "ftjob-001k892a2fse5r8e5481r",
-    model: NAME,
-    trainingFile: "file-001k892a2fse5r8e5481r",
-    validationFile: null,
-    method: plan.method,
-    hyperparameters: plan.hyperparameters,
-    resources: plan.resources,
-  } as unknown as JobRecord;
-  return trainerEnvironment(job, findBaseModel(NAME, catalog)!, {
-    datasetsBucket: "ds",
-    artifactsBucket: "art",
-    jobsTable: "jobs",
-    eventsTable: "events",
-  });
-}
+const environmentFor = (hyperparameters: Record<string, unknown>) =>
+  plannedJob(catalog, { model: ADDED_MODEL, method: { type: "lora", hyperparameters } }).env;
 
 describe("a base model added by an override, as the trainer sees it", () => {
   it("trains with the entry's family, LoRA targets, base learning rate and limit", () => {

@@ -15,18 +15,6 @@ from .platform import load_platform
 Method = Literal["lora", "full"]
 METHODS: tuple[Method, ...] = ("lora", "full")
 
-# The numeric hyperparameters every catalog file must state (the trainer and the API read them).
-REQUIRED_HYPERPARAMETERS = (
-    "n_epochs",
-    "batch_size",
-    "learning_rate_multiplier",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "max_seq_length",
-    "seed",
-    "learning_rate",
-)
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FAMILY_NAME = re.compile(r"^[a-z][a-z0-9]*$")
@@ -294,11 +282,19 @@ def parse_catalog(raw: object) -> Catalog:
     for name, spec in doc["hyperparameters"].items():
         _string(name, f"hyperparameters.{name}", _HYPERPARAMETER_NAME)
         hyperparameters[name] = _hyperparameter(name, spec)
-    for name in REQUIRED_HYPERPARAMETERS:
+    methods_raw = _object(doc["methods"], "methods", set(METHODS))
+    # What a request may set (either method's list), the seed and the absolute learning rate are numbers
+    # the code computes with.
+    listed = [
+        name
+        for method in METHODS
+        if isinstance(methods_raw[method], dict)
+        for name in methods_raw[method].get("hyperparameters") or []
+    ]
+    for name in dict.fromkeys([*listed, "seed", "learning_rate"]):
         if hyperparameters.get(name) is None or hyperparameters[name].type not in ("integer", "number"):
             raise CatalogError(f"hyperparameters.{name}: required numeric hyperparameter")
 
-    methods_raw = _object(doc["methods"], "methods", set(METHODS))
     methods: dict[str, MethodDefaults] = {}
     for method in METHODS:
         spec = _object(methods_raw[method], f"methods.{method}", {"baseLearningRate", "hyperparameters"})

@@ -89,18 +89,6 @@ const autoSchema = z
   })
   .strict();
 
-const REQUIRED_HYPERPARAMETERS = [
-  "n_epochs",
-  "batch_size",
-  "learning_rate_multiplier",
-  "lora_r",
-  "lora_alpha",
-  "lora_dropout",
-  "max_seq_length",
-  "seed",
-  "learning_rate",
-] as const;
-
 export const catalogFileSchema = z
   .object({
     $comment: z.string().optional(),
@@ -113,7 +101,8 @@ export const catalogFileSchema = z
   })
   .strict()
   .superRefine((file, ctx) => {
-    for (const name of REQUIRED_HYPERPARAMETERS) {
+    // What a request may set, the seed and the absolute learning rate are numbers the code computes with.
+    for (const name of numericHyperparameters(file.methods)) {
       const spec = file.hyperparameters[name];
       if (!spec || (spec.type !== "integer" && spec.type !== "number")) {
         ctx.addIssue({
@@ -137,6 +126,16 @@ export const catalogFileSchema = z
   });
 
 export type CatalogFile = z.infer<typeof catalogFileSchema>;
+
+/** The hyperparameters a request may set (either method's), then `seed` and `learning_rate`. */
+export function numericHyperparameters(methods: {
+  readonly lora: { readonly hyperparameters: readonly string[] };
+  readonly full: { readonly hyperparameters: readonly string[] };
+}): string[] {
+  return [
+    ...new Set([...methods.lora.hyperparameters, ...methods.full.hyperparameters, "seed", "learning_rate"]),
+  ];
+}
 
 /** Parses a catalog file; throws an Error naming the first bad path. */
 export function parseCatalogFile(value: unknown, source = "contract/catalog.json"): CatalogFile {

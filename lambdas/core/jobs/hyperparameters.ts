@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { allowedMethods, type BaseModel, type TrainingMethod } from "../catalog/base-models.ts";
-import { CATALOG_FILE, numericSpec } from "../catalog/catalog-file.ts";
+import { CATALOG_FILE, numericHyperparameters, numericSpec } from "../catalog/catalog-file.ts";
 import { InvalidRequestError } from "../errors.ts";
 
 /**
@@ -46,15 +46,10 @@ function bound(name: HyperparameterName): Bound {
   };
 }
 
-const NAMES: readonly HyperparameterName[] = [
-  "n_epochs",
-  "batch_size",
-  "learning_rate_multiplier",
-  "lora_r",
-  "lora_alpha",
-  "lora_dropout",
-  "max_seq_length",
-];
+/** The hyperparameters a request may set: those the catalog file lists for either method. */
+const NAMES = numericHyperparameters(CATALOG_FILE.methods).filter(
+  (name) => name !== "seed" && name !== "learning_rate",
+) as HyperparameterName[];
 
 /**
  * Bounds, inclusive unless said otherwise, as `contract/catalog.json` states them (the trainer checks

@@ -1,13 +1,14 @@
 import { describe, expect, it } from "vitest";
+import added from "../../../contract/fixtures/added-model.json" with { type: "json" };
 import { CONFIG_ENV } from "../../../infra/resources/definitions.ts";
 import { validatorDependenciesFromEnv } from "../../../lambdas/validator/dependencies.ts";
-import { operatorModel } from "../../fixtures/catalog.ts";
+import { ADDED_MODEL, operatorModel } from "../../fixtures/catalog.ts";
 
 const ENV = { FILES_TABLE: "ft-files", DATASETS_BUCKET: "ft-datasets" };
 
 /** One example of a few hundred tokens (too few examples to train on; the counts are what matter here). */
-function longExample(): ReadableStream<Uint8Array> {
-  const answer = "The quick brown fox jumps over the lazy dog. ".repeat(40);
+function longExample(repeats = 40): ReadableStream<Uint8Array> {
+  const answer = "The quick brown fox jumps over the lazy dog. ".repeat(repeats);
   const line = JSON.stringify({
     messages: [
       { role: "user", content: "Tell me about foxes." },
@@ -32,6 +33,16 @@ describe("the validator's dependencies from the environment", () => {
     // Assess
     expect(report.statistics.overLength["acme-short"]).toBe(1);
     expect(report.statistics.overLength["tiny-chat"]).toBeDefined();
+  });
+
+  it("knows the limit of the model contract/fixtures/added-model.json adds (3,072 tokens)", async () => {
+    const deps = validatorDependenciesFromEnv({
+      ...ENV,
+      [CONFIG_ENV.catalogOverride]: JSON.stringify({ models: added.models }),
+    });
+    const report = await deps.validate(longExample(350));
+    expect(report.statistics.overLength[ADDED_MODEL]).toBe(1);
+    expect(report.statistics.overLength["glm-4-9b-chat"]).toBe(0);
   });
 
   it("checks the built-in catalog only, without an override", async () => {
