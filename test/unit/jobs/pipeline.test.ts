@@ -8,43 +8,11 @@ import {
   TRAINING_QUEUE_MAX_RECEIVES,
   trainerEnvironment,
 } from "../../../lambdas/core/jobs/dispatch.ts";
-import type { JobRecord } from "../../../lambdas/core/jobs/wire.ts";
 import type { DispatchDependencies } from "../../../lambdas/dispatcher/dispatch.ts";
 import { dispatcherHandler } from "../../../lambdas/dispatcher/index.ts";
+import { JOB, jobRecord, TENANT } from "../../fixtures/jobs.ts";
 
-const TENANT = "tn_0123456789abcdef";
-const JOB = "ftjob-001k892a2fse5r8e5481r";
-
-const job: JobRecord = {
-  tenantId: TENANT,
-  jobId: JOB,
-  model: "tiny-chat",
-  trainingFile: "file-001k892a2fse5r8e5481r",
-  validationFile: null,
-  method: "lora",
-  hyperparameters: {
-    n_epochs: 3,
-    batch_size: 4,
-    learning_rate_multiplier: 2,
-    lora_r: 8,
-    lora_alpha: 16,
-    lora_dropout: 0.05,
-    max_seq_length: 512,
-    seed: 42,
-  },
-  modelCode: "zorbia-facts",
-  userProvidedSuffix: null,
-  seed: 42,
-  metadata: null,
-  status: "queued",
-  createdAt: 1_700_000_000,
-  finishedAt: null,
-  batchJobId: null,
-  error: null,
-  trainedTokens: null,
-  estimatedFinish: null,
-  resultFiles: [],
-};
+const job = jobRecord();
 
 describe("the trainer's environment for a job", () => {
   const where = {

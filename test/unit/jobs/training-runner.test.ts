@@ -20,9 +20,7 @@ import type { JobRecord } from "../../../lambdas/core/jobs/wire.ts";
 import { type DispatchDependencies, dispatchJob } from "../../../lambdas/dispatcher/dispatch.ts";
 import { dispatcherDependencies } from "../../../lambdas/dispatcher/index.ts";
 import { LocalBatch } from "../../../local/platform/local-batch.ts";
-
-const TENANT = "tn_0123456789abcdef";
-const JOB = "ftjob-001k892a2fse5r8e5481r";
+import { JOB, jobRecord, TENANT } from "../../fixtures/jobs.ts";
 
 const TARGETS: BatchTargets = {
   jobQueues: { lora: "arn:queue/lora", full: "arn:queue/full" },
@@ -203,12 +201,8 @@ describe("the dispatcher's Batch runner from its environment", () => {
 describe("a job's resources on its way to the runner", () => {
   const where = { datasetsBucket: "ds", artifactsBucket: "art", jobsTable: "jobs", eventsTable: "events" };
   const model = findBaseModel("qwen2.5-7b-instruct", DEFAULT_CATALOG)!;
-  const job: JobRecord = {
-    tenantId: TENANT,
-    jobId: JOB,
+  const job = jobRecord({
     model: model.name,
-    trainingFile: "file-001k892a2fse5r8e5481r",
-    validationFile: null,
     method: "full",
     hyperparameters: {
       n_epochs: 1,
@@ -220,20 +214,8 @@ describe("a job's resources on its way to the runner", () => {
       max_seq_length: 2048,
       seed: 42,
     },
-    modelCode: "zorbia-facts",
-    userProvidedSuffix: null,
-    seed: 42,
-    metadata: null,
-    status: "queued",
-    createdAt: 1_700_000_000,
-    finishedAt: null,
-    batchJobId: null,
-    error: null,
-    trainedTokens: null,
-    estimatedFinish: null,
-    resultFiles: [],
     resources: { nodes: 2, gpusPerNode: 8, instanceType: "p5.48xlarge" },
-  };
+  });
 
   it("gives the trainer its node count and processes per node", () => {
     const env = trainerEnvironment(job, model, where);
