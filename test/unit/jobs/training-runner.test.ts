@@ -16,7 +16,6 @@ import {
   trainerEnvironment,
   trainingResources,
 } from "../../../lambdas/core/jobs/dispatch.ts";
-import type { JobRecord } from "../../../lambdas/core/jobs/wire.ts";
 import { type DispatchDependencies, dispatchJob } from "../../../lambdas/dispatcher/dispatch.ts";
 import { dispatcherDependencies } from "../../../lambdas/dispatcher/index.ts";
 import { LocalBatch } from "../../../local/platform/local-batch.ts";
