@@ -1,5 +1,8 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { App, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks, ServerlessChecks } from "cdk-nag";
+import type { CatalogOverride } from "../../lambdas/core/catalog/base-models.ts";
 import { DEFAULT_PREFIX } from "../resources/definitions.ts";
 import { PlatformStack } from "../stacks/platform-stack.ts";
 
@@ -9,9 +12,15 @@ import { PlatformStack } from "../stacks/platform-stack.ts";
  * - `alarmEmail`: an address subscribed to the alarm topic;
  * - `nag`: `false` turns the cdk-nag checks off at synth (the tests always run them).
  *
+ * Base model catalog (`lambdas/core/catalog`): an override `{"models": {"<name>": patch | null}}`,
+ * validated at synth and given to every function that reads the catalog, the trainer's role (weights
+ * locations) and the inference servers (family, weights):
+ * - `baseModelCatalog`: the override as a JSON object (cdk.json) or its JSON text (`-c`); or
+ * - `baseModelCatalogFile`: the path of a JSON file holding it (relative to the working directory).
+ *
  * Training (AWS Batch):
- * - `trainerImageUri`: the trainer image in a registry; unset, `cdk deploy` builds `batch-images/trainer`
- *   (Docker needed at deploy only);
+ * - `trainerImageUri`: the trainer image in a registry; unset, `cdk deploy` builds
+ *   `batch-images/trainer/Dockerfile` from the repository root (Docker needed at deploy only);
  * - `loraInstanceTypes`, `fullInstanceTypes`: EC2 GPU instance types (list or comma-separated);
  * - `loraGpus`, `loraVcpus`, `loraMemoryGiB`, `fullGpus`, `fullVcpus`, `fullMemoryGiB`: what one job asks
  *   for; it must fit on the instance types;
@@ -62,9 +71,34 @@ function bool(key: string): boolean | undefined {
   if (value === undefined || value === "") return undefined;
   return value === true || value === "true";
 }
-/** Only the keys whose value is defined (exactOptionalPropertyTypes). */
+/**
+ * Only the keys whose value is defined: the constructs spread these props over their defaults
+ * (`{ ...DEFAULT_CAPACITY.lora, ...capacity }`), where a key holding `undefined` would erase a default.
+ */
 function defined<T extends Record<string, unknown>>(record: T): Partial<T> {
   return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function parseJson(json: string, what: string): unknown {
+  try {
+    return JSON.parse(json);
+  } catch (error) {
+    throw new Error(`${what} is not valid JSON`, { cause: error });
+  }
+}
+/** The catalog override from `baseModelCatalog` or `baseModelCatalogFile`; validated by the stack. */
+function catalogOverride(): CatalogOverride | undefined {
+  const inline = context("baseModelCatalog");
+  const file = text("baseModelCatalogFile");
+  if (inline !== undefined && inline !== "" && file) {
+    throw new Error("Set the context baseModelCatalog or baseModelCatalogFile, not both");
+  }
+  let override = inline;
+  if (file) override = parseJson(readFileSync(resolve(file), "utf8"), `baseModelCatalogFile ${file}`);
+  else if (inline === "") override = undefined;
+  // `-c baseModelCatalog='{…}'` arrives as text, a cdk.json value as the object itself.
+  else if (typeof inline === "string") override = parseJson(inline, "context baseModelCatalog");
+  return override as CatalogOverride | undefined;
 }
 
 const capacity = (method: "lora" | "full") =>
@@ -80,6 +114,7 @@ const capacity = (method: "lora" | "full") =>
 new PlatformStack(app, `${prefix}-platform`, {
   prefix,
   ...(alarmEmail ? { alarmEmail } : {}),
+  catalogOverride: catalogOverride(),
   training: defined({
     trainerImageUri: text("trainerImageUri"),
     capacity: { lora: capacity("lora"), full: capacity("full") },

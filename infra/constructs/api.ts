@@ -1,26 +1,20 @@
 import { Duration } from "aws-cdk-lib";
 import * as apigateway from "aws-cdk-lib/aws-apigateway";
-import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
-import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
-import type * as s3 from "aws-cdk-lib/aws-s3";
-import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { acknowledge, arnToken } from "./nag.ts";
+import { SERVICES } from "../resources/definitions.ts";
+import { KEY_PATTERNS } from "../resources/key-patterns.ts";
+import { type BucketRef, bind, type TableRef } from "./bind.ts";
+import { acknowledge } from "./nag.ts";
 import { PlatformFunction } from "./platform-function.ts";
-import { batchJobArns, batchJobArnsFinding } from "./training.ts";
 
 export interface ApiProps {
-  readonly apiKeysTable: dynamodb.ITable;
-  readonly filesTable: dynamodb.ITable;
-  readonly jobsTable: dynamodb.ITable;
-  readonly eventsTable: dynamodb.ITable;
-  readonly modelsTable: dynamodb.ITable;
-  readonly idempotencyTable: dynamodb.ITable;
-  readonly datasetsBucket: s3.IBucket;
-  readonly artifactsBucket: s3.IBucket;
-  /** The `training` queue a created job is sent to. */
-  readonly trainingQueue: sqs.IQueue;
+  /** The authorizer looks keys up by hash. */
+  readonly apiKeysTable: TableRef<"api-keys">;
+  readonly filesTable: TableRef<"files">;
+  /** The files function refuses to delete a file that unfinished jobs use. */
+  readonly jobsTable: TableRef<"jobs">;
+  readonly datasetsBucket: BucketRef<"datasets">;
   /** Steady-state requests per second for the whole stage; default 50. */
   readonly throttlingRateLimit?: number;
   /** Burst for the whole stage; default 100. */
@@ -38,14 +32,14 @@ function envelope(message: string, type: string, code: string): string {
 
 /**
  * The API bounded context: the REST API under `/v4`, its API key authorizer, stage throttling, access
- * logs, gateway responses in the OpenAI error envelope, and the files API function.
+ * logs, gateway responses in the OpenAI error envelope, and the files API function. Other contexts'
+ * functions are routed here: the jobs function ({@link Api.routeJobs}) and chat ({@link Api.route}).
  */
 export class Api extends Construct {
   readonly restApi: apigateway.RestApi;
   readonly v4: apigateway.Resource;
   readonly authorizer: apigateway.TokenAuthorizer;
   readonly filesFunction: PlatformFunction;
-  readonly jobsFunction: PlatformFunction;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
@@ -80,14 +74,12 @@ export class Api extends Construct {
 
     const authorizerFunction = new PlatformFunction(this, "Authorizer", {
       entry: "lambdas/authorizer/index.ts",
+      service: SERVICES.authorizer,
       description: "API key → tenant",
       timeout: Duration.seconds(5),
       memorySize: 256,
-      environment: { API_KEYS_TABLE: props.apiKeysTable.tableName },
     });
-    authorizerFunction.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ["dynamodb:GetItem"], resources: [props.apiKeysTable.tableArn] }),
-    );
+    bind(authorizerFunction, props.apiKeysTable, { actions: ["GetItem"] });
     this.authorizer = new apigateway.TokenAuthorizer(this, "ApiKeyAuthorizer", {
       handler: authorizerFunction,
       identitySource: apigateway.IdentitySource.header("Authorization"),
@@ -170,42 +162,25 @@ export class Api extends Construct {
 
     this.filesFunction = new PlatformFunction(this, "FilesApi", {
       entry: "lambdas/files-api/index.ts",
+      service: SERVICES.filesApi,
       description: "/v4/files: upload, list, get, content, delete",
       timeout: Duration.seconds(29),
       memorySize: 1024,
-      environment: {
-        FILES_TABLE: props.filesTable.tableName,
-        JOBS_TABLE: props.jobsTable.tableName,
-        DATASETS_BUCKET: props.datasetsBucket.bucketName,
-      },
     });
-    this.filesFunction.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: [
-          "dynamodb:GetItem",
-          "dynamodb:PutItem",
-          "dynamodb:UpdateItem",
-          "dynamodb:DeleteItem",
-          "dynamodb:Query",
-        ],
-        resources: [props.filesTable.tableArn],
-      }),
-    );
-    this.filesFunction.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ["dynamodb:Query"], resources: [props.jobsTable.tableArn] }),
-    );
-    // The function signs upload URLs: its own role must allow the PUT the URL performs.
-    this.filesFunction.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
-        resources: [props.datasetsBucket.arnForObjects("tenants/*")],
-      }),
-    );
-    acknowledge(
-      this.filesFunction.role!,
-      `AwsSolutions-IAM5[Resource::${arnToken(props.datasetsBucket)}/tenants/*]`,
-      "Object actions on the tenants/* prefix only; which tenant's prefix is enforced in code from the authorizer context.",
-    );
+    bind(this.filesFunction, props.filesTable, {
+      actions: ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],
+    });
+    bind(this.filesFunction, props.jobsTable, { actions: ["Query"] });
+    bind(this.filesFunction, props.datasetsBucket, {
+      objects: [
+        {
+          keys: [KEY_PATTERNS.datasets],
+          // The function signs upload URLs: its own role must allow the PUT the URL performs.
+          actions: ["PutObject", "GetObject", "DeleteObject"],
+          why: "Object actions on dataset objects only; which tenant's is enforced in code from the authorizer context.",
+        },
+      ],
+    });
 
     const files = this.v4.addResource("files");
     this.route(files, "GET", this.filesFunction);
@@ -215,126 +190,29 @@ export class Api extends Construct {
     this.route(file, "GET", this.filesFunction);
     this.route(file, "DELETE", this.filesFunction);
     this.route(file.addResource("content"), "GET", this.filesFunction);
-
-    this.jobsFunction = this.createJobsFunction(props);
-    const fineTuning = this.v4.addResource("fine_tuning");
-    const jobs = fineTuning.addResource("jobs");
-    this.route(jobs, "GET", this.jobsFunction);
-    this.route(jobs, "POST", this.jobsFunction);
-    const job = jobs.addResource("{job_id}");
-    this.route(job, "GET", this.jobsFunction);
-    this.route(job, "DELETE", this.jobsFunction);
-    this.route(job.addResource("cancel"), "POST", this.jobsFunction);
-    this.route(job.addResource("events"), "GET", this.jobsFunction);
-    this.route(job.addResource("checkpoints"), "GET", this.jobsFunction);
-    // The zhipuai SDK's `fine_tuning.models.delete`.
-    const fineTunedModel = fineTuning.addResource("fine_tuned_models").addResource("{model_code}");
-    this.route(fineTunedModel, "DELETE", this.jobsFunction);
-    const models = this.v4.addResource("models");
-    this.route(models, "GET", this.jobsFunction);
-    const model = models.addResource("{model_code}");
-    this.route(model, "GET", this.jobsFunction);
-    this.route(model, "POST", this.jobsFunction);
-    this.route(model, "DELETE", this.jobsFunction);
   }
 
-  /** `/v4/fine_tuning/jobs…` and `/v4/models…`: create, list, cancel, events, checkpoints, models. */
-  private createJobsFunction(props: ApiProps): PlatformFunction {
-    const fn = new PlatformFunction(this, "JobsApi", {
-      entry: "lambdas/jobs-api/index.ts",
-      description: "/v4/fine_tuning/jobs and /v4/models",
-      timeout: Duration.seconds(29),
-      memorySize: 1024,
-      environment: {
-        FILES_TABLE: props.filesTable.tableName,
-        JOBS_TABLE: props.jobsTable.tableName,
-        EVENTS_TABLE: props.eventsTable.tableName,
-        MODELS_TABLE: props.modelsTable.tableName,
-        IDEMPOTENCY_TABLE: props.idempotencyTable.tableName,
-        TRAINING_QUEUE_URL: props.trainingQueue.queueUrl,
-        ARTIFACTS_BUCKET: props.artifactsBucket.bucketName,
-      },
-    });
-    // Creating a job is one transaction: job + model code (conditional put) + idempotency record, with
-    // a condition check that the training file is still there.
-    // Deleting a job removes its item (conditional on a finished status) and then its events.
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: [
-          "dynamodb:GetItem",
-          "dynamodb:PutItem",
-          "dynamodb:UpdateItem",
-          "dynamodb:DeleteItem",
-          "dynamodb:Query",
-        ],
-        resources: [props.jobsTable.tableArn],
-      }),
-    );
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["dynamodb:GetItem", "dynamodb:ConditionCheckItem"],
-        resources: [props.filesTable.tableArn],
-      }),
-    );
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:BatchWriteItem"],
-        resources: [props.eventsTable.tableArn],
-      }),
-    );
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-        resources: [props.modelsTable.tableArn],
-      }),
-    );
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["dynamodb:Query"],
-        resources: [`${props.modelsTable.tableArn}/index/byTenant`],
-      }),
-    );
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["dynamodb:GetItem", "dynamodb:PutItem"],
-        resources: [props.idempotencyTable.tableArn],
-      }),
-    );
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["sqs:SendMessage", "sqs:GetQueueAttributes"],
-        resources: [props.trainingQueue.queueArn],
-      }),
-    );
-    // Checkpoints: lists a job's checkpoint prefixes and reads each checkpoint.json.
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["s3:GetObject"],
-        resources: [props.artifactsBucket.arnForObjects("tenants/*")],
-      }),
-    );
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["s3:ListBucket"],
-        resources: [props.artifactsBucket.bucketArn],
-        conditions: { StringLike: { "s3:prefix": ["tenants/*"] } },
-      }),
-    );
-    // Cancel terminates the job's Batch job.
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ["batch:TerminateJob"], resources: [batchJobArns(this)] }),
-    );
-    acknowledge(
-      fn.role!,
-      `AwsSolutions-IAM5[Resource::${arnToken(props.artifactsBucket)}/tenants/*]`,
-      "Reads checkpoint manifests under tenants/*; which tenant's prefix is enforced in code from the authorizer context.",
-    );
-    acknowledge(
-      fn.role!,
-      batchJobArnsFinding(this),
-      "Batch job ids are known only per job; cancel terminates this account's jobs in this region, the id comes from the tenant's own job record.",
-    );
-    return fn;
+  /** `/v4/fine_tuning/jobs…` and `/v4/models…` to the jobs function (jobs.ts). */
+  routeJobs(fn: PlatformFunction): void {
+    const fineTuning = this.v4.addResource("fine_tuning");
+    const jobs = fineTuning.addResource("jobs");
+    this.route(jobs, "GET", fn);
+    this.route(jobs, "POST", fn);
+    const job = jobs.addResource("{job_id}");
+    this.route(job, "GET", fn);
+    this.route(job, "DELETE", fn);
+    this.route(job.addResource("cancel"), "POST", fn);
+    this.route(job.addResource("events"), "GET", fn);
+    this.route(job.addResource("checkpoints"), "GET", fn);
+    // The zhipuai SDK's `fine_tuning.models.delete`.
+    const fineTunedModel = fineTuning.addResource("fine_tuned_models").addResource("{model_code}");
+    this.route(fineTunedModel, "DELETE", fn);
+    const models = this.v4.addResource("models");
+    this.route(models, "GET", fn);
+    const model = models.addResource("{model_code}");
+    this.route(model, "GET", fn);
+    this.route(model, "POST", fn);
+    this.route(model, "DELETE", fn);
   }
 
   /** A proxy route behind the API key authorizer. */

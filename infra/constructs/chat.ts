@@ -1,12 +1,14 @@
 import { Duration, Stack } from "aws-cdk-lib";
-import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
+import { CONFIG_ENV, SERVICES } from "../resources/definitions.ts";
 import type { Api } from "./api.ts";
+import { type BucketRef, bind, type TableRef } from "./bind.ts";
+import type { PlatformCatalog } from "./catalog.ts";
 import { Inference } from "./inference.ts";
 import { acknowledge } from "./nag.ts";
 import type { Network } from "./network.ts";
@@ -20,7 +22,7 @@ export interface InferenceOptions {
   readonly servers?: readonly string[];
   /** Model codes of full-parameter models, each served by its own server. */
   readonly fullModelDeployments?: readonly string[];
-  /** The inference image in a registry; by default built from `batch-images/inference` at deploy. */
+  /** The inference image in a registry; by default built from `batch-images/inference/Dockerfile` at deploy. */
   readonly imageUri?: string;
   /** EC2 instance type of the inference servers; g6e.2xlarge (one 48 GiB L40S) by default. */
   readonly instanceType?: string;
@@ -28,9 +30,13 @@ export interface InferenceOptions {
 
 export interface ChatProps {
   readonly api: Api;
-  readonly apiKeysTable: dynamodb.ITable;
-  readonly modelsTable: dynamodb.ITable;
-  readonly artifactsBucket: s3.IBucket;
+  /** On the Function URL path there is no authorizer: the function looks the key's hash up itself. */
+  readonly apiKeysTable: TableRef<"api-keys">;
+  readonly modelsTable: TableRef<"models">;
+  /** Private inference servers read weights and adapters from it. */
+  readonly artifactsBucket: BucketRef<"artifacts">;
+  /** Base model names a request may use; the private servers' families and weights. */
+  readonly catalog: PlatformCatalog;
   readonly network: Network;
   readonly alarmTopic: sns.ITopic;
   readonly accessLogsBucket: s3.IBucket;
@@ -61,6 +67,7 @@ export class Chat extends Construct {
         network: props.network,
         artifactsBucket: props.artifactsBucket,
         modelsTable: props.modelsTable,
+        catalog: props.catalog,
         alarmTopic: props.alarmTopic,
         accessLogsBucket: props.accessLogsBucket,
         baseModels: options.servers,
@@ -77,26 +84,21 @@ export class Chat extends Construct {
 
     this.function = new PlatformFunction(this, "ChatFunction", {
       entry: "lambdas/chat/index.ts",
+      service: SERVICES.chat,
       description: "Chat completions (SSE), streamed from the inference server",
       // Long generations stream for minutes; Function URLs and REST streaming allow up to 15.
       timeout: Duration.minutes(15),
       memorySize: 512,
       environment: {
-        MODELS_TABLE: props.modelsTable.tableName,
-        API_KEYS_TABLE: props.apiKeysTable.tableName,
-        INFERENCE_ENDPOINTS: Stack.of(this).toJsonString(endpoints),
+        [CONFIG_ENV.inferenceEndpoints]: Stack.of(this).toJsonString(endpoints),
         ...(props.rateLimitPerMinute !== undefined
-          ? { CHAT_RATE_LIMIT_PER_MINUTE: String(props.rateLimitPerMinute) }
+          ? { [CONFIG_ENV.chatRateLimitPerMinute]: String(props.rateLimitPerMinute) }
           : {}),
       },
     });
-    this.function.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ["dynamodb:GetItem"], resources: [props.modelsTable.tableArn] }),
-    );
-    // On the Function URL path there is no authorizer: the function looks the key's hash up itself.
-    this.function.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ["dynamodb:GetItem"], resources: [props.apiKeysTable.tableArn] }),
-    );
+    bind(this.function, props.modelsTable, { actions: ["GetItem"] });
+    bind(this.function, props.apiKeysTable, { actions: ["GetItem"] });
+    props.catalog.bind(this.function);
     if (this.inference) this.attachToVpc(props.network, this.inference);
 
     this.functionUrl = this.function.addFunctionUrl({

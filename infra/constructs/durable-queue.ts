@@ -3,12 +3,13 @@ import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { dlqName, physicalName, type QueueDefinition } from "../resources/definitions.ts";
+import { dlqName, physicalName, type QueueDefinition, type QueueId } from "../resources/definitions.ts";
+import type { QueueRef } from "./bind.ts";
 import { deadLetterAlarm } from "./observability.ts";
 
-export interface DurableQueueProps {
+export interface DurableQueueProps<Id extends QueueId = QueueId> {
   readonly prefix: string;
-  readonly definition: QueueDefinition;
+  readonly definition: QueueDefinition & { readonly id: Id };
   /** Where the dead-letter alarm notifies. */
   readonly alarmTopic: sns.ITopic;
 }
@@ -17,12 +18,14 @@ export interface DurableQueueProps {
  * An SQS queue with its dead-letter queue and an alarm that fires as soon as one message lands there:
  * a message in a DLQ is a tenant's upload or job that nobody processed.
  */
-export class DurableQueue extends Construct {
+export class DurableQueue<Id extends QueueId = QueueId> extends Construct {
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
   readonly dlqAlarm: cloudwatch.Alarm;
+  /** The queue with its `definitions.ts` id, to `bind` a producer to. */
+  readonly ref: QueueRef<Id>;
 
-  constructor(scope: Construct, id: string, props: DurableQueueProps) {
+  constructor(scope: Construct, id: string, props: DurableQueueProps<Id>) {
     super(scope, id);
     const def = props.definition;
     this.deadLetterQueue = new sqs.Queue(this, "Dlq", {
@@ -43,6 +46,7 @@ export class DurableQueue extends Construct {
       enforceSSL: true,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: def.maxReceiveCount },
     });
+    this.ref = { kind: "queue", id: def.id, queue: this.queue };
     this.dlqAlarm = deadLetterAlarm(
       this,
       "DlqAlarm",

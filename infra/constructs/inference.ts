@@ -1,7 +1,6 @@
 import { existsSync } from "node:fs";
 import { Duration, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
 import * as autoscaling from "aws-cdk-lib/aws-autoscaling";
-import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as ecs from "aws-cdk-lib/aws-ecs";
 import * as elbv2 from "aws-cdk-lib/aws-elasticloadbalancingv2";
@@ -10,23 +9,30 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
-import { acknowledge, arnToken } from "./nag.ts";
+import type { BaseModel } from "../../lambdas/core/catalog/base-models.ts";
+import { CONFIG_ENV } from "../resources/definitions.ts";
+import { KEY_PATTERNS } from "../resources/key-patterns.ts";
+import { type BucketRef, grant, resourceEnv, type TableRef } from "./bind.ts";
+import type { PlatformCatalog } from "./catalog.ts";
+import { containerImage, repoPath } from "./container-image.ts";
+import { acknowledge } from "./nag.ts";
 import type { Network } from "./network.ts";
-import { containerImage, repoPath } from "./training.ts";
 
 export interface InferenceProps {
   readonly network: Network;
-  readonly artifactsBucket: s3.IBucket;
+  readonly artifactsBucket: BucketRef<"artifacts">;
   /** Full-parameter deployments resolve their model code to its weights here. */
-  readonly modelsTable: dynamodb.ITable;
+  readonly modelsTable: TableRef<"models">;
+  /** Each served base model's family (its chat template) and weights location. */
+  readonly catalog: PlatformCatalog;
   readonly alarmTopic: sns.ITopic;
   /** Where the load balancer writes its access logs. */
   readonly accessLogsBucket: s3.IBucket;
-  /** One server per base model; its tenants' LoRA adapters are loaded on it from S3. */
+  /** One server per base model (catalog names); its tenants' LoRA adapters are loaded on it from S3. */
   readonly baseModels: readonly string[];
   /** Model codes of full-parameter models, each on its own server. */
   readonly fullModelDeployments: readonly string[];
-  /** The vLLM image in a registry; by default built from `batch-images/inference` at deploy. */
+  /** The vLLM image in a registry; by default built from `batch-images/inference/Dockerfile` at deploy. */
   readonly imageUri?: string;
   /** g6e.2xlarge by default: one L40S (48 GiB), enough for the catalog's 6–9B models in bf16. */
   readonly instanceType?: string;
@@ -58,19 +64,20 @@ export class Inference extends Construct {
   constructor(scope: Construct, id: string, props: InferenceProps) {
     super(scope, id);
     const { vpc, subnets } = props.network;
+    // A name the catalog lacks fails the synth, not the server's start.
+    const baseModels = props.baseModels.map((name) => props.catalog.model(name));
     const deployments = [
-      ...props.baseModels.map((name) => ({ kind: "base" as const, name })),
-      ...props.fullModelDeployments.map((name) => ({ kind: "full" as const, name })),
+      ...baseModels.map((model) => ({ kind: "base" as const, name: model.name, model })),
+      ...props.fullModelDeployments.map((name) => ({ kind: "full" as const, name, model: undefined })),
     ];
     this.ports = deployments.length;
     const gpus = props.gpusPerServer ?? 1;
 
-    if (!props.imageUri && !existsSync(repoPath("batch-images/inference"))) {
-      throw new Error(
-        "inferenceServers needs the context inferenceImageUri (batch-images/inference is missing)",
-      );
+    const dockerfile = "batch-images/inference/Dockerfile";
+    if (!props.imageUri && !existsSync(repoPath(dockerfile))) {
+      throw new Error(`inferenceServers needs the context inferenceImageUri (${dockerfile} is missing)`);
     }
-    const image = containerImage(this, "ServerImage", props.imageUri, "batch-images/inference");
+    const image = containerImage(this, "ServerImage", props.imageUri, dockerfile);
 
     this.cluster = new ecs.Cluster(this, "Cluster", {
       vpc,
@@ -148,7 +155,7 @@ export class Inference extends Construct {
       );
     }
 
-    const taskRole = this.createTaskRole(props);
+    const taskRole = this.createTaskRole(props, baseModels);
     const executionRole = new iam.Role(this, "ExecutionRole", {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
       description: "Pulls the vLLM image and writes its logs",
@@ -185,11 +192,17 @@ export class Inference extends Construct {
         logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: `server-${i}` }),
         // Names and ports only, no secrets: credentials come from the task role.
         environment: {
-          ARTIFACTS_BUCKET: props.artifactsBucket.bucketName,
+          ...resourceEnv(props.artifactsBucket),
           PORT: String(CONTAINER_PORT),
-          ...(deployment.kind === "base"
-            ? { BASE_MODEL: deployment.name }
-            : { MODEL_CODE: deployment.name, MODELS_TABLE: props.modelsTable.tableName }),
+          ...(deployment.model
+            ? {
+                BASE_MODEL: deployment.name,
+                // The catalog's facts, so the server formats prompts as the trainer did and finds the
+                // weights where the catalog (and the trainer) put them.
+                [CONFIG_ENV.modelFamily]: deployment.model.family,
+                [CONFIG_ENV.baseModelUri]: `s3://${props.artifactsBucket.bucket.bucketName}/${deployment.model.weightsPrefix}`,
+              }
+            : { MODEL_CODE: deployment.name, ...resourceEnv(props.modelsTable) }),
         },
         // vLLM's workers share tensors through /dev/shm.
         linuxParameters: new ecs.LinuxParameters(this, `${serviceId}Linux`, {
@@ -251,42 +264,24 @@ export class Inference extends Construct {
     );
   }
 
-  /** The server reads base weights and trained adapters / full models; nothing else. */
-  private createTaskRole(props: InferenceProps): iam.Role {
+  /** The server reads its base models' weights and trained adapters / full models; nothing else. */
+  private createTaskRole(props: InferenceProps, baseModels: readonly BaseModel[]): iam.Role {
     const role = new iam.Role(this, "TaskRole", {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
       description: "vLLM server: reads base weights, adapters and full models",
     });
-    const artifacts = props.artifactsBucket;
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: ["s3:GetObject"],
-        resources: [
-          artifacts.arnForObjects("base-models/*"),
-          artifacts.arnForObjects("tenants/*/jobs/*/adapter/*"),
-          artifacts.arnForObjects("tenants/*/jobs/*/model/*"),
-        ],
-      }),
-    );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: ["s3:ListBucket"],
-        resources: [artifacts.bucketArn],
-        conditions: { StringLike: { "s3:prefix": ["base-models/*", "tenants/*"] } },
-      }),
-    );
-    if (props.fullModelDeployments.length > 0) {
-      role.addToPolicy(
-        new iam.PolicyStatement({ actions: ["dynamodb:GetItem"], resources: [props.modelsTable.tableArn] }),
-      );
-    }
-    for (const pattern of ["base-models/*", "tenants/*/jobs/*/adapter/*", "tenants/*/jobs/*/model/*"]) {
-      acknowledge(
-        role,
-        `AwsSolutions-IAM5[Resource::${arnToken(artifacts)}/${pattern}]`,
-        "Reads weights, adapters and full models of any tenant: the server loads whichever a chat request names.",
-      );
-    }
+    const keys = [...props.catalog.weightsKeys(baseModels), KEY_PATTERNS.adapters, KEY_PATTERNS.models];
+    grant(role, props.artifactsBucket, {
+      objects: [
+        {
+          keys,
+          actions: ["GetObject"],
+          why: "Reads the served models' weights, and adapters and full models of any tenant: the server loads whichever a chat request names.",
+        },
+      ],
+      list: keys,
+    });
+    if (props.fullModelDeployments.length > 0) grant(role, props.modelsTable, { actions: ["GetItem"] });
     return role;
   }
 }

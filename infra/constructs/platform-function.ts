@@ -4,16 +4,23 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
+import { METRICS_NAMESPACE, type ServiceName } from "../resources/definitions.ts";
 import { acknowledge } from "./nag.ts";
 
 export interface PlatformFunctionProps {
   /** Path of the handler module, e.g. `lambdas/validator/index.ts`. */
   readonly entry: string;
+  /**
+   * The handler's `SERVICES` entry: `POWERTOOLS_SERVICE_NAME`, so that the logs, traces and metric
+   * dimensions CDK configures name the service the handler's own Powertools name (observability.ts).
+   */
+  readonly service: ServiceName;
   readonly description: string;
   /** Explicit on purpose: every function states how long it may run. */
   readonly timeout: Duration;
   /** Explicit on purpose: memory is also the CPU share. */
   readonly memorySize: number;
+  /** Configuration beyond resource names, which `bind` (bind.ts) sets. */
   readonly environment?: Record<string, string>;
   /** Days to keep logs; 30 by default. */
   readonly logRetention?: logs.RetentionDays;
@@ -23,6 +30,8 @@ export interface PlatformFunctionProps {
 /**
  * The one base for every Lambda function of the platform: ARM64, current Node.js runtime, ESM bundle
  * with source maps, active tracing, its own log group with retention, explicit timeout and memory.
+ * Metrics are CloudWatch embedded metric format (EMF) lines in that log group, so writing the log group
+ * is all the permission they need (no `cloudwatch:PutMetricData`).
  */
 export class PlatformFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: PlatformFunctionProps) {
@@ -35,12 +44,7 @@ export class PlatformFunction extends NodejsFunction {
       assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
       description: `Runs the ${id} function`,
     });
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
-        resources: [logGroup.logGroupArn],
-      }),
-    );
+    logGroup.grantWrite(role);
     super(scope, id, {
       role,
       entry: props.entry,
@@ -58,7 +62,8 @@ export class PlatformFunction extends NodejsFunction {
         : {}),
       environment: {
         NODE_OPTIONS: "--enable-source-maps",
-        POWERTOOLS_SERVICE_NAME: id,
+        POWERTOOLS_SERVICE_NAME: props.service,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,
       },
       bundling: {

@@ -11,6 +11,7 @@ import {
   type TableDefinition,
   type TableId,
 } from "../resources/definitions.ts";
+import type { BucketRef, TableRef } from "./bind.ts";
 
 export interface StorageProps {
   /** Prefix of physical table names. */
@@ -69,11 +70,21 @@ export class Storage extends Construct {
     this.buckets = buckets;
 
     const tables = {} as Record<TableId, dynamodb.Table>;
-    for (const def of TABLES) tables[def.id] = this.table(def, props.prefix, removalPolicy);
+    for (const def of TABLES) tables[def.id] = this.createTable(def, props.prefix, removalPolicy);
     this.tables = tables;
   }
 
-  private table(def: TableDefinition, prefix: string, removalPolicy: RemovalPolicy): dynamodb.Table {
+  /** The table of `definitions.ts` named `id`, to `bind` a function to. */
+  table<Id extends TableId>(id: Id): TableRef<Id> {
+    return { kind: "table", id, table: this.tables[id] };
+  }
+
+  /** The bucket of `definitions.ts` named `id`, to `bind` a function to. */
+  bucket<Id extends BucketId>(id: Id): BucketRef<Id> {
+    return { kind: "bucket", id, bucket: this.buckets[id] };
+  }
+
+  private createTable(def: TableDefinition, prefix: string, removalPolicy: RemovalPolicy): dynamodb.Table {
     const table = new dynamodb.Table(this, `${pascal(def.id)}Table`, {
       tableName: physicalName(prefix, def.id),
       partitionKey: attribute(def.partitionKey),

@@ -1,22 +1,23 @@
 import { Duration, Stack } from "aws-cdk-lib";
-import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
-import * as iam from "aws-cdk-lib/aws-iam";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import { Construct } from "constructs";
-import { NOTIFICATIONS } from "../resources/definitions.ts";
+import { NOTIFICATIONS, SERVICES } from "../resources/definitions.ts";
+import { KEY_PATTERNS } from "../resources/key-patterns.ts";
+import { type BucketRef, bind, type TableRef } from "./bind.ts";
+import type { PlatformCatalog } from "./catalog.ts";
 import type { DurableQueue } from "./durable-queue.ts";
-import { acknowledge, arnToken } from "./nag.ts";
+import { acknowledge } from "./nag.ts";
 import { PlatformFunction } from "./platform-function.ts";
 
 export interface ValidationProps {
-  readonly datasetsBucket: s3.Bucket;
-  readonly filesTable: dynamodb.ITable;
+  readonly datasetsBucket: BucketRef<"datasets">;
+  readonly filesTable: TableRef<"files">;
   /** The queue (with DLQ and alarm) that buffers S3 events for the validator. */
   readonly queue: DurableQueue;
-  /** JSON of base model name → max sequence tokens, to count over-length examples. */
-  readonly contextLimits: Record<string, number>;
+  /** The validator counts over-length examples against each catalog model's maximum sequence length. */
+  readonly catalog: PlatformCatalog;
 }
 
 /**
@@ -29,40 +30,30 @@ export class Validation extends Construct {
   constructor(scope: Construct, id: string, props: ValidationProps) {
     super(scope, id);
     const notification = NOTIFICATIONS.find((n) => n.bucket === "datasets" && n.queue === "validation")!;
-    props.datasetsBucket.addEventNotification(
+    props.datasetsBucket.bucket.addEventNotification(
       s3.EventType.OBJECT_CREATED,
       new s3n.SqsDestination(props.queue.queue),
       { prefix: notification.prefix },
     );
     this.validator = new PlatformFunction(this, "Validator", {
       entry: "lambdas/validator/index.ts",
+      service: SERVICES.validator,
       description: "Streams uploaded JSONL files and records statistics or line-level errors",
       // A 1 GiB file at tens of MB/s takes well under this; the queue's visibility timeout is longer.
       timeout: Duration.minutes(5),
       memorySize: 1024,
-      environment: {
-        FILES_TABLE: props.filesTable.tableName,
-        DATASETS_BUCKET: props.datasetsBucket.bucketName,
-        CONTEXT_LIMITS: JSON.stringify(props.contextLimits),
-      },
     });
-    this.validator.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
-        resources: [props.filesTable.tableArn],
-      }),
-    );
-    this.validator.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["s3:GetObject"],
-        resources: [props.datasetsBucket.arnForObjects("tenants/*")],
-      }),
-    );
-    acknowledge(
-      this.validator.role!,
-      `AwsSolutions-IAM5[Resource::${arnToken(props.datasetsBucket)}/tenants/*]`,
-      "Reads objects under tenants/* only: every uploaded dataset, whose tenant the key names.",
-    );
+    bind(this.validator, props.filesTable, { actions: ["GetItem", "UpdateItem"] });
+    bind(this.validator, props.datasetsBucket, {
+      objects: [
+        {
+          keys: [KEY_PATTERNS.datasets],
+          actions: ["GetObject"],
+          why: "Reads dataset objects only: every uploaded dataset, whose tenant the key names.",
+        },
+      ],
+    });
+    props.catalog.bind(this.validator);
     acknowledge(
       this.validator,
       "Serverless-LambdaEventSourceMappingDestination",

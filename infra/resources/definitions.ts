@@ -192,6 +192,18 @@ export const CONFIG_ENV = {
   /** JSON: model code, base model or `*` → inference server URL. */
   inferenceEndpoints: "INFERENCE_ENDPOINTS",
   chatRateLimitPerMinute: "CHAT_RATE_LIMIT_PER_MINUTE",
+  /** Bearer key for the inference servers, when the operator puts one on them (no construct sets it). */
+  inferenceApiKey: "INFERENCE_API_KEY",
+  /**
+   * A base model's family (chat template), from the catalog: the trainer's (dispatch.ts) and each
+   * private inference server's (infra/constructs/inference.ts).
+   */
+  modelFamily: "MODEL_FAMILY",
+  /**
+   * `s3://{artifacts}/{weightsPrefix}`: where a base model's weights are, from the catalog; the
+   * trainer's and each private inference server's.
+   */
+  baseModelUri: "BASE_MODEL_URI",
 } as const;
 
 /**

@@ -1,14 +1,20 @@
-import { CfnOutput, type RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import { type CfnElement, CfnOutput, type RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
-import { contextLimits } from "../../lambdas/core/catalog/base-models.ts";
-import { TRAINING_INSTANCE_TYPES_ENV } from "../../lambdas/core/jobs/resources.ts";
+import type { CatalogOverride } from "../../lambdas/core/catalog/base-models.ts";
 import { Api } from "../constructs/api.ts";
+import { PlatformCatalog } from "../constructs/catalog.ts";
 import { Chat, type InferenceOptions } from "../constructs/chat.ts";
 import { DurableQueue } from "../constructs/durable-queue.ts";
+import { Jobs } from "../constructs/jobs.ts";
 import { Network } from "../constructs/network.ts";
 import { Observability } from "../constructs/observability.ts";
 import { pascal, Storage } from "../constructs/storage.ts";
-import { Training, type TrainingProps } from "../constructs/training.ts";
+import {
+  TrainingCompute,
+  type TrainingComputeProps,
+  type TrainingData,
+} from "../constructs/training-compute.ts";
+import { TrainingPipeline, type TrainingPipelineProps } from "../constructs/training-pipeline.ts";
 import { Validation } from "../constructs/validation.ts";
 import { BUCKET_ENV, QUEUE_ENV, QUEUES, type QueueId, TABLE_ENV } from "../resources/definitions.ts";
 
@@ -17,31 +23,54 @@ export interface PlatformStackProps extends StackProps {
   readonly prefix: string;
   readonly removalPolicy?: RemovalPolicy;
   readonly alarmEmail?: string;
-  /** Base model name → max sequence tokens, for the validator's over-length counts; the catalog's by default. */
-  readonly contextLimits?: Record<string, number>;
+  /**
+   * The operator's change to the base-model catalog (`{"models": {…}}`, see `buildCatalog`): validated
+   * at synth, passed to every function that reads the catalog, and used for the trainer's and the
+   * inference servers' catalog facts. The built-in catalog without one.
+   */
+  readonly catalogOverride?: CatalogOverride;
   /** The trainer image, its GPU capacity per method, timeouts (see infra/bin/app.ts for the context keys). */
   readonly training?: Pick<
-    TrainingProps,
-    "trainerImageUri" | "capacity" | "multiNode" | "timeoutHours" | "dispatcherConcurrency" | "volumeGiB"
-  >;
+    TrainingComputeProps,
+    "trainerImageUri" | "capacity" | "multiNode" | "timeoutHours" | "volumeGiB"
+  > &
+    Pick<TrainingPipelineProps, "dispatcherConcurrency">;
   /** Where chat completions are served: an external endpoint or private vLLM servers. */
   readonly inference?: InferenceOptions;
   readonly chatRateLimitPerMinute?: number;
 }
 
+/**
+ * Constructs that were split out of another keep their resources' logical ids, so that an update
+ * replaces nothing (the dispatcher's and job-status's log groups, the job-status DLQ, the jobs
+ * function's log group and permissions): a direct child of the stack with one of these ids is named as
+ * its former parent when logical ids are allocated. Construct paths (and cdk-nag reports) show the new
+ * constructs. The training compute keeps the former construct id `Training` itself: its launch
+ * templates carry their construct path as a `Name` tag, and its Batch resources must stay put.
+ */
+const FORMER_IDS: Readonly<Record<string, string>> = {
+  TrainingPipeline: "Training",
+  Jobs: "Api",
+};
+
 /** The whole platform in one stack: each bounded context is one construct composed here. */
 export class PlatformStack extends Stack {
+  readonly catalog: PlatformCatalog;
   readonly storage: Storage;
   readonly observability: Observability;
-  readonly queues: Readonly<Record<QueueId, DurableQueue>>;
+  readonly queues: { readonly [Id in QueueId]: DurableQueue<Id> };
   readonly api: Api;
+  readonly jobs: Jobs;
   readonly validation: Validation;
   readonly network: Network;
-  readonly training: Training;
+  readonly trainingCompute: TrainingCompute;
+  readonly trainingPipeline: TrainingPipeline;
   readonly chat: Chat;
 
   constructor(scope: Construct, id: string, props: PlatformStackProps) {
     super(scope, id, props);
+    // First: a broken override stops the synth before anything is built.
+    this.catalog = new PlatformCatalog(props.catalogOverride);
     this.observability = new Observability(this, "Observability", {
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
     });
@@ -49,60 +78,79 @@ export class PlatformStack extends Stack {
       prefix: props.prefix,
       ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
     });
-    const queues = {} as Record<QueueId, DurableQueue>;
+    const queues = {} as { [Id in QueueId]: DurableQueue<Id> };
     for (const definition of QUEUES) {
-      queues[definition.id] = new DurableQueue(this, `${pascal(definition.id)}Queue`, {
-        prefix: props.prefix,
-        definition,
-        alarmTopic: this.observability.alarmTopic,
-      });
+      (queues as Record<QueueId, DurableQueue>)[definition.id] = new DurableQueue(
+        this,
+        `${pascal(definition.id)}Queue`,
+        {
+          prefix: props.prefix,
+          definition,
+          alarmTopic: this.observability.alarmTopic,
+        },
+      );
     }
     this.queues = queues;
 
-    const { tables, buckets } = this.storage;
+    const { storage, catalog } = this;
+    const { dispatcherConcurrency, ...compute } = props.training ?? {};
     this.api = new Api(this, "Api", {
-      apiKeysTable: tables["api-keys"],
-      filesTable: tables.files,
-      jobsTable: tables.jobs,
-      eventsTable: tables["job-events"],
-      modelsTable: tables.models,
-      idempotencyTable: tables.idempotency,
-      datasetsBucket: buckets.datasets,
-      artifactsBucket: buckets.artifacts,
-      trainingQueue: queues.training.queue,
+      apiKeysTable: storage.table("api-keys"),
+      filesTable: storage.table("files"),
+      jobsTable: storage.table("jobs"),
+      datasetsBucket: storage.bucket("datasets"),
     });
     this.validation = new Validation(this, "Validation", {
-      datasetsBucket: buckets.datasets,
-      filesTable: tables.files,
+      datasetsBucket: storage.bucket("datasets"),
+      filesTable: storage.table("files"),
       queue: queues.validation,
-      contextLimits: props.contextLimits ?? contextLimits(),
+      catalog,
     });
     const privateInference = (props.inference?.servers?.length ?? 0) > 0;
     this.network = new Network(this, "Network", { xrayEndpoint: privateInference });
-    this.training = new Training(this, "Training", {
+    const trainingData: TrainingData = {
+      jobsTable: storage.table("jobs"),
+      eventsTable: storage.table("job-events"),
+      datasetsBucket: storage.bucket("datasets"),
+      artifactsBucket: storage.bucket("artifacts"),
+    };
+    this.trainingCompute = new TrainingCompute(this, "Training", {
+      ...trainingData,
       network: this.network,
-      jobsTable: tables.jobs,
-      eventsTable: tables["job-events"],
-      modelsTable: tables.models,
-      datasetsBucket: buckets.datasets,
-      artifactsBucket: buckets.artifacts,
+      catalog,
+      ...compute,
+    });
+    this.jobs = new Jobs(this, "Jobs", {
+      filesTable: storage.table("files"),
+      jobsTable: storage.table("jobs"),
+      eventsTable: storage.table("job-events"),
+      modelsTable: storage.table("models"),
+      idempotencyTable: storage.table("idempotency"),
+      artifactsBucket: storage.bucket("artifacts"),
+      trainingQueue: queues.training.ref,
+      catalog,
+      // The planner in the jobs function chooses among the instance types the training compute has.
+      instanceTypes: this.trainingCompute.instanceTypes,
+    });
+    this.api.routeJobs(this.jobs.function);
+    this.trainingPipeline = new TrainingPipeline(this, "TrainingPipeline", {
+      ...trainingData,
+      compute: this.trainingCompute,
+      modelsTable: storage.table("models"),
       queue: queues.training,
       alarmTopic: this.observability.alarmTopic,
-      ...props.training,
+      catalog,
+      dispatcherConcurrency,
     });
-    // The planner in the jobs function chooses among the instance types the training compute has.
-    this.api.jobsFunction.addEnvironment(
-      TRAINING_INSTANCE_TYPES_ENV,
-      JSON.stringify(this.training.instanceTypes),
-    );
     this.chat = new Chat(this, "Chat", {
       api: this.api,
-      apiKeysTable: tables["api-keys"],
-      modelsTable: tables.models,
-      artifactsBucket: buckets.artifacts,
-      accessLogsBucket: this.storage.accessLogsBucket,
+      apiKeysTable: storage.table("api-keys"),
+      modelsTable: storage.table("models"),
+      artifactsBucket: storage.bucket("artifacts"),
+      accessLogsBucket: storage.accessLogsBucket,
       network: this.network,
       alarmTopic: this.observability.alarmTopic,
+      catalog,
       ...(props.inference ? { inference: props.inference } : {}),
       ...(props.chatRateLimitPerMinute !== undefined
         ? { rateLimitPerMinute: props.chatRateLimitPerMinute }
@@ -110,15 +158,15 @@ export class PlatformStack extends Stack {
     });
     new CfnOutput(this, "ChatFunctionUrl", { value: this.chat.functionUrl.url, description: "CHAT_URL" });
     new CfnOutput(this, "LoraJobQueueArn", {
-      value: this.training.jobQueues.lora.jobQueueArn,
+      value: this.trainingCompute.jobQueues.lora.jobQueueArn,
       description: "Batch job queue of LoRA training",
     });
     new CfnOutput(this, "FullJobQueueArn", {
-      value: this.training.jobQueues.full.jobQueueArn,
+      value: this.trainingCompute.jobQueues.full.jobQueueArn,
       description: "Batch job queue of full-parameter training",
     });
     new CfnOutput(this, "MultiNodeJobQueueArn", {
-      value: this.training.multiNode.jobQueue.jobQueueArn,
+      value: this.trainingCompute.multiNode.jobQueue.jobQueueArn,
       description: "Batch job queue of multi-node (torchrun + FSDP2) training",
     });
     new CfnOutput(this, "ApiBaseUrl", { value: `${this.api.restApi.url}v4`, description: "OPENAI_BASE_URL" });
@@ -142,5 +190,17 @@ export class PlatformStack extends Stack {
         description: QUEUE_ENV[id as QueueId],
       });
     }
+  }
+
+  /**
+   * CDK's own allocation (`Stack.allocateLogicalId`), on the path with {@link FORMER_IDS} applied. Two
+   * resources that would end up with one logical id fail the synth (CDK refuses duplicates).
+   */
+  protected override allocateLogicalId(element: CfnElement): string {
+    const scopes = element.node.scopes.map((scope) => {
+      const former = scope.node.scope === this ? FORMER_IDS[scope.node.id] : undefined;
+      return former ? { node: { id: former } } : scope;
+    });
+    return super.allocateLogicalId({ node: { scopes }, stack: this } as unknown as CfnElement);
   }
 }

@@ -67,6 +67,15 @@ describe("API construct", () => {
     expect(JSON.stringify(statements)).not.toMatch(/dynamodb:(Scan|PutItem|Query)/);
   });
 
+  it("lets the files function put, get and delete dataset objects only", () => {
+    const statements = Object.entries(template.findResources("AWS::IAM::Policy"))
+      .filter(([id]) => id.startsWith("ApiFilesApiRole"))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
+    const s3 = statements.filter((s) => JSON.stringify(s.Action).includes('"s3:'));
+    expect(s3.map((s) => s.Action)).toEqual([["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]]);
+    expect(JSON.stringify(s3[0]!.Resource)).toMatch(/StorageDatasets.*"\/tenants\/\*\/files\/\*\.jsonl"\]/);
+  });
+
   it("builds every function as ARM64 Node.js 24 with tracing, explicit timeout and memory, and its own log group", () => {
     const functions = Object.values(template.findResources("AWS::Lambda::Function")).filter((f) =>
       f.Properties.Runtime?.startsWith("nodejs24"),
@@ -109,25 +118,23 @@ describe("validation construct", () => {
     });
   });
 
-  it("gives the validator every catalog model's context length for over-length counts", () => {
-    const fn = Object.values(template.findResources("AWS::Lambda::Function")).find(
-      (f) => f.Properties.Environment?.Variables?.CONTEXT_LIMITS,
-    );
-    const limits = JSON.parse(fn?.Properties.Environment.Variables.CONTEXT_LIMITS as string) as Record<
-      string,
-      number
-    >;
-    expect(limits["chatglm3-6b"]).toBeGreaterThan(0);
-    expect(limits["tiny-chat"]).toBeGreaterThan(0);
+  it("leaves the context limits to the validator, which reads them from the catalog", () => {
+    const validator = Object.entries(template.findResources("AWS::Lambda::Function")).find(([id]) =>
+      id.startsWith("ValidationValidator"),
+    )![1];
+    expect(validator.Properties.Environment.Variables.CONTEXT_LIMITS).toBeUndefined();
+    // Without an override the validator uses the built-in catalog: nothing to pass.
+    expect(validator.Properties.Environment.Variables.BASE_MODEL_CATALOG_OVERRIDE).toBeUndefined();
   });
 
-  it("lets the validator read only tenant objects and update files", () => {
+  it("lets the validator read only dataset objects and update files", () => {
     const policy = Object.entries(template.findResources("AWS::IAM::Policy")).find(([id]) =>
       id.startsWith("ValidationValidatorRole"),
     );
     const text = JSON.stringify(policy?.[1]);
     expect(text).toContain("s3:GetObject");
-    expect(text).toContain("/tenants/*");
+    expect(text).toContain('"/tenants/*/files/*.jsonl"');
+    expect(text).not.toContain('"/tenants/*"');
     expect(text).not.toMatch(/s3:(PutObject|DeleteObject)/);
     expect(text).not.toContain("dynamodb:DeleteItem");
   });

@@ -168,7 +168,25 @@ describe("jobs and models routes", () => {
       expect(text).toContain(action);
     }
     expect(text).toContain("/index/byTenant");
+    expect(text).not.toContain("/index/*");
     expect(text).not.toMatch(/dynamodb:Scan|s3:PutObject|batch:SubmitJob/);
+  });
+
+  it("lets the jobs function read and list checkpoints only, not the rest of a job's artifacts", () => {
+    const statements = Object.entries(template.findResources("AWS::IAM::Policy"))
+      .filter(([id]) => id.startsWith("ApiJobsApiRole"))
+      .flatMap(
+        ([, p]) =>
+          p.Properties.PolicyDocument.Statement as {
+            Action: unknown;
+            Resource: unknown;
+            Condition?: unknown;
+          }[],
+      );
+    const s3 = statements.filter((s) => JSON.stringify(s.Action).includes('"s3:'));
+    expect(s3.map((s) => s.Action)).toEqual(["s3:GetObject", "s3:ListBucket"]);
+    expect(JSON.stringify(s3[0]!.Resource)).toMatch(/"\/tenants\/\*\/jobs\/\*\/checkpoints\/\*"\]/);
+    expect(s3[1]!.Condition).toEqual({ StringLike: { "s3:prefix": ["tenants/*/jobs/*/checkpoints/*"] } });
   });
 });
 
@@ -244,9 +262,16 @@ describe("private inference servers", () => {
       .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
     expect(statements.map((s) => s.Action)).toEqual(["s3:GetObject", "s3:ListBucket", "dynamodb:GetItem"]);
     const text = JSON.stringify(statements[0]!.Resource);
-    for (const pattern of ["/base-models/*", "/tenants/*/jobs/*/adapter/*", "/tenants/*/jobs/*/model/*"]) {
-      expect(text).toContain(pattern);
+    for (const pattern of [
+      "/base-models/glm-4-9b-chat/*",
+      "/base-models/qwen2.5-7b-instruct/*",
+      "/tenants/*/jobs/*/adapter/*",
+      "/tenants/*/jobs/*/model/*",
+    ]) {
+      expect(text).toContain(`"${pattern}"`);
     }
+    // The base models it serves, not every model under base-models/.
+    expect(text).not.toContain('"/base-models/*"');
   });
 
   it("reports no unacknowledged cdk-nag finding", () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App, RemovalPolicy, Validations } from "aws-cdk-lib";
@@ -17,6 +17,13 @@ export interface Synthesized {
   readonly template: Template;
   /** Unacknowledged cdk-nag findings (both packs). */
   readonly violations: readonly Violation[];
+}
+
+interface ValidationReport {
+  readonly pluginReports: {
+    readonly pluginName: string;
+    readonly violations: { ruleName: string; violatingConstructs: { constructPath: string }[] }[];
+  }[];
 }
 
 const cache = new Map<string, Synthesized>();
@@ -42,12 +49,16 @@ export function synthPlatform(overrides: Partial<Omit<PlatformStackProps, "prefi
   } catch {
     // A failed validation still writes its report; the violations below say what failed.
   }
-  const report = JSON.parse(readFileSync(join(outdir, "validation-report.json"), "utf8")) as {
-    pluginReports: {
-      pluginName: string;
-      violations: { ruleName: string; violatingConstructs: { constructPath: string }[] }[];
-    }[];
-  };
+  const read = (file: string) => JSON.parse(readFileSync(join(outdir, file), "utf8"));
+  let report: ValidationReport;
+  let templateJson: Record<string, unknown>;
+  try {
+    report = read("validation-report.json");
+    templateJson = read(`${stack.artifactId}.template.json`);
+  } finally {
+    // The directory also holds the run's staged assets; nothing reads it after this.
+    rmSync(outdir, { recursive: true, force: true });
+  }
   const violations = report.pluginReports.flatMap((plugin) =>
     plugin.violations.flatMap((v) =>
       v.violatingConstructs.map((c) => ({
@@ -57,9 +68,7 @@ export function synthPlatform(overrides: Partial<Omit<PlatformStackProps, "prefi
       })),
     ),
   );
-  const template = Template.fromJSON(
-    JSON.parse(readFileSync(join(outdir, `${stack.artifactId}.template.json`), "utf8")),
-  );
+  const template = Template.fromJSON(templateJson);
   const synthesized = { stack, template, violations };
   cache.set(key, synthesized);
   return synthesized;

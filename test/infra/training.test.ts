@@ -6,6 +6,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import { describe, expect, it } from "vitest";
 import { type MultiNodeCapacity, MultiNodeTraining } from "../../infra/constructs/multinode.ts";
 import { Network } from "../../infra/constructs/network.ts";
+import { DEFAULT_CATALOG } from "../../lambdas/core/catalog/base-models.ts";
 import { synthPlatform } from "./synth.ts";
 
 type Statement = { Action: string | string[]; Resource: unknown; Condition?: unknown };
@@ -150,31 +151,42 @@ describe("training construct: AWS Batch", () => {
     }
   });
 
-  it("limits the trainer's job role to its datasets, weights, artifacts, events and job updates", () => {
+  it("limits the trainer's job role to dataset objects, the catalog's weights, job roots, events and job updates", () => {
     const statements = statementsOf(template, "TrainingTrainerJobRole");
-    expect(actions(statements)).toEqual([
+    expect([...new Set(actions(statements))]).toEqual([
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
-      "s3:GetObject",
-      "s3:GetObject",
       "s3:GetObject",
       "s3:ListBucket",
       "s3:PutObject",
     ]);
-    const text = (s: Statement) => JSON.stringify(s.Resource);
-    const objectStatements = statements.filter((s) => actions([s]).some((a) => a.endsWith("Object")));
-    expect(objectStatements.map(text).map((r) => r.match(/\/(tenants|base-models)\/\*/)?.[0])).toEqual([
-      "/tenants/*",
-      "/base-models/*",
-      "/tenants/*",
-    ]);
-    expect(text(objectStatements[0]!)).toContain("StorageDatasets");
-    expect(text(objectStatements[1]!)).toContain("StorageArtifacts");
-    const put = statements.find((s) => actions([s]).includes("s3:PutObject"))!;
-    expect(text(put)).toContain("StorageArtifacts");
-    expect(text(put)).toContain("/tenants/*");
+    /** `Bucket key` for each object resource of the statements granting `action`. */
+    const objects = (action: string) =>
+      statements
+        .filter((s) => actions([s]).includes(action))
+        .flatMap((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]))
+        .map((r) => {
+          const [arn, key] = (r as { "Fn::Join": [string, [{ "Fn::GetAtt": [string] }, string]] })[
+            "Fn::Join"
+          ][1];
+          return `${arn["Fn::GetAtt"][0].replace(/[0-9A-F]{8}$/, "")} ${key}`;
+        })
+        .sort();
+    expect(objects("s3:GetObject")).toEqual(
+      [
+        "StorageDatasets /tenants/*/files/*.jsonl",
+        "StorageArtifacts /tenants/*/jobs/*/*",
+        ...DEFAULT_CATALOG.map((m) => `StorageArtifacts /${m.weightsPrefix}*`),
+      ].sort(),
+    );
+    expect(objects("s3:PutObject")).toEqual(["StorageArtifacts /tenants/*/jobs/*/*"]);
     const list = statements.find((s) => actions([s]).includes("s3:ListBucket"))!;
-    expect(list.Condition).toEqual({ StringLike: { "s3:prefix": ["base-models/*", "tenants/*"] } });
+    expect(list.Condition).toEqual({
+      StringLike: {
+        "s3:prefix": [...DEFAULT_CATALOG.map((m) => `${m.weightsPrefix}*`), "tenants/*/jobs/*/*"],
+      },
+    });
+    const text = (s: Statement) => JSON.stringify(s.Resource);
     expect(text(statements.find((s) => s.Action === "dynamodb:PutItem")!)).toContain("StorageJobEventsTable");
     expect(text(statements.find((s) => s.Action === "dynamodb:UpdateItem")!)).toContain("StorageJobsTable");
   });
@@ -368,9 +380,8 @@ describe("training construct: multi-node parallel jobs", () => {
   it("lets the dispatcher submit to the multi-node queue and its definitions, nothing wider", () => {
     const statements = statementsOf(template, "TrainingDispatcherRole");
     const submit = statements.filter((s) => actions([s]).includes("batch:SubmitJob"));
-    expect(submit).toHaveLength(1);
-    expect(submit[0]!.Action).toBe("batch:SubmitJob");
-    const resources = JSON.stringify(submit[0]!.Resource);
+    for (const statement of submit) expect(statement.Action).toBe("batch:SubmitJob");
+    const resources = JSON.stringify(submit.map((s) => s.Resource));
     expect(resources).toContain("TrainingMultiNodeJobQueue");
     for (const type of ["P4d24xlarge", "P4de24xlarge", "P548xlarge"]) {
       expect(resources).toContain(`TrainingMultiNode${type}JobDefinition`);
@@ -417,10 +428,11 @@ describe("training construct: dispatcher and job status", () => {
 
   it("lets the dispatcher submit only to the platform's queues and definitions", () => {
     const statements = statementsOf(template, "TrainingDispatcherRole");
-    const submit = statements.find((s) => s.Action === "batch:SubmitJob")!;
-    const resources = JSON.stringify(submit.Resource);
-    expect(resources).toMatch(/TrainingLoraJobQueue.*TrainingFullJobQueue/);
-    expect(resources).toMatch(/TrainingLoraJobDefinition.*TrainingFullJobDefinition/);
+    const submit = statements.filter((s) => actions([s]).includes("batch:SubmitJob"));
+    const resources = JSON.stringify(submit.map((s) => s.Resource));
+    for (const name of ["LoraJobQueue", "FullJobQueue", "LoraJobDefinition", "FullJobDefinition"]) {
+      expect(resources).toContain(`Training${name}`);
+    }
     expect(resources).not.toContain('"*"');
     const tagTerminate = statements.find((s) => actions([s]).includes("batch:TerminateJob"))!;
     expect(JSON.stringify(tagTerminate.Resource)).toContain(":job/*");
@@ -461,13 +473,16 @@ describe("training construct: dispatcher and job status", () => {
     });
   });
 
-  it("lets job-status update jobs and models and read results, nothing broader", () => {
+  it("lets job-status update jobs and models and read result.json, nothing broader", () => {
     const statements = statementsOf(template, "TrainingJobStatusRole");
     expect(actions(statements)).toEqual(
       expect.arrayContaining(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "s3:GetObject"]),
     );
     expect(actions(statements)).not.toEqual(expect.arrayContaining(["s3:PutObject"]));
     expect(actions(statements)).not.toEqual(expect.arrayContaining(["dynamodb:DeleteItem"]));
+    const read = statements.filter((s) => actions([s]).includes("s3:GetObject"));
+    expect(JSON.stringify(read.map((s) => s.Resource))).toMatch(/"\/tenants\/\*\/jobs\/\*\/result\.json"\]/);
+    expect(JSON.stringify(read.map((s) => s.Resource))).not.toContain('"/tenants/*"');
   });
 
   it("outputs both job queue ARNs", () => {
