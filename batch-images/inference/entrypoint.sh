@@ -15,9 +15,12 @@ export VLLM_PORT PORT="${PORT:-8080}" SERVED_MODEL_NAME="${SERVED_MODEL_NAME:-$B
 
 if [[ -n "${MODEL_ARTIFACT_URI:-}" ]]; then
   weights="$MODEL_ARTIFACT_URI"  # a full-parameter model's own deployment
+elif [[ -n "${BASE_MODEL_URI:-}" ]]; then
+  weights="$BASE_MODEL_URI"  # the catalog entry's weights prefix (CDK sets it from contract/catalog.json)
 else
-  : "${ARTIFACTS_BUCKET:?ARTIFACTS_BUCKET is required without MODEL_ARTIFACT_URI}"
-  weights="s3://${ARTIFACTS_BUCKET}/base-models/${BASE_MODEL}/"
+  : "${ARTIFACTS_BUCKET:?ARTIFACTS_BUCKET is required without MODEL_ARTIFACT_URI or BASE_MODEL_URI}"
+  prefix="$(python3 -c 'import sys; from ft_contract import load_platform; print(load_platform().base_model_prefix(sys.argv[1]))' "$BASE_MODEL")"
+  weights="s3://${ARTIFACTS_BUCKET}/${prefix}"
 fi
 if [[ ! -f "$MODEL_DIR/config.json" ]]; then
   python3 -m ft_inference.s3sync "$weights" "$MODEL_DIR"
