@@ -245,6 +245,10 @@ def parse_model(raw: object, catalog: Catalog, path: str | None = None) -> Model
     _string(weights_prefix, f"{path}.weightsPrefix", _WEIGHTS_PREFIX)
     if ".." in weights_prefix.split("/"):
         raise CatalogError(f"{path}.weightsPrefix: must not contain '..'")
+    # Tenants' keys are theirs alone: the trainer and inference roles may read a model's weights prefix.
+    tenant_keys = load_platform().tenant_prefix("").rstrip("/")
+    if weights_prefix.startswith(tenant_keys):
+        raise CatalogError(f"{path}.weightsPrefix: must not be under '{tenant_keys}'")
     limits = catalog.hyperparameters["max_seq_length"]
     assert limits.min is not None and limits.max is not None
     architecture = entry.get("architecture")

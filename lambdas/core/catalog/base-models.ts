@@ -1,6 +1,6 @@
 import { z } from "zod";
 import catalogJson from "../../../contract/catalog.json" with { type: "json" };
-import { baseModelPrefix } from "../contract.ts";
+import { baseModelPrefix, tenantPrefix } from "../contract.ts";
 import {
   MAX_BASE_LEARNING_RATE,
   MODEL_FAMILIES,
@@ -105,6 +105,9 @@ export const CATALOG_OVERRIDE_ENV = "BASE_MODEL_CATALOG_OVERRIDE";
 
 /** `base-models/{name}/`: where the operator puts a base model's weights in the artifacts bucket. */
 export const weightsPrefixFor = baseModelPrefix;
+
+/** The part of every tenant-owned key before the tenant id (`tenants/`). */
+const TENANT_KEYS = tenantPrefix("").replace(/\/$/, "");
 
 /** The entry named exactly `name` (names are case-sensitive, like OpenAI model ids), or undefined. */
 export function findBaseModel(
@@ -231,7 +234,9 @@ const baseModelSchema = z
     weightsPrefix: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*\/$/, "must be a relative key prefix ending in '/'")
-      .refine((prefix) => !prefix.split("/").includes(".."), "must not contain '..'"),
+      .refine((prefix) => !prefix.split("/").includes(".."), "must not contain '..'")
+      // Tenants' keys are theirs alone: the trainer and inference roles may read a model's weights prefix.
+      .refine((prefix) => !prefix.startsWith(TENANT_KEYS), `must not be under '${TENANT_KEYS}'`),
     // The model's limit is the upper bound of `max_seq_length`, so it must lie within that hyperparameter's bounds.
     maxSeqLength: z
       .number()
