@@ -176,12 +176,13 @@ def test_bf16_compute_still_moves_the_weights_at_lr_1e_5_through_fp32_master_wei
             device="cpu",
             dist=env,
         )
-        model, params, compute = setup_model(request, env)
-        assert compute == torch.bfloat16
-        weight = next(p for p in params if p.ndim == 2)
+        setup = setup_model(request, env)
+        model = setup.module
+        assert setup.compute_dtype == torch.bfloat16
+        weight = next(p for p in setup.params if p.ndim == 2)
         assert weight.dtype == torch.float32  # the sharded master copy AdamW updates
         before = weight.detach().full_tensor().clone()
-        optimizer = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0)
+        optimizer = torch.optim.AdamW(setup.params, lr=1e-5, weight_decay=0.0)
         for _ in range(3):
             model(input_ids=ids, labels=ids).loss.backward()
             optimizer.step()

@@ -61,9 +61,13 @@ def test_reports_missing_and_malformed_configuration() -> None:
     assert from_environment({**base, "HYPERPARAMETERS": '{"n_epochs": "auto"}'}).hyperparameters.n_epochs == 3
 
 
-def _entrypoint(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _entrypoint(env: dict[str, str], stop_after_step: int | None = None) -> subprocess.CompletedProcess[str]:
+    """The container's training process; with `stop_after_step`, one whose host is reclaimed after it."""
+    command = ["-m", "ft_trainer.entrypoint"]
+    if stop_after_step is not None:
+        command = [str(Path(__file__).with_name("reclaimed_host.py")), str(stop_after_step)]
     return subprocess.run(
-        [sys.executable, "-m", "ft_trainer.entrypoint"],
+        [sys.executable, *command],
         env={**os.environ, **env, "OMP_NUM_THREADS": "2"},
         capture_output=True,
         text=True,
@@ -97,15 +101,15 @@ def test_trains_from_s3_resumes_after_a_crash_writes_result_events_and_progress_
     run = secrets.token_hex(4)
     bucket, events, jobs = f"trainer-io-{run}", f"trainer-events-{run}", f"trainer-jobs-{run}"
     s3.create_bucket(Bucket=bucket)
-    for table, keys in ((events, ("jobKey", "eventKey")), (jobs, ("tenantId", "jobId"))):
+    for table, key_names in ((events, ("jobKey", "eventKey")), (jobs, ("tenantId", "jobId"))):
         dynamo.create_table(
             TableName=table,
             BillingMode="PAY_PER_REQUEST",
             KeySchema=[
-                {"AttributeName": keys[0], "KeyType": "HASH"},
-                {"AttributeName": keys[1], "KeyType": "RANGE"},
+                {"AttributeName": key_names[0], "KeyType": "HASH"},
+                {"AttributeName": key_names[1], "KeyType": "RANGE"},
             ],
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in key_names],
         )
     job = "ftjob-io"
     dynamo.put_item(
@@ -140,8 +144,8 @@ def test_trains_from_s3_resumes_after_a_crash_writes_result_events_and_progress_
         return {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])}
 
     # Act: a run that dies after step 5 (its checkpoint uploaded), then the retry.
-    crashed = _entrypoint({**env, "FT_TEST_CRASH_AFTER_STEP": "5"})
-    assert crashed.returncode == 1, crashed.stdout + crashed.stderr
+    crashed = _entrypoint(env, stop_after_step=5)
+    assert crashed.returncode == 1 and "HostReclaimed" in crashed.stderr, crashed.stdout + crashed.stderr
     assert prefix + "checkpoints/step-5/checkpoint.json" in keys() and prefix + "result.json" not in keys()
     done = _entrypoint(env)
 

@@ -25,7 +25,8 @@ DEFAULT_COLLECTIVE_TIMEOUT_SECONDS = 600
 
 @dataclass(frozen=True)
 class DistEnv:
-    """Where this process sits: rank among all, rank on its node, and the node."""
+    """Where this process sits: rank among all, rank on its node, and the node. Build it with keywords
+    (bench/trainer still builds one positionally, so the fields are not keyword-only yet)."""
 
     rank: int
     world_size: int
@@ -46,7 +47,21 @@ class DistEnv:
         return self.local_rank == 0
 
 
-SINGLE_CPU = DistEnv(0, 1, 0, 1, 0, 1, "cpu", False)
+def _single(device: str) -> DistEnv:
+    """A plain single process: no process group."""
+    return DistEnv(
+        rank=0,
+        world_size=1,
+        local_rank=0,
+        local_world_size=1,
+        node_rank=0,
+        nodes=1,
+        device=device,
+        grouped=False,
+    )
+
+
+SINGLE_CPU = _single("cpu")
 
 
 def launched_by_torchrun(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
@@ -67,7 +82,7 @@ def init_distributed(want_group: bool, device: str | None = None) -> DistEnv:
     elif want_group:
         rank, world, local_rank, local_world, nodes, node_rank = 0, 1, 0, 1, 1, 0
     else:
-        return DistEnv(0, 1, 0, 1, 0, 1, device or ("cuda" if cuda else "cpu"), False)
+        return _single(device or ("cuda" if cuda else "cpu"))
     if cuda:
         torch.cuda.set_device(local_rank)
         chosen = f"cuda:{local_rank}"
@@ -83,7 +98,16 @@ def init_distributed(want_group: bool, device: str | None = None) -> DistEnv:
         else:
             # A group of one needs no network and no file: an in-memory store.
             dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1, timeout=timeout)
-    return DistEnv(rank, world, local_rank, local_world, node_rank, nodes, chosen, True)
+    return DistEnv(
+        rank=rank,
+        world_size=world,
+        local_rank=local_rank,
+        local_world_size=local_world,
+        node_rank=node_rank,
+        nodes=nodes,
+        device=chosen,
+        grouped=True,
+    )
 
 
 def shutdown(env: DistEnv) -> None:

@@ -16,6 +16,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +47,6 @@ def detect_family(model_dir: Path) -> Family:
     raise ConfigError(f"cannot tell the chat format of {model_dir}; set MODEL_FAMILY")
 
 
-def _crash_hook() -> int | None:
-    """FT_TEST_CRASH_AFTER_STEP: tests stop the run after that step, as a reclaimed Spot host would."""
-    value = os.environ.get("FT_TEST_CRASH_AFTER_STEP")
-    return int(value) if value else None
-
-
 class WithProgress:
     """Events as they are, and each metrics event's trained tokens and ETA onto the job item."""
 
@@ -66,10 +62,23 @@ class WithProgress:
         self._progress.update(int(data.get("trained_tokens", 0)), float(eta) if eta is not None else None)
 
 
-def run(
-    config: JobConfig, events: EventSink, store: ObjectStore, work: Path, env: DistEnv | None = None
-) -> dict[str, object]:
-    env = env or init_distributed(want_group=config.method == "full" or launched_by_torchrun())
+@dataclass(frozen=True)
+class JobFiles:
+    """Each input and output of the job: its checked URI (or the base model's local directory) and where
+    it lives on this node."""
+
+    base: S3Uri | Path
+    training: S3Uri
+    validation: S3Uri | None
+    output: S3Uri
+    model_dir: Path
+    train_file: Path
+    valid_file: Path | None
+    out_dir: Path
+
+
+def locate(config: JobConfig, work: Path) -> JobFiles:
+    """The job's URIs, checked against the tenant's prefix before anything is read, and their local paths."""
     training = check_tenant_uri(config.training_file_uri, config.tenant_id, "training file")
     validation = (
         check_tenant_uri(config.validation_file_uri, config.tenant_id, "validation file")
@@ -78,6 +87,31 @@ def run(
     )
     output = check_tenant_uri(config.output_uri, config.tenant_id, "output")
     base = check_base_model_uri(config.base_model_uri)
+    return JobFiles(
+        base=base,
+        training=training,
+        validation=validation,
+        output=output,
+        model_dir=work / "base-model" if isinstance(base, S3Uri) else base,
+        train_file=work / "data" / "train.jsonl",
+        valid_file=work / "data" / "valid.jsonl" if validation else None,
+        out_dir=work / "output",
+    )
+
+
+def run(
+    config: JobConfig,
+    *,
+    events: EventSink,
+    store: ObjectStore,
+    work: Path,
+    env: DistEnv | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, object]:
+    """One training process of the job. `on_step` observes each optimizer step (see TrainRequest)."""
+    env = env or init_distributed(want_group=config.method == "full" or launched_by_torchrun())
+    files = locate(config, work)
+    output = files.output
     done = store.get_text(output.child("result.json"))
     if done is not None:
         # A Batch retry after the result was complete (the container died before it could exit 0).
@@ -91,46 +125,38 @@ def run(
             f"node{'s' if env.nodes > 1 else ''}: downloading the base model and the training data",
             data={"world_size": env.world_size, "nodes": env.nodes},
         )
-    model_dir = work / "base-model" if isinstance(base, S3Uri) else base
-    train_file, valid_file = (
-        work / "data" / "train.jsonl",
-        work / "data" / "valid.jsonl" if validation else None,
-    )
-    out_dir = work / "output"
+    model_dir, out_dir = files.model_dir, files.out_dir
     # Each node's first process fetches what every process of the node reads; the others wait.
     if env.is_local_main:
-        _download_inputs(
-            config, store, base, model_dir, training, validation, train_file, valid_file, output, out_dir
-        )
+        _download_inputs(config, store, files)
     barrier(env)
     if not (model_dir / "config.json").is_file():
         raise ConfigError(f"missing weights: {config.base_model_uri} has no config.json")
     family = config.family or detect_family(model_dir)
 
     # torch and transformers load only now: bad input is reported in a second, not after ten.
-    from .train import TrainRequest, run_training
+    from .train import CheckpointFiles, TrainRequest, run_training
 
-    def upload_checkpoint(step: int, path: Path, files: list[Path]) -> None:
-        prefix = output.child(f"checkpoints/step-{step}")
-        for file in files:
-            store.upload_file(file, prefix.child(file.relative_to(path).as_posix()))
+    def upload_checkpoint(checkpoint: CheckpointFiles) -> None:
+        prefix = output.child(f"checkpoints/step-{checkpoint.step}")
+        for file in checkpoint.files:
+            store.upload_file(file, prefix.child(file.relative_to(checkpoint.directory).as_posix()))
 
-    result = run_training(
-        TrainRequest(
-            base_model=model_dir,
-            family=family,
-            method=config.method,
-            hyperparameters=config.hyperparameters,
-            training_file=train_file,
-            validation_file=valid_file,
-            output_dir=out_dir,
-            events=events,
-            on_checkpoint=upload_checkpoint,
-            crash_after_step=_crash_hook(),
-            device=env.device,
-            dist=env,
-        )
+    request = TrainRequest(
+        base_model=model_dir,
+        family=family,
+        method=config.method,
+        hyperparameters=config.hyperparameters,
+        training_file=files.train_file,
+        validation_file=files.valid_file,
+        output_dir=out_dir,
+        events=events,
+        on_checkpoint=upload_checkpoint,
+        device=env.device,
+        on_step=on_step,
+        dist=env,
     )
+    result = run_training(request)
     name = "adapter" if config.method == "lora" else "model"
     summary = {
         "job_id": config.job_id,
@@ -157,30 +183,20 @@ def run(
     return summary
 
 
-def _download_inputs(
-    config: JobConfig,
-    store: ObjectStore,
-    base: S3Uri | Path,
-    model_dir: Path,
-    training: S3Uri,
-    validation: S3Uri | None,
-    train_file: Path,
-    valid_file: Path | None,
-    output: S3Uri,
-    out_dir: Path,
-) -> None:
+def _download_inputs(config: JobConfig, store: ObjectStore, files: JobFiles) -> None:
+    base, model_dir = files.base, files.model_dir
     if isinstance(base, S3Uri) and store.download_prefix(base, model_dir) == 0:
         raise ConfigError(f"no weights under {base}")
     if not (model_dir / "config.json").is_file():
         raise ConfigError(f"missing weights: {config.base_model_uri} has no config.json")
     if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
         raise ConfigError(f"missing weights: {config.base_model_uri} has no *.safetensors or *.bin files")
-    store.download_file(training, train_file)
-    if validation and valid_file:
-        store.download_file(validation, valid_file)
+    store.download_file(files.training, files.train_file)
+    if files.validation and files.valid_file:
+        store.download_file(files.validation, files.valid_file)
     # Resume: fetch the newest complete checkpoint (one with checkpoint.json) from OUTPUT_URI, every
     # rank's shards included: DCP reshards them to this run's world size.
-    checkpoint_keys = store.list_keys(output.child("checkpoints/"))
+    checkpoint_keys = store.list_keys(files.output.child("checkpoints/"))
     complete = sorted(
         {
             int(k.split("/checkpoints/step-")[1].split("/")[0])
@@ -191,11 +207,13 @@ def _download_inputs(
     if complete:
         step = complete[-1]
         store.download_prefix(
-            output.child(f"checkpoints/step-{step}"), out_dir / "checkpoints" / f"step-{step}"
+            files.output.child(f"checkpoints/step-{step}"), files.out_dir / "checkpoints" / f"step-{step}"
         )
 
 
-def main() -> None:
+def main(*, on_step: Callable[[int], None] | None = None) -> None:
+    """The container's training process: exits 0 only with the result complete in OUTPUT_URI. `on_step`
+    observes each optimizer step (the container passes none)."""
     events: EventSink = PrintSink()
     env: DistEnv | None = None
     try:
@@ -209,7 +227,7 @@ def main() -> None:
         work_root = os.environ.get("FT_WORK_DIR")
         with tempfile.TemporaryDirectory(prefix="ft-job-", dir=work_root) as tmp:
             work = _node_work_dir(Path(tmp), env)
-            summary = run(config, events, ObjectStore(), work, env)
+            summary = run(config, events=events, store=ObjectStore(), work=work, env=env, on_step=on_step)
             if work != Path(tmp) and env.is_local_main:
                 # Every process of the node is past run()'s last barrier: nothing reads it any more.
                 shutil.rmtree(work, ignore_errors=True)
@@ -220,7 +238,7 @@ def main() -> None:
         shutdown(env)
         sys.exit(0)
     except ConfigError as error:
-        _fail(events, f"Bad input: {error}", 2, env)
+        _fail(events, f"Bad input: {error}", code=2, env=env)
     except Exception as error:  # noqa: BLE001 — every failure must become an event and an exit code
         import torch
 
@@ -228,10 +246,10 @@ def main() -> None:
             _fail(
                 events,
                 "Out of memory: lower batch_size or max_seq_length, or enable gradient_checkpointing",
-                3,
-                env,
+                code=3,
+                env=env,
             )
-        _fail(events, f"Training failed: {type(error).__name__}: {error}", 1, env)
+        _fail(events, f"Training failed: {type(error).__name__}: {error}", code=1, env=env)
 
 
 def _node_work_dir(tmp: Path, env: DistEnv) -> Path:
@@ -244,7 +262,7 @@ def _node_work_dir(tmp: Path, env: DistEnv) -> Path:
     return shared
 
 
-def _fail(events: EventSink, message: str, code: int, env: DistEnv | None = None) -> None:
+def _fail(events: EventSink, message: str, *, code: int, env: DistEnv | None = None) -> None:
     try:
         prefix = f"Rank {env.rank}: " if env is not None and env.world_size > 1 else ""
         events.message(prefix + message, level="error")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Topology:
     nodes: int
     node_rank: int
@@ -59,7 +59,13 @@ def topology(env: Mapping[str, str], visible_gpus: int) -> Topology:
     nproc = int(explicit) if explicit else visible_gpus or int(env.get("FT_LOCAL_NPROC") or 1)
     if nproc < 1:
         raise ValueError(f"FT_NPROC_PER_NODE must be at least 1, not {nproc}")
-    return Topology(nodes, node_rank, nproc, master_addr, int(env.get("FT_MASTER_PORT") or 29500))
+    return Topology(
+        nodes=nodes,
+        node_rank=node_rank,
+        nproc_per_node=nproc,
+        master_addr=master_addr,
+        master_port=int(env.get("FT_MASTER_PORT") or 29500),
+    )
 
 
 def _own_address() -> str:

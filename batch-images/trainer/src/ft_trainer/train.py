@@ -1,12 +1,18 @@
-"""The training recipe: load, (LoRA-)wrap, shard, loop with accumulation and a warmup schedule,
-evaluate, checkpoint, resume, save. Every memory/speed switch is a hyperparameter.
+"""The training recipe, in named stages: set up (data, model, optimizer), resume, train, save.
 
-Full-parameter training runs in a process group (distributed.py) of one process or many under torchrun:
-FSDP2 shards weights, gradients and AdamW state, with bf16 compute over fp32 master weights, and
-checkpoints are torch.distributed.checkpoint (DCP) shards that resume on another world size. LoRA of a
-base that fits one device stays one plain process with PEFT checkpoints; under torchrun it is sharded too.
-Every rank reads the whole (small) dataset and takes its slice of each global batch, so the global batch,
-the loss (a mean over all ranks' trained tokens) and the step count do not depend on the world size."""
+    run_training(request)
+      setup(request)           setup_data, setup_model (LoRA-wrap, FSDP2), setup_optimizer → TrainingRun
+      resume(run)              the newest complete checkpoint, weights checked key by key → Progress
+      train(run, progress)     train_step per optimizer step; evaluate, report_metrics, save_checkpoint
+      save(run, progress)      save_result (the adapter or the consolidated model) → TrainResult
+
+Every memory/speed switch is a hyperparameter. Full-parameter training runs in a process group
+(distributed.py) of one process or many under torchrun: FSDP2 shards weights, gradients and AdamW state,
+with bf16 compute over fp32 master weights, and checkpoints are torch.distributed.checkpoint (DCP) shards
+that resume on another world size. LoRA of a base that fits one device stays one plain process with PEFT
+checkpoints; under torchrun it is sharded too. Every rank reads the whole (small) dataset and takes its
+slice of each global batch, so the global batch, the loss (a mean over all ranks' trained tokens) and the
+step count do not depend on the world size."""
 
 from __future__ import annotations
 
@@ -15,9 +21,10 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -43,7 +50,24 @@ LORA_TARGETS: dict[Family, list[str] | str] = {
 }
 
 
-@dataclass
+# --- the request and the result -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointFiles:
+    """Files of one checkpoint for the uploader: its step, its local directory, and the files under it
+    that this rank uploads."""
+
+    step: int
+    directory: Path
+    files: tuple[Path, ...]
+
+
+def _no_upload(files: CheckpointFiles) -> None:
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainRequest:
     base_model: Path
     family: Family
@@ -56,15 +80,16 @@ class TrainRequest:
     events: EventSink
     # Uploads a checkpoint's files (in the container): called on every rank with the files that rank
     # wrote, then on rank 0 alone with the manifest, checkpoint.json, once every rank's files are up.
-    on_checkpoint: Callable[[int, Path, list[Path]], None] = lambda step, path, files: None
-    # Test hook: raise after this many optimizer steps, as a killed container would stop.
-    crash_after_step: int | None = None
+    on_checkpoint: Callable[[CheckpointFiles], None] = _no_upload
+    # Called with the step number after each optimizer step and its checkpoint, if any. Production
+    # observes nothing; the resume tests raise from it, as a run on a reclaimed host stops.
+    on_step: Callable[[int], None] | None = None
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
     # The process group; by default one is made for full-parameter training (see distributed.py).
     dist: DistEnv | None = None
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class TrainResult:
     steps: int
     trained_tokens: int
@@ -76,124 +101,87 @@ class TrainResult:
     resumed_from: int | None
 
 
-class SimulatedCrash(RuntimeError):
-    pass
+# --- what the stages share ------------------------------------------------------------------------------
 
 
-def newest_checkpoint(checkpoints: Path) -> Path | None:
-    """The highest step whose checkpoint.json exists: that file is written last, so it marks completeness."""
-    complete = [p for p in checkpoints.glob("step-*") if (p / "checkpoint.json").is_file()]
-    return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
+@dataclass(frozen=True)
+class Data:
+    """The tokenizer and the encoded examples: every rank holds all of them and takes its slice."""
+
+    tokenizer: Any
+    pad_id: int
+    train: Dataset
+    valid: Dataset | None
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(e.input_ids) for e in self.train.examples]
 
 
-def run_training(req: TrainRequest) -> TrainResult:
-    env = req.dist or init_distributed(want_group=req.method == "full", device=req.device)
-    hp = req.hyperparameters
-    random.seed(hp.seed)
-    torch.manual_seed(hp.seed)
-    tokenizer, pad_id, train, valid = setup_data(req)
-    model, params, dtype = setup_model(req, env)
-    optimizer, scheduler, lengths, steps_per_epoch, total_steps = setup_optimizer(req, params, train)
+@dataclass(frozen=True)
+class Model:
+    """The model (LoRA-wrapped, FSDP2-sharded in a group), its trainable parameters, its compute dtype."""
 
-    checkpoints = req.output_dir / "checkpoints"
-    progress = Progress()
-    latest = newest_checkpoint(checkpoints)
-    if latest is not None:
-        progress = resume(req, env, model, optimizer, scheduler, latest)
-    events_main(req, env).message(
-        f"Training {req.method} on {env.world_size} × {env.device.split(':')[0]} ({dtype}): "
-        f"{sum(p.numel() for p in params) * (env.world_size if env.grouped else 1):,} trainable parameters, "
-        f"{total_steps} steps of {hp.batch_size}×{hp.gradient_accumulation_steps} examples",
-        data={"world_size": env.world_size, "nodes": env.nodes},
-    )
+    module: Any
+    params: list[torch.nn.Parameter]
+    compute_dtype: torch.dtype
 
-    metrics_log = req.output_dir / "metrics.jsonl"
-    req.output_dir.mkdir(parents=True, exist_ok=True)
-    if progress.resumed_from is None and env.is_main:
-        metrics_log.unlink(missing_ok=True)
-    step = progress.step
-    last_report, started, tokens_since = 0.0, time.time(), 0
-    final_loss = float("nan")
-    valid_loss = valid_acc = None
-    model.train()
-    for epoch in range(hp.n_epochs):
-        batches = length_grouped_batches(lengths, hp.batch_size, hp.seed + epoch)
-        groups = [
-            batches[i : i + hp.gradient_accumulation_steps]
-            for i in range(0, len(batches), hp.gradient_accumulation_steps)
-        ]
-        for group_index, group in enumerate(groups):
-            if epoch * steps_per_epoch + group_index < step:
-                continue  # done before the checkpoint we resumed from
-            loss_value, tokens = _accumulated_step(model, group, train, pad_id, env)
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            progress.trained_tokens += tokens
-            tokens_since += tokens
-            final_loss = loss_value
-            progress.first_loss = loss_value if progress.first_loss is None else progress.first_loss
-            is_last = step == total_steps
-            evaluate_now = valid is not None and (step % hp.eval_every_steps == 0 or is_last)
-            if evaluate_now and valid is not None:
-                valid_loss, valid_acc = evaluate(model, valid, hp.batch_size, pad_id, env)
-            now = time.time()
-            if is_last or step == 1 or evaluate_now or now - last_report >= hp.metrics_interval_seconds:
-                elapsed = max(now - started, 1e-9)
-                record: dict[str, Any] = {
-                    "step": step,
-                    "total_steps": total_steps,
-                    "epoch": epoch + 1,
-                    "train_loss": loss_value,
-                    "learning_rate": scheduler.get_last_lr()[0],
-                    "tokens_per_second": tokens_since / elapsed,
-                    "eta_seconds": (total_steps - step)
-                    * elapsed
-                    / max(step - (progress.resumed_from or 0), 1),
-                    "trained_tokens": progress.trained_tokens,
-                }
-                if evaluate_now:
-                    record["valid_loss"], record["valid_token_accuracy"] = valid_loss, valid_acc
-                if env.is_main:
-                    req.events.metrics(record)
-                    with metrics_log.open("a") as f:
-                        f.write(json.dumps(record) + "\n")
-                last_report = now
-            if step % hp.checkpoint_every_steps == 0 and not is_last:
-                saved = Progress(step, progress.trained_tokens, progress.first_loss, final_loss)
-                save_checkpoint(req, env, model, optimizer, scheduler, checkpoints, saved, metrics_log)
-                events_main(req, env).message(f"Checkpoint saved at step {step}")
-            if req.crash_after_step is not None and step >= req.crash_after_step:
-                raise SimulatedCrash(f"simulated crash after step {step}")
 
-    result_dir = save_result(req, env, model, tokenizer)
-    return TrainResult(
-        step,
-        progress.trained_tokens,
-        progress.first_loss or final_loss,
-        final_loss,
-        valid_loss,
-        valid_acc,
-        result_dir,
-        progress.resumed_from,
-    )
+@dataclass(frozen=True)
+class Optimization:
+    """AdamW, its warmup schedule and the step counts the schedule spans."""
+
+    optimizer: Any
+    scheduler: Any
+    steps_per_epoch: int
+    total_steps: int
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Everything set up for a run: what the stages after setup read (and never replace)."""
+
+    req: TrainRequest
+    env: DistEnv
+    data: Data
+    model: Model
+    optim: Optimization
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.req.output_dir / "checkpoints"
+
+    @property
+    def metrics_log(self) -> Path:
+        return self.req.output_dir / "metrics.jsonl"
+
+    @property
+    def main_events(self) -> EventSink:
+        """Rank 0's events in full; on the other ranks only errors (each rank reports its own failure)."""
+        return self.req.events if self.env.is_main else _Quiet(self.req.events)
+
+    @property
+    def checkpoint_format(self) -> str:
+        return "dcp" if self.env.grouped else "peft" if self.req.method == "lora" else "safetensors"
 
 
 @dataclass
 class Progress:
-    """Where a run stands: what a checkpoint's manifest records and a resumed run starts from."""
+    """Where a run stands: what a checkpoint's manifest records, a resumed run starts from, and the
+    latest evaluation."""
 
     step: int = 0
     trained_tokens: int = 0
     first_loss: float | None = None
+    # The last optimizer step's loss.
     loss: float | None = None
     resumed_from: int | None = None
+    valid_loss: float | None = None
+    valid_token_accuracy: float | None = None
 
 
 class _Quiet:
-    """Events of the ranks other than 0: only errors get through (each rank reports its own failure)."""
+    """Events of the ranks other than 0: only errors get through."""
 
     def __init__(self, events: EventSink) -> None:
         self._events = events
@@ -206,11 +194,72 @@ class _Quiet:
         pass
 
 
-def events_main(req: TrainRequest, env: DistEnv) -> EventSink:
-    return req.events if env.is_main else _Quiet(req.events)
+# --- the recipe -----------------------------------------------------------------------------------------
 
 
-def setup_data(req: TrainRequest) -> tuple[Any, int, Dataset, Dataset | None]:
+def run_training(req: TrainRequest) -> TrainResult:
+    run = setup(req)
+    progress = resume(run)
+    train(run, progress)
+    return save(run, progress)
+
+
+def setup(req: TrainRequest) -> TrainingRun:
+    """The process group (full-parameter training always has one), the seeds, then data, model and
+    optimizer."""
+    env = req.dist or init_distributed(want_group=req.method == "full", device=req.device)
+    random.seed(req.hyperparameters.seed)
+    torch.manual_seed(req.hyperparameters.seed)
+    data = setup_data(req)
+    model = setup_model(req, env)
+    optim = setup_optimizer(req, model.params, data.train)
+    return TrainingRun(req=req, env=env, data=data, model=model, optim=optim)
+
+
+def resume(run: TrainingRun) -> Progress:
+    """The newest complete checkpoint restored (weights, optimizer, schedule, RNG, metrics so far), or a
+    fresh start."""
+    latest = newest_checkpoint(run.checkpoints)
+    return load_checkpoint(run, latest) if latest is not None else Progress()
+
+
+def train(run: TrainingRun, progress: Progress) -> None:
+    """The loop: one optimizer step per group of `gradient_accumulation_steps` length-grouped batches,
+    skipping the steps done before the checkpoint resumed from; after each step evaluation, metrics and
+    checkpoints when due, then the `on_step` observer."""
+    hp = run.req.hyperparameters
+    _announce(run)
+    _start_metrics_log(run, progress)
+    meter = Meter(started=time.time(), tokens_at_start=progress.trained_tokens)
+    run.model.module.train()
+    for epoch in range(hp.n_epochs):
+        for index, group in enumerate(_step_groups(run, epoch)):
+            if epoch * run.optim.steps_per_epoch + index < progress.step:
+                continue  # done before the checkpoint we resumed from
+            train_step(run, progress, group)
+            _after_step(run, progress, meter, epoch=epoch)
+
+
+def save(run: TrainingRun, progress: Progress) -> TrainResult:
+    """The result written, and the run summed up."""
+    result_dir = save_result(run)
+    final_loss = progress.loss if progress.loss is not None else float("nan")
+    return TrainResult(
+        steps=progress.step,
+        trained_tokens=progress.trained_tokens,
+        first_loss=progress.first_loss or final_loss,
+        final_loss=final_loss,
+        valid_loss=progress.valid_loss,
+        valid_token_accuracy=progress.valid_token_accuracy,
+        result_dir=result_dir,
+        resumed_from=progress.resumed_from,
+    )
+
+
+# --- setup ----------------------------------------------------------------------------------------------
+
+
+def setup_data(req: TrainRequest) -> Data:
     """The tokenizer and the encoded training (and validation) examples; every rank reads all of them."""
     from transformers import AutoTokenizer
 
@@ -226,12 +275,12 @@ def setup_data(req: TrainRequest) -> tuple[Any, int, Dataset, Dataset | None]:
         f"Loaded {len(train.examples)} training examples ({train.tokens} tokens, {train.truncated} truncated, "
         f"{train.skipped} skipped)" + (f" and {len(valid.examples)} validation examples" if valid else "")
     )
-    return tokenizer, pad_id, train, valid
+    return Data(tokenizer=tokenizer, pad_id=pad_id, train=train, valid=valid)
 
 
-def setup_model(req: TrainRequest, env: DistEnv) -> tuple[Any, list[torch.nn.Parameter], torch.dtype]:
+def setup_model(req: TrainRequest, env: DistEnv) -> Model:
     """The model, LoRA-wrapped for `lora`, with activation checkpointing when asked, and sharded with
-    FSDP2 in a process group. Returns it with its trainable parameters and the compute dtype.
+    FSDP2 in a process group.
 
     In a group the weights load in fp32: they are the master copy FSDP2 shards and AdamW updates, and the
     mixed-precision policy gathers them in bf16 for compute. A single LoRA process keeps the frozen base
@@ -270,19 +319,16 @@ def setup_model(req: TrainRequest, env: DistEnv) -> tuple[Any, list[torch.nn.Par
         shard_model(model, env)
         compute = mixed_precision(env).param_dtype or torch.float32
     params = [p for p in model.parameters() if p.requires_grad]
-    return model, params, compute
+    return Model(module=model, params=params, compute_dtype=compute)
 
 
-def setup_optimizer(
-    req: TrainRequest, params: list[torch.nn.Parameter], train: Dataset
-) -> tuple[Any, Any, list[int], int, int]:
+def setup_optimizer(req: TrainRequest, params: list[torch.nn.Parameter], train: Dataset) -> Optimization:
     """AdamW (over the sharded fp32 parameters in a group) and the warmup schedule; the step counts."""
     from transformers import get_scheduler
 
     hp = req.hyperparameters
     optimizer = torch.optim.AdamW(params, lr=hp.learning_rate_for(req.method), weight_decay=hp.weight_decay)
-    lengths = [len(e.input_ids) for e in train.examples]
-    batches_per_epoch = math.ceil(len(lengths) / hp.batch_size)
+    batches_per_epoch = math.ceil(len(train.examples) / hp.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / hp.gradient_accumulation_steps)
     total_steps = steps_per_epoch * hp.n_epochs
     scheduler = get_scheduler(
@@ -291,7 +337,107 @@ def setup_optimizer(
         num_warmup_steps=int(total_steps * hp.warmup_ratio),
         num_training_steps=total_steps,
     )
-    return optimizer, scheduler, lengths, steps_per_epoch, total_steps
+    return Optimization(
+        optimizer=optimizer, scheduler=scheduler, steps_per_epoch=steps_per_epoch, total_steps=total_steps
+    )
+
+
+# --- the loop -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Meter:
+    """Throughput since this process started, and the throttle of the metrics events."""
+
+    started: float
+    tokens_at_start: int
+    last_report: float = 0.0
+
+
+def _announce(run: TrainingRun) -> None:
+    hp, env = run.req.hyperparameters, run.env
+    trainable = sum(p.numel() for p in run.model.params) * (env.world_size if env.grouped else 1)
+    run.main_events.message(
+        f"Training {run.req.method} on {env.world_size} × {env.device.split(':')[0]} "
+        f"({run.model.compute_dtype}): {trainable:,} trainable parameters, "
+        f"{run.optim.total_steps} steps of {hp.batch_size}×{hp.gradient_accumulation_steps} examples",
+        data={"world_size": env.world_size, "nodes": env.nodes},
+    )
+
+
+def _start_metrics_log(run: TrainingRun, progress: Progress) -> None:
+    """metrics.jsonl starts empty, or (restored by a resume) holds the lines up to the checkpoint."""
+    run.req.output_dir.mkdir(parents=True, exist_ok=True)
+    if progress.resumed_from is None and run.env.is_main:
+        run.metrics_log.unlink(missing_ok=True)
+
+
+def _step_groups(run: TrainingRun, epoch: int) -> list[list[list[int]]]:
+    """The epoch's batches (a function of the seed and the epoch), grouped into optimizer steps."""
+    hp = run.req.hyperparameters
+    batches = length_grouped_batches(run.data.lengths, hp.batch_size, hp.seed + epoch)
+    accumulate = hp.gradient_accumulation_steps
+    return [batches[i : i + accumulate] for i in range(0, len(batches), accumulate)]
+
+
+def train_step(run: TrainingRun, progress: Progress, group: list[list[int]]) -> None:
+    """One optimizer step: backward over the group's batches, gradients clipped at norm 1, AdamW, the
+    schedule."""
+    loss, tokens = _accumulated_step(
+        run.model.module, group, data=run.data.train, pad_id=run.data.pad_id, env=run.env
+    )
+    torch.nn.utils.clip_grad_norm_(run.model.params, 1.0)
+    run.optim.optimizer.step()
+    run.optim.scheduler.step()
+    run.optim.optimizer.zero_grad(set_to_none=True)
+    progress.step += 1
+    progress.trained_tokens += tokens
+    progress.loss = loss
+    if progress.first_loss is None:
+        progress.first_loss = loss
+
+
+def _after_step(run: TrainingRun, progress: Progress, meter: Meter, *, epoch: int) -> None:
+    """Evaluation, metrics and a checkpoint when due, then the `on_step` observer."""
+    hp, step = run.req.hyperparameters, progress.step
+    is_last = step == run.optim.total_steps
+    valid = run.data.valid
+    evaluated = valid is not None and (step % hp.eval_every_steps == 0 or is_last)
+    if valid is not None and evaluated:
+        progress.valid_loss, progress.valid_token_accuracy = evaluate(run, valid)
+    now = time.time()
+    if is_last or step == 1 or evaluated or now - meter.last_report >= hp.metrics_interval_seconds:
+        report_metrics(run, progress, meter, epoch=epoch, evaluated=evaluated, now=now)
+    if step % hp.checkpoint_every_steps == 0 and not is_last:
+        save_checkpoint(run, progress)
+        run.main_events.message(f"Checkpoint saved at step {step}")
+    if run.req.on_step is not None:
+        run.req.on_step(step)
+
+
+def report_metrics(
+    run: TrainingRun, progress: Progress, meter: Meter, *, epoch: int, evaluated: bool, now: float
+) -> None:
+    """A metrics event and a metrics.jsonl line (rank 0)."""
+    step, total = progress.step, run.optim.total_steps
+    elapsed = max(now - meter.started, 1e-9)
+    record: dict[str, Any] = {
+        "step": step,
+        "total_steps": total,
+        "epoch": epoch + 1,
+        "train_loss": progress.loss,
+        "learning_rate": run.optim.scheduler.get_last_lr()[0],
+        "tokens_per_second": (progress.trained_tokens - meter.tokens_at_start) / elapsed,
+        "eta_seconds": (total - step) * elapsed / max(step - (progress.resumed_from or 0), 1),
+        "trained_tokens": progress.trained_tokens,
+    }
+    if evaluated:
+        record.update(valid_loss=progress.valid_loss, valid_token_accuracy=progress.valid_token_accuracy)
+    if run.env.is_main:
+        run.req.events.metrics(record)
+        with run.metrics_log.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+    meter.last_report = now
 
 
 def _my_part(batch: list[int], env: DistEnv) -> tuple[list[int], float]:
@@ -309,7 +455,7 @@ def _accumulated_step(
     """Backward over the batches of one optimizer step; the loss is the mean over all trained tokens of
     the group on all ranks, so accumulation and sharding give the same gradient as one large batch.
     FSDP2 averages gradients over ranks, hence the world-size factor. Returns the global mean loss and the
-    tokens of the group (each counted once)."""
+    tokens of the group (each counted once). Positional parameters: bench/trainer calls it so."""
     total_trained = sum(
         sum(1 for label in data.examples[i].labels[1:] if label != IGNORE) for b in group for i in b
     )
@@ -335,15 +481,17 @@ def _accumulated_step(
 
 
 @torch.no_grad()
-def evaluate(model: Any, data: Dataset, batch_size: int, pad_id: int, env: DistEnv) -> tuple[float, float]:
+def evaluate(run: TrainingRun, data: Dataset) -> tuple[float, float]:
     """Mean loss and token accuracy over the trained (assistant) tokens of a dataset, over all ranks."""
+    model, env = run.model.module, run.env
+    batch_size = run.req.hyperparameters.batch_size
     model.eval()
     loss_sum, correct, count = 0.0, 0, 0
     order = sorted(range(len(data.examples)), key=lambda i: len(data.examples[i].input_ids))
     for start in range(0, len(order), batch_size):
         mine, weight = _my_part(order[start : start + batch_size], env)
         batch = [data.examples[i] for i in mine]
-        ids, labels, mask = (torch.tensor(x, device=env.device) for x in pad_batch(batch, pad_id))
+        ids, labels, mask = (torch.tensor(x, device=env.device) for x in pad_batch(batch, run.data.pad_id))
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         target = labels[:, 1:]
         keep = target != IGNORE
@@ -360,26 +508,41 @@ def evaluate(model: Any, data: Dataset, batch_size: int, pad_id: int, env: DistE
     return loss_sum / max(count_f, 1), correct_f / max(count_f, 1)
 
 
-def save_checkpoint(
-    req: TrainRequest,
-    env: DistEnv,
-    model: Any,
-    optimizer: Any,
-    scheduler: Any,
-    root: Path,
-    progress: Progress,
-    metrics_log: Path,
-) -> Path:
+# --- checkpoints: save --------------------------------------------------------------------------------
+
+
+def newest_checkpoint(checkpoints: Path) -> Path | None:
+    """The highest step whose checkpoint.json exists: that file is written last, so it marks completeness."""
+    complete = [p for p in checkpoints.glob("step-*") if (p / "checkpoint.json").is_file()]
+    return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def save_checkpoint(run: TrainingRun, progress: Progress) -> Path:
     """A checkpoint at `progress.step`: in a group DCP shards (each rank writes its own) under `dcp/`,
     else the PEFT adapter or model; the optimizer, the schedule and the RNG; the metrics so far; and
     `checkpoint.json` last, once every rank's files are uploaded: a checkpoint without it is incomplete
     and never resumed from."""
-    path = root / f"step-{progress.step}"
+    env, step = run.env, progress.step
+    path = run.checkpoints / f"step-{step}"
     if env.is_local_main:
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
     barrier(env)
+    run.req.on_checkpoint(CheckpointFiles(step, path, tuple(_write_checkpoint_files(run, path))))
+    barrier(env)
+    if env.is_main:
+        manifest = path / "checkpoint.json"
+        manifest.write_text(json.dumps(_manifest(run, progress)))
+        run.req.on_checkpoint(CheckpointFiles(step, path, (manifest,)))
+        _prune_local_checkpoints(run.checkpoints, keep=path)
+    barrier(env)
+    return path
+
+
+def _write_checkpoint_files(run: TrainingRun, path: Path) -> list[Path]:
+    """Writes this rank's part of a checkpoint under `path`; returns the files this rank uploads."""
+    env, model, optimizer = run.env, run.model.module, run.optim.optimizer
     mine: list[Path]
     if env.grouped:
         import torch.distributed.checkpoint as dcp
@@ -389,17 +552,15 @@ def save_checkpoint(
         dcp.save({"model": model_state, "optim": optimizer_state}, checkpoint_id=str(path / "dcp"))
         mine = sorted((path / "dcp").glob(f"__{env.rank}_*.distcp"))
     else:
-        model.save_pretrained(
-            path / ("adapter" if req.method == "lora" else "model"), safe_serialization=True
-        )
+        model.save_pretrained(path / _weights_dir(run.req.method), safe_serialization=True)
         torch.save(optimizer.state_dict(), path / "optimizer.pt")
         mine = []
     torch.save(_rng_state(), path / f"rng-{env.rank}.pt")
     mine.append(path / f"rng-{env.rank}.pt")
     if env.is_main:
-        torch.save(scheduler.state_dict(), path / "scheduler.pt")
-        if metrics_log.is_file():
-            shutil.copy(metrics_log, path / "metrics.jsonl")
+        torch.save(run.optim.scheduler.state_dict(), path / "scheduler.pt")
+        if run.metrics_log.is_file():
+            shutil.copy(run.metrics_log, path / "metrics.jsonl")
         # Rank 0 also uploads DCP's .metadata and, outside a group, the weights and optimizer; never
         # another rank's files, which that rank may still be writing (on the same node's disk).
         owned = {p.resolve() for p in mine}
@@ -408,23 +569,23 @@ def save_checkpoint(
             for p in sorted(path.rglob("*"))
             if p.is_file() and p.resolve() not in owned and not _another_ranks_file(p.name, env.rank)
         ]
-    req.on_checkpoint(progress.step, path, mine)
-    barrier(env)
-    if env.is_main:
-        manifest = {
-            "step": progress.step,
-            "trained_tokens": progress.trained_tokens,
-            "first_loss": progress.first_loss,
-            "metrics": {"train_loss": progress.loss},
-            "world_size": env.world_size,
-            "format": "dcp" if env.grouped else "peft" if req.method == "lora" else "safetensors",
-            "created_at": int(time.time()),
-        }
-        (path / "checkpoint.json").write_text(json.dumps(manifest))
-        req.on_checkpoint(progress.step, path, [path / "checkpoint.json"])
-        _prune_local_checkpoints(root, keep=path)
-    barrier(env)
-    return path
+    return mine
+
+
+def _manifest(run: TrainingRun, progress: Progress) -> dict[str, Any]:
+    return {
+        "step": progress.step,
+        "trained_tokens": progress.trained_tokens,
+        "first_loss": progress.first_loss,
+        "metrics": {"train_loss": progress.loss},
+        "world_size": run.env.world_size,
+        "format": run.checkpoint_format,
+        "created_at": int(time.time()),
+    }
+
+
+def _weights_dir(method: Method) -> str:
+    return "adapter" if method == "lora" else "model"
 
 
 def _another_ranks_file(name: str, rank: int) -> bool:
@@ -444,59 +605,192 @@ def _rng_state() -> dict[str, Any]:
     }
 
 
-def resume(
-    req: TrainRequest, env: DistEnv, model: Any, optimizer: Any, scheduler: Any, latest: Path
-) -> Progress:
+def _prune_local_checkpoints(root: Path, keep: Path) -> None:
+    """Only the newest checkpoint stays on local disk (it is in S3 already): a full-parameter
+    checkpoint of a large model is the model plus two optimizer moments, and scratch space is finite."""
+    for path in root.glob("step-*"):
+        if path != keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# --- checkpoints: resume ------------------------------------------------------------------------------
+
+
+def load_checkpoint(run: TrainingRun, latest: Path) -> Progress:
     """Loads a complete checkpoint: DCP shards reshard to this world size (saved by 2 processes, resumed
-    by 1, or the other way round)."""
+    by 1, or the other way round). Its weights must be this model's, key for key (`check_weight_keys`)."""
+    env, model, optimizer = run.env, run.model.module, run.optim.optimizer
     state = json.loads((latest / "checkpoint.json").read_text())
     if env.grouped:
-        if not (latest / "dcp").is_dir():
-            raise ValueError(
-                f"checkpoint {latest.name} is not a sharded (DCP) checkpoint; it cannot resume here"
-            )
-        import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-
-        model_state, optimizer_state = get_state_dict(model, optimizer)
-        # DCP loads in place, into these (sharded) tensors, resharding from the saved world size.
-        loaded: dict[str, Any] = {"model": model_state, "optim": optimizer_state}
-        dcp.load(loaded, checkpoint_id=str(latest / "dcp"))
-        set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
+        _load_sharded(model, optimizer, latest)
     else:
-        _load_weights(model, latest, req.method)
+        _load_weights(model, latest, run.req.method)
         optimizer.load_state_dict(torch.load(latest / "optimizer.pt", weights_only=False))
-    scheduler.load_state_dict(torch.load(latest / "scheduler.pt", weights_only=False))
-    # This rank's RNG, or rank 0's when the run had fewer ranks before (`rng.pt`: an older checkpoint).
+    run.optim.scheduler.load_state_dict(torch.load(latest / "scheduler.pt", weights_only=False))
+    _restore_rng(latest, env)
+    step = int(state["step"])
+    if env.is_main:
+        _restore_metrics(latest / "metrics.jsonl", run.metrics_log, step)
+    run.main_events.message(f"Resumed from checkpoint at step {step}")
+    return Progress(
+        step=step,
+        trained_tokens=int(state["trained_tokens"]),
+        first_loss=state.get("first_loss"),
+        resumed_from=step,
+    )
+
+
+def _load_sharded(model: Any, optimizer: Any, latest: Path) -> None:
+    if not (latest / "dcp").is_dir():
+        raise ValueError(f"checkpoint {latest.name} is not a sharded (DCP) checkpoint; it cannot resume here")
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    # DCP's keys are the flattened state dict's: "model.<parameter>" for the weights.
+    saved = dcp.FileSystemReader(str(latest / "dcp")).read_metadata().state_dict_metadata
+    check_weight_keys(
+        model,
+        expected=model_state.keys(),
+        saved=(key.removeprefix("model.") for key in saved if key.startswith("model.")),
+        checkpoint=latest,
+    )
+    # DCP loads in place, into these (sharded) tensors, resharding from the saved world size.
+    loaded: dict[str, Any] = {"model": model_state, "optim": optimizer_state}
+    dcp.load(loaded, checkpoint_id=str(latest / "dcp"))
+    set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
+
+
+def _load_weights(model: Any, checkpoint: Path, method: Method) -> None:
+    """The PEFT adapter or the model's safetensors of a checkpoint written outside a process group."""
+    from safetensors.torch import load_file
+
+    files = sorted((checkpoint / _weights_dir(method)).glob("*.safetensors"))
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        state.update(load_file(str(file)))
+    if method == "lora":
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+        # The adapter's keys as PEFT saves them (without the adapter's name); the base weights are frozen
+        # and not in the checkpoint.
+        check_weight_keys(
+            model, expected=get_peft_model_state_dict(model).keys(), saved=state, checkpoint=checkpoint
+        )
+        set_peft_model_state_dict(model, state)
+    else:
+        check_weight_keys(
+            model,
+            expected=model.state_dict().keys(),
+            saved=state,
+            checkpoint=checkpoint,
+            tied_saved_once=True,
+        )
+        # Not strict: the tied weights save_pretrained left out (checked above) load with their twins.
+        model.load_state_dict(state, strict=False)
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint whose weights are not this model's: a resume from it would train something else."""
+
+
+def check_weight_keys(
+    model: Any,
+    *,
+    expected: Iterable[str],
+    saved: Iterable[str],
+    checkpoint: Path,
+    tied_saved_once: bool = False,
+) -> None:
+    """Refuses a checkpoint that lacks a weight the model expects or holds one it does not, naming them.
+
+    Legitimately absent, with `tied_saved_once` (a writer that saves a parameter registered under several
+    names once: `save_pretrained`, which leaves out the LM head that shares the embeddings): a tied
+    parameter whose twin is saved; it loads with the twin. DCP and PEFT write every key they read back.
+    Legitimately extra: a buffer the model registers as non-persistent (rotary `inv_freq`, which older
+    transformers versions wrote): the model computes it, and loading skips it."""
+    missing, unexpected = unexplained_keys(
+        model, expected=expected, saved=saved, tied_saved_once=tied_saved_once
+    )
+    if missing or unexpected:
+        found = [
+            f"missing {_some(missing)}" if missing else "",
+            f"unexpected {_some(unexpected)}" if unexpected else "",
+        ]
+        raise CheckpointMismatch(
+            f"checkpoint {checkpoint.name} does not match the model: {'; '.join(p for p in found if p)}"
+        )
+
+
+def unexplained_keys(
+    model: Any, *, expected: Iterable[str], saved: Iterable[str], tied_saved_once: bool = False
+) -> tuple[list[str], list[str]]:
+    """The missing and the unexpected keys of a checkpoint, less the legitimate ones (check_weight_keys)."""
+    expected_keys, saved_keys = set(expected), set(saved)
+    tied = _tied_parameters(model) if tied_saved_once else {}
+    missing = [k for k in expected_keys - saved_keys if not tied.get(k, set()) & saved_keys]
+    unexpected = saved_keys - expected_keys - _non_persistent_buffers(model)
+    return sorted(missing), sorted(unexpected)
+
+
+def _tied_parameters(model: Any) -> dict[str, set[str]]:
+    """Each name of a parameter registered under several names, with its other names."""
+    names: dict[int, set[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(parameter), set()).add(name)
+    return {name: group - {name} for group in names.values() if len(group) > 1 for name in group}
+
+
+def _non_persistent_buffers(model: Any) -> set[str]:
+    return {
+        f"{prefix}.{name}" if prefix else name
+        for prefix, module in model.named_modules()
+        for name in module._non_persistent_buffers_set
+    }
+
+
+def _some(keys: list[str], shown: int = 10) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
+def _restore_rng(latest: Path, env: DistEnv) -> None:
+    """This rank's RNG, or rank 0's when the run had fewer ranks before (`rng.pt`: an older checkpoint)."""
     candidates = [latest / f"rng-{env.rank}.pt", latest / "rng-0.pt", latest / "rng.pt"]
     rng = torch.load(next(p for p in candidates if p.is_file()), weights_only=False)
     torch.set_rng_state(rng["torch"])
     random.setstate(rng["python"])
     if env.device.startswith("cuda") and rng.get("cuda") is not None:
         torch.cuda.set_rng_state_all(rng["cuda"])
-    step = int(state["step"])
-    if env.is_main:
-        _restore_metrics(latest / "metrics.jsonl", req.output_dir / "metrics.jsonl", step)
-    events_main(req, env).message(f"Resumed from checkpoint at step {step}")
-    return Progress(step, int(state["trained_tokens"]), state.get("first_loss"), None, resumed_from=step)
 
 
-def save_result(req: TrainRequest, env: DistEnv, model: Any, tokenizer: Any) -> Path:
+def _restore_metrics(saved: Path, log: Path, step: int) -> None:
+    """The metrics written before the checkpoint, so that metrics.jsonl covers the whole run."""
+    lines = saved.read_text().splitlines() if saved.is_file() else []
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(line + "\n" for line in lines if json.loads(line)["step"] <= step))
+
+
+# --- the result ---------------------------------------------------------------------------------------
+
+
+def save_result(run: TrainingRun) -> Path:
     """The adapter (`adapter/`) or the consolidated full model (`model/`: safetensors in the base
     model's dtype, config and tokenizer: what vLLM loads), written by rank 0."""
-    result_dir = req.output_dir / ("adapter" if req.method == "lora" else "model")
+    env, model, method = run.env, run.model.module, run.req.method
+    result_dir = run.req.output_dir / _weights_dir(method)
     state = full_state_dict(model, env) if env.grouped else None
     if env.is_main:
         if result_dir.exists():
             shutil.rmtree(result_dir)
         if state is not None:
             saved_dtype = _saved_dtype(model)
-            if req.method == "full" and saved_dtype is not None:
+            if method == "full" and saved_dtype is not None:
                 state = {k: v.to(saved_dtype) if v.is_floating_point() else v for k, v in state.items()}
             model.save_pretrained(result_dir, state_dict=state, safe_serialization=True)
         else:
             model.save_pretrained(result_dir, safe_serialization=True)
-        tokenizer.save_pretrained(result_dir)
+        run.data.tokenizer.save_pretrained(result_dir)
     barrier(env)
     return result_dir
 
@@ -508,46 +802,3 @@ def _saved_dtype(model: Any) -> torch.dtype | None:
     if isinstance(value, torch.dtype):
         return value
     return getattr(torch, value) if isinstance(value, str) and hasattr(torch, value) else None
-
-
-def _load_weights(model: Any, checkpoint: Path, method: Method) -> None:
-    from safetensors.torch import load_file
-
-    if method == "lora":
-        from peft import set_peft_model_state_dict
-
-        result = set_peft_model_state_dict(
-            model, load_file(str(checkpoint / "adapter" / "adapter_model.safetensors"))
-        )
-        unexpected = list(getattr(result, "unexpected_keys", []) or [])
-        if unexpected:
-            raise ValueError(
-                f"checkpoint {checkpoint.name} has adapter weights this model lacks: {unexpected[:5]}"
-            )
-    else:
-        state = {}
-        for file in sorted((checkpoint / "model").glob("*.safetensors")):
-            state.update(load_file(str(file)))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        # Tied weights (the LM head shares the embeddings) are absent from the file by design.
-        missing = [k for k in missing if not k.endswith("lm_head.weight")]
-        if missing or unexpected:
-            raise ValueError(
-                f"checkpoint {checkpoint.name} does not match the model: missing {missing[:5]}, "
-                f"unexpected {unexpected[:5]}"
-            )
-
-
-def _prune_local_checkpoints(root: Path, keep: Path) -> None:
-    """Only the newest checkpoint stays on local disk (it is in S3 already): a full-parameter
-    checkpoint of a large model is the model plus two optimizer moments, and scratch space is finite."""
-    for path in root.glob("step-*"):
-        if path != keep:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _restore_metrics(saved: Path, log: Path, step: int) -> None:
-    """The metrics written before the checkpoint, so that metrics.jsonl covers the whole run."""
-    lines = saved.read_text().splitlines() if saved.is_file() else []
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("".join(line + "\n" for line in lines if json.loads(line)["step"] <= step))
