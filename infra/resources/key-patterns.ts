@@ -24,7 +24,7 @@ export const KEY_PATTERNS = {
   models: `${jobRoot}${s3.result.full}*`,
   /**
    * Every job's `result.json`, which the trainer writes last; job-status reads it to tell a complete
-   * result (lambdas/job-status/apply.ts; not a contract key yet).
+   * result (lambdas/job-status/apply.ts).
    */
-  results: `${jobRoot}result.json`,
+  results: `${jobRoot}${s3.resultSummary}`,
 } as const;

@@ -27,6 +27,8 @@ const platformSchema = z
         checkpoint: template("step"),
         checkpointManifest: z.string().min(1),
         metrics: z.string().min(1),
+        /** Written last by the trainer: its presence is what a complete run means. */
+        resultSummary: z.string().min(1),
         result: z.object({ lora: prefix, full: prefix }).strict(),
         baseModelsPrefix: prefix,
         baseModel: template("name"),
@@ -105,6 +107,7 @@ export function jobArtifactKeys(tenantId: string, jobId: string, method: "lora" 
     checkpoints: `${root}${s3.checkpoints}`,
     result: `${root}${s3.result[method]}`,
     metrics: `${root}${s3.metrics}`,
+    resultSummary: `${root}${s3.resultSummary}`,
   };
 }
 

@@ -98,7 +98,7 @@ const isOutcome = (status: JobStatus): status is JobOutcome => TERMINAL_STATUSES
 
 /** The trainer's result.json, written last: its presence is what "complete" means. */
 async function readResult(job: JobRecord, deps: StatusDependencies) {
-  const key = `${jobArtifactKeys(job.tenantId, job.jobId, job.method).root}result.json`;
+  const key = jobArtifactKeys(job.tenantId, job.jobId, job.method).resultSummary;
   const result = (await deps.artifacts.getJson(key)) as { trained_tokens?: unknown } | undefined;
   if (!result) return undefined;
   return { trainedTokens: typeof result.trained_tokens === "number" ? result.trained_tokens : null };

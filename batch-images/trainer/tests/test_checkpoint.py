@@ -16,14 +16,8 @@ import torch
 from ft_trainer.config import Method, parse_hyperparameters
 from ft_trainer.distributed import SINGLE_CPU, DistEnv
 from ft_trainer.events import PrintSink
-from ft_trainer.train import (
-    CheckpointMismatch,
-    TrainRequest,
-    TrainResult,
-    newest_checkpoint,
-    run_training,
-    unexplained_keys,
-)
+from ft_trainer.checkpoint import CheckpointMismatch, newest_checkpoint, unexplained_keys
+from ft_trainer.train import TrainRequest, TrainResult, run_training
 from reclaimed_host import HostReclaimed, stop_after
 
 # 16 examples at batch 4: 4 steps, a checkpoint at step 2.

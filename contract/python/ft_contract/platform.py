@@ -82,6 +82,11 @@ class PlatformContract:
     def metrics_name(self) -> str:
         return str(self.s3["metrics"])
 
+    @property
+    def result_summary_name(self) -> str:
+        """`result.json`, written last: its presence is what a complete run means."""
+        return str(self.s3["resultSummary"])
+
     def job_key(self, tenant_id: str, job_id: str) -> str:
         return fill(self.raw["events"]["partitionKey"], tenantId=tenant_id, jobId=job_id)
 

@@ -27,6 +27,7 @@ def test_dataset_and_artifact_keys() -> None:
         assert root + platform.checkpoints_dir == case["checkpoints"]
         assert root + platform.result_dir(case["method"]) == case["result"]
         assert root + platform.metrics_name == case["metrics"]
+        assert root + platform.result_summary_name == case["resultSummary"]
 
 
 def test_base_model_and_checkpoint_prefixes() -> None:

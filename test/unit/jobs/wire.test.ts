@@ -317,15 +317,3 @@ describe("fine-tuned models", () => {
     expect(modelStatusForJob(job)).toBe(model);
   });
 });
-
-describe("jobArtifactKeys", () => {
-  it("puts a LoRA job's result under adapter/ and a full job's under model/", () => {
-    expect(jobArtifactKeys("tn_a", "ftjob-b", "lora")).toEqual({
-      root: "tenants/tn_a/jobs/ftjob-b/",
-      checkpoints: "tenants/tn_a/jobs/ftjob-b/checkpoints/",
-      result: "tenants/tn_a/jobs/ftjob-b/adapter/",
-      metrics: "tenants/tn_a/jobs/ftjob-b/metrics.jsonl",
-    });
-    expect(jobArtifactKeys("tn_a", "ftjob-b", "full").result).toBe("tenants/tn_a/jobs/ftjob-b/model/");
-  });
-});

@@ -146,9 +146,10 @@ def base_model_from_environment(env: Mapping[str, str]) -> ModelSpec | None:
 
 
 def from_environment(env: Mapping[str, str] = os.environ) -> JobConfig:
-    method = _required(env, "METHOD")
-    if method not in ("lora", "full"):
+    raw_method = _required(env, "METHOD")
+    if raw_method not in ("lora", "full"):
         raise ConfigError("METHOD must be 'lora' or 'full'")
+    method: Method = "lora" if raw_method == "lora" else "full"
     try:
         raw = json.loads(env.get("HYPERPARAMETERS") or "{}")
     except json.JSONDecodeError as error:
@@ -162,17 +163,17 @@ def from_environment(env: Mapping[str, str] = os.environ) -> JobConfig:
     if family is not None and family not in FAMILIES:
         raise ConfigError(f"MODEL_FAMILY must be one of {', '.join(FAMILIES)}")
     hyperparameters = parse_hyperparameters(raw, model)
+    if model is not None:
+        hyperparameters = with_model_learning_rate(hyperparameters, method, model)
     return JobConfig(
         job_id=_required(env, "JOB_ID"),
         tenant_id=_required(env, "TENANT_ID"),
-        method=method,  # type: ignore[arg-type]
+        method=method,
         base_model_uri=_required(env, "BASE_MODEL_URI"),
         training_file_uri=_required(env, "TRAINING_FILE_URI"),
         validation_file_uri=env.get("VALIDATION_FILE_URI") or None,
         output_uri=_required(env, "OUTPUT_URI").rstrip("/") + "/",
-        hyperparameters=with_model_learning_rate(hyperparameters, method, model)
-        if model
-        else hyperparameters,  # type: ignore[arg-type]
+        hyperparameters=hyperparameters,
         jobs_table=env.get("JOBS_TABLE") or None,
         events_table=env.get("EVENTS_TABLE") or None,
         family=family,  # type: ignore[arg-type]

@@ -21,11 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ft_contract import load_platform
+
 from .chat_format import FAMILIES, Family
 from .config import ConfigError, JobConfig, from_environment
 from .distributed import DistEnv, barrier, init_distributed, launched_by_torchrun, shutdown
 from .events import DynamoEventSink, EventSink, JobProgress, Level, PrintSink
 from .storage import ObjectStore, S3Uri, check_base_model_uri, check_tenant_uri
+
+# contract/platform.json: the output's layout and the exit codes, as the Lambdas read them.
+CONTRACT = load_platform()
 
 
 def detect_family(model_dir: Path) -> Family:
@@ -86,7 +91,9 @@ def locate(config: JobConfig, work: Path) -> JobFiles:
         else None
     )
     output = check_tenant_uri(config.output_uri, config.tenant_id, "output")
-    base = check_base_model_uri(config.base_model_uri)
+    base = check_base_model_uri(
+        config.base_model_uri, config.base_model.weights_prefix if config.base_model else None
+    )
     return JobFiles(
         base=base,
         training=training,
@@ -112,7 +119,7 @@ def run(
     env = env or init_distributed(want_group=config.method == "full" or launched_by_torchrun())
     files = locate(config, work)
     output = files.output
-    done = store.get_text(output.child("result.json"))
+    done = store.get_text(output.child(CONTRACT.result_summary_name))
     if done is not None:
         # A Batch retry after the result was complete (the container died before it could exit 0).
         if env.is_main:
@@ -135,10 +142,11 @@ def run(
     family = config.family or detect_family(model_dir)
 
     # torch and transformers load only now: bad input is reported in a second, not after ten.
-    from .train import CheckpointFiles, TrainRequest, run_training
+    from .records import CheckpointFiles
+    from .train import TrainRequest, run_training
 
     def upload_checkpoint(checkpoint: CheckpointFiles) -> None:
-        prefix = output.child(f"checkpoints/step-{checkpoint.step}")
+        prefix = output.child(CONTRACT.checkpoint_prefix(checkpoint.step))
         for file in checkpoint.files:
             store.upload_file(file, prefix.child(file.relative_to(checkpoint.directory).as_posix()))
 
@@ -157,7 +165,7 @@ def run(
         dist=env,
     )
     result = run_training(request)
-    name = "adapter" if config.method == "lora" else "model"
+    name = CONTRACT.result_dir(config.method).rstrip("/")
     summary = {
         "job_id": config.job_id,
         "method": config.method,
@@ -175,10 +183,10 @@ def run(
     }
     if env.is_main:
         store.upload_dir(result.result_dir, output.child(name))
-        if (out_dir / "metrics.jsonl").is_file():
-            store.upload_file(out_dir / "metrics.jsonl", output.child("metrics.jsonl"))
+        if (out_dir / CONTRACT.metrics_name).is_file():
+            store.upload_file(out_dir / CONTRACT.metrics_name, output.child(CONTRACT.metrics_name))
         # Written last: its presence means the result is complete.
-        store.put_text(output.child("result.json"), json.dumps(summary))
+        store.put_text(output.child(CONTRACT.result_summary_name), json.dumps(summary))
     barrier(env)
     return summary
 
@@ -194,20 +202,20 @@ def _download_inputs(config: JobConfig, store: ObjectStore, files: JobFiles) -> 
     store.download_file(files.training, files.train_file)
     if files.validation and files.valid_file:
         store.download_file(files.validation, files.valid_file)
-    # Resume: fetch the newest complete checkpoint (one with checkpoint.json) from OUTPUT_URI, every
+    # Resume: fetch the newest complete checkpoint (one with its manifest) from OUTPUT_URI, every
     # rank's shards included: DCP reshards them to this run's world size.
-    checkpoint_keys = store.list_keys(files.output.child("checkpoints/"))
-    complete = sorted(
-        {
-            int(k.split("/checkpoints/step-")[1].split("/")[0])
-            for k in checkpoint_keys
-            if k.endswith("/checkpoint.json")
-        }
-    )
+    checkpoints = files.output.child(CONTRACT.checkpoints_dir)
+    complete = {
+        step
+        for key in store.list_keys(checkpoints)
+        if key.endswith("/" + CONTRACT.manifest_name)
+        and (step := CONTRACT.checkpoint_step(key[len(checkpoints.key.rstrip("/")) + 1 :])) is not None
+    }
     if complete:
-        step = complete[-1]
+        step = max(complete)
         store.download_prefix(
-            files.output.child(f"checkpoints/step-{step}"), files.out_dir / "checkpoints" / f"step-{step}"
+            files.output.child(CONTRACT.checkpoint_prefix(step)),
+            files.out_dir / CONTRACT.checkpoint_prefix(step),
         )
 
 
@@ -238,7 +246,7 @@ def main(*, on_step: Callable[[int], None] | None = None) -> None:
         shutdown(env)
         sys.exit(0)
     except ConfigError as error:
-        _fail(events, f"Bad input: {error}", code=2, env=env)
+        _fail(events, f"Bad input: {error}", code=CONTRACT.exit_code("invalidInput"), env=env)
     except Exception as error:  # noqa: BLE001 — every failure must become an event and an exit code
         import torch
 
@@ -246,10 +254,15 @@ def main(*, on_step: Callable[[int], None] | None = None) -> None:
             _fail(
                 events,
                 "Out of memory: lower batch_size or max_seq_length, or enable gradient_checkpointing",
-                code=3,
+                code=CONTRACT.exit_code("outOfMemory"),
                 env=env,
             )
-        _fail(events, f"Training failed: {type(error).__name__}: {error}", code=1, env=env)
+        _fail(
+            events,
+            f"Training failed: {type(error).__name__}: {error}",
+            code=CONTRACT.exit_code("failed"),
+            env=env,
+        )
 
 
 def _node_work_dir(tmp: Path, env: DistEnv) -> Path:

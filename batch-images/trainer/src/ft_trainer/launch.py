@@ -25,6 +25,8 @@ import sys
 from dataclasses import dataclass
 from typing import Mapping
 
+from ft_contract import load_platform
+
 
 @dataclass(frozen=True, kw_only=True)
 class Topology:
@@ -93,11 +95,12 @@ def torchrun_args(top: Topology, run_id: str) -> list[str]:
 def exit_code_for(failures: Mapping[int, int]) -> int:
     """The job's exit code from the workers' (rank → exit code): bad input 2 or out of memory 3 when a
     worker said so, else 1."""
+    contract = load_platform()
     codes = set(failures.values())
-    for documented in (3, 2):
+    for documented in (contract.exit_code("outOfMemory"), contract.exit_code("invalidInput")):
         if documented in codes:
             return documented
-    return 1
+    return contract.exit_code("failed")
 
 
 def describe_failure(failures: Mapping[int, int]) -> str:

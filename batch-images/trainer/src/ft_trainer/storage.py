@@ -45,11 +45,12 @@ def check_tenant_uri(uri: str, tenant_id: str, what: str) -> S3Uri:
     return parsed
 
 
-def check_base_model_uri(uri: str) -> S3Uri | Path:
-    """Base models are shared: `s3://<bucket>/base-models/...`, or a local directory (local platform)."""
+def check_base_model_uri(uri: str, weights_prefix: str | None = None) -> S3Uri | Path:
+    """Base models are shared: under the catalog entry's weights prefix when the job names one
+    (BASE_MODEL_SPEC), else `s3://<bucket>/base-models/...`; or a local directory (local platform)."""
     parsed = parse_s3(uri)
     if parsed is not None:
-        shared = load_platform().s3["baseModelsPrefix"]
+        shared = weights_prefix or load_platform().s3["baseModelsPrefix"]
         if not parsed.key.startswith(shared) or ".." in parsed.key.split("/"):
             raise ConfigError(f"base model {uri!r} must be under s3://<bucket>/{shared}")
         return parsed

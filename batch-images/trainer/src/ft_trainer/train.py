@@ -21,15 +21,14 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .chat_format import IGNORE, Family
-from .config import Hyperparameters, Method
+from .config import CATALOG
+from .chat_format import IGNORE
 from .data import Dataset, length_grouped_batches, load_jsonl, pad_batch
 from .distributed import (
     DistEnv,
@@ -40,158 +39,21 @@ from .distributed import (
     mixed_precision,
     shard_model,
 )
-from .events import EventSink
-
-LORA_TARGETS: dict[Family, list[str] | str] = {
-    "tiny": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    "chatml": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    "chatglm3": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
-    "glm4": "all-linear",
-}
-
-
-# --- the request and the result -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckpointFiles:
-    """Files of one checkpoint for the uploader: its step, its local directory, and the files under it
-    that this rank uploads."""
-
-    step: int
-    directory: Path
-    files: tuple[Path, ...]
-
-
-def _no_upload(files: CheckpointFiles) -> None:
-    pass
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainRequest:
-    base_model: Path
-    family: Family
-    method: Method
-    hyperparameters: Hyperparameters
-    training_file: Path
-    validation_file: Path | None
-    # Local working directory: checkpoints/ step-N/ and the final result land here.
-    output_dir: Path
-    events: EventSink
-    # Uploads a checkpoint's files (in the container): called on every rank with the files that rank
-    # wrote, then on rank 0 alone with the manifest, checkpoint.json, once every rank's files are up.
-    on_checkpoint: Callable[[CheckpointFiles], None] = _no_upload
-    # Called with the step number after each optimizer step and its checkpoint, if any. Production
-    # observes nothing; the resume tests raise from it, as a run on a reclaimed host stops.
-    on_step: Callable[[int], None] | None = None
-    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
-    # The process group; by default one is made for full-parameter training (see distributed.py).
-    dist: DistEnv | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainResult:
-    steps: int
-    trained_tokens: int
-    first_loss: float
-    final_loss: float
-    valid_loss: float | None
-    valid_token_accuracy: float | None
-    result_dir: Path
-    resumed_from: int | None
-
-
-# --- what the stages share ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Data:
-    """The tokenizer and the encoded examples: every rank holds all of them and takes its slice."""
-
-    tokenizer: Any
-    pad_id: int
-    train: Dataset
-    valid: Dataset | None
-
-    @property
-    def lengths(self) -> list[int]:
-        return [len(e.input_ids) for e in self.train.examples]
-
-
-@dataclass(frozen=True)
-class Model:
-    """The model (LoRA-wrapped, FSDP2-sharded in a group), its trainable parameters, its compute dtype."""
-
-    module: Any
-    params: list[torch.nn.Parameter]
-    compute_dtype: torch.dtype
-
-
-@dataclass(frozen=True)
-class Optimization:
-    """AdamW, its warmup schedule and the step counts the schedule spans."""
-
-    optimizer: Any
-    scheduler: Any
-    steps_per_epoch: int
-    total_steps: int
-
-
-@dataclass(frozen=True)
-class TrainingRun:
-    """Everything set up for a run: what the stages after setup read (and never replace)."""
-
-    req: TrainRequest
-    env: DistEnv
-    data: Data
-    model: Model
-    optim: Optimization
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.req.output_dir / "checkpoints"
-
-    @property
-    def metrics_log(self) -> Path:
-        return self.req.output_dir / "metrics.jsonl"
-
-    @property
-    def main_events(self) -> EventSink:
-        """Rank 0's events in full; on the other ranks only errors (each rank reports its own failure)."""
-        return self.req.events if self.env.is_main else _Quiet(self.req.events)
-
-    @property
-    def checkpoint_format(self) -> str:
-        return "dcp" if self.env.grouped else "peft" if self.req.method == "lora" else "safetensors"
-
-
-@dataclass
-class Progress:
-    """Where a run stands: what a checkpoint's manifest records, a resumed run starts from, and the
-    latest evaluation."""
-
-    step: int = 0
-    trained_tokens: int = 0
-    first_loss: float | None = None
-    # The last optimizer step's loss.
-    loss: float | None = None
-    resumed_from: int | None = None
-    valid_loss: float | None = None
-    valid_token_accuracy: float | None = None
-
-
-class _Quiet:
-    """Events of the ranks other than 0: only errors get through."""
-
-    def __init__(self, events: EventSink) -> None:
-        self._events = events
-
-    def message(self, text: str, level: Any = "info", data: dict[str, Any] | None = None) -> None:
-        if level == "error":
-            self._events.message(text, level, data)
-
-    def metrics(self, data: dict[str, Any]) -> None:
-        pass
+from .checkpoint import (
+    _weights_dir,
+    load_checkpoint,
+    newest_checkpoint,
+    save_checkpoint,
+)
+from .records import (
+    Data,
+    Model,
+    Optimization,
+    Progress,
+    TrainingRun,
+    TrainRequest,
+    TrainResult,
+)
 
 
 # --- the recipe -----------------------------------------------------------------------------------------
@@ -307,7 +169,8 @@ def setup_model(req: TrainRequest, env: DistEnv) -> Model:
             r=hp.lora_r,
             lora_alpha=hp.lora_alpha,
             lora_dropout=hp.lora_dropout,
-            target_modules=LORA_TARGETS[req.family],
+            # The family's modules, as contract/catalog.json states them.
+            target_modules=CATALOG.lora_targets(req.family),
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)  # type: ignore[assignment]
@@ -506,269 +369,6 @@ def evaluate(run: TrainingRun, data: Dataset) -> tuple[float, float]:
     model.train()
     loss_sum, correct_f, count_f = all_sum(env, [loss_sum, float(correct), float(count)])
     return loss_sum / max(count_f, 1), correct_f / max(count_f, 1)
-
-
-# --- checkpoints: save --------------------------------------------------------------------------------
-
-
-def newest_checkpoint(checkpoints: Path) -> Path | None:
-    """The highest step whose checkpoint.json exists: that file is written last, so it marks completeness."""
-    complete = [p for p in checkpoints.glob("step-*") if (p / "checkpoint.json").is_file()]
-    return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
-
-
-def save_checkpoint(run: TrainingRun, progress: Progress) -> Path:
-    """A checkpoint at `progress.step`: in a group DCP shards (each rank writes its own) under `dcp/`,
-    else the PEFT adapter or model; the optimizer, the schedule and the RNG; the metrics so far; and
-    `checkpoint.json` last, once every rank's files are uploaded: a checkpoint without it is incomplete
-    and never resumed from."""
-    env, step = run.env, progress.step
-    path = run.checkpoints / f"step-{step}"
-    if env.is_local_main:
-        if path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
-    barrier(env)
-    run.req.on_checkpoint(CheckpointFiles(step, path, tuple(_write_checkpoint_files(run, path))))
-    barrier(env)
-    if env.is_main:
-        manifest = path / "checkpoint.json"
-        manifest.write_text(json.dumps(_manifest(run, progress)))
-        run.req.on_checkpoint(CheckpointFiles(step, path, (manifest,)))
-        _prune_local_checkpoints(run.checkpoints, keep=path)
-    barrier(env)
-    return path
-
-
-def _write_checkpoint_files(run: TrainingRun, path: Path) -> list[Path]:
-    """Writes this rank's part of a checkpoint under `path`; returns the files this rank uploads."""
-    env, model, optimizer = run.env, run.model.module, run.optim.optimizer
-    mine: list[Path]
-    if env.grouped:
-        import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import get_state_dict
-
-        model_state, optimizer_state = get_state_dict(model, optimizer)
-        dcp.save({"model": model_state, "optim": optimizer_state}, checkpoint_id=str(path / "dcp"))
-        mine = sorted((path / "dcp").glob(f"__{env.rank}_*.distcp"))
-    else:
-        model.save_pretrained(path / _weights_dir(run.req.method), safe_serialization=True)
-        torch.save(optimizer.state_dict(), path / "optimizer.pt")
-        mine = []
-    torch.save(_rng_state(), path / f"rng-{env.rank}.pt")
-    mine.append(path / f"rng-{env.rank}.pt")
-    if env.is_main:
-        torch.save(run.optim.scheduler.state_dict(), path / "scheduler.pt")
-        if run.metrics_log.is_file():
-            shutil.copy(run.metrics_log, path / "metrics.jsonl")
-        # Rank 0 also uploads DCP's .metadata and, outside a group, the weights and optimizer; never
-        # another rank's files, which that rank may still be writing (on the same node's disk).
-        owned = {p.resolve() for p in mine}
-        mine += [
-            p
-            for p in sorted(path.rglob("*"))
-            if p.is_file() and p.resolve() not in owned and not _another_ranks_file(p.name, env.rank)
-        ]
-    return mine
-
-
-def _manifest(run: TrainingRun, progress: Progress) -> dict[str, Any]:
-    return {
-        "step": progress.step,
-        "trained_tokens": progress.trained_tokens,
-        "first_loss": progress.first_loss,
-        "metrics": {"train_loss": progress.loss},
-        "world_size": run.env.world_size,
-        "format": run.checkpoint_format,
-        "created_at": int(time.time()),
-    }
-
-
-def _weights_dir(method: Method) -> str:
-    return "adapter" if method == "lora" else "model"
-
-
-def _another_ranks_file(name: str, rank: int) -> bool:
-    """A DCP shard `__{r}_{i}.distcp` or an RNG state `rng-{r}.pt` of a rank other than `rank`."""
-    if name.endswith(".distcp") and name.startswith("__"):
-        return not name.startswith(f"__{rank}_")
-    if name.startswith("rng-") and name.endswith(".pt"):
-        return name != f"rng-{rank}.pt"
-    return False
-
-
-def _rng_state() -> dict[str, Any]:
-    return {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-
-
-def _prune_local_checkpoints(root: Path, keep: Path) -> None:
-    """Only the newest checkpoint stays on local disk (it is in S3 already): a full-parameter
-    checkpoint of a large model is the model plus two optimizer moments, and scratch space is finite."""
-    for path in root.glob("step-*"):
-        if path != keep:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-# --- checkpoints: resume ------------------------------------------------------------------------------
-
-
-def load_checkpoint(run: TrainingRun, latest: Path) -> Progress:
-    """Loads a complete checkpoint: DCP shards reshard to this world size (saved by 2 processes, resumed
-    by 1, or the other way round). Its weights must be this model's, key for key (`check_weight_keys`)."""
-    env, model, optimizer = run.env, run.model.module, run.optim.optimizer
-    state = json.loads((latest / "checkpoint.json").read_text())
-    if env.grouped:
-        _load_sharded(model, optimizer, latest)
-    else:
-        _load_weights(model, latest, run.req.method)
-        optimizer.load_state_dict(torch.load(latest / "optimizer.pt", weights_only=False))
-    run.optim.scheduler.load_state_dict(torch.load(latest / "scheduler.pt", weights_only=False))
-    _restore_rng(latest, env)
-    step = int(state["step"])
-    if env.is_main:
-        _restore_metrics(latest / "metrics.jsonl", run.metrics_log, step)
-    run.main_events.message(f"Resumed from checkpoint at step {step}")
-    return Progress(
-        step=step,
-        trained_tokens=int(state["trained_tokens"]),
-        first_loss=state.get("first_loss"),
-        resumed_from=step,
-    )
-
-
-def _load_sharded(model: Any, optimizer: Any, latest: Path) -> None:
-    if not (latest / "dcp").is_dir():
-        raise ValueError(f"checkpoint {latest.name} is not a sharded (DCP) checkpoint; it cannot resume here")
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-
-    model_state, optimizer_state = get_state_dict(model, optimizer)
-    # DCP's keys are the flattened state dict's: "model.<parameter>" for the weights.
-    saved = dcp.FileSystemReader(str(latest / "dcp")).read_metadata().state_dict_metadata
-    check_weight_keys(
-        model,
-        expected=model_state.keys(),
-        saved=(key.removeprefix("model.") for key in saved if key.startswith("model.")),
-        checkpoint=latest,
-    )
-    # DCP loads in place, into these (sharded) tensors, resharding from the saved world size.
-    loaded: dict[str, Any] = {"model": model_state, "optim": optimizer_state}
-    dcp.load(loaded, checkpoint_id=str(latest / "dcp"))
-    set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
-
-
-def _load_weights(model: Any, checkpoint: Path, method: Method) -> None:
-    """The PEFT adapter or the model's safetensors of a checkpoint written outside a process group."""
-    from safetensors.torch import load_file
-
-    files = sorted((checkpoint / _weights_dir(method)).glob("*.safetensors"))
-    state: dict[str, torch.Tensor] = {}
-    for file in files:
-        state.update(load_file(str(file)))
-    if method == "lora":
-        from peft import get_peft_model_state_dict, set_peft_model_state_dict
-
-        # The adapter's keys as PEFT saves them (without the adapter's name); the base weights are frozen
-        # and not in the checkpoint.
-        check_weight_keys(
-            model, expected=get_peft_model_state_dict(model).keys(), saved=state, checkpoint=checkpoint
-        )
-        set_peft_model_state_dict(model, state)
-    else:
-        check_weight_keys(
-            model,
-            expected=model.state_dict().keys(),
-            saved=state,
-            checkpoint=checkpoint,
-            tied_saved_once=True,
-        )
-        # Not strict: the tied weights save_pretrained left out (checked above) load with their twins.
-        model.load_state_dict(state, strict=False)
-
-
-class CheckpointMismatch(ValueError):
-    """A checkpoint whose weights are not this model's: a resume from it would train something else."""
-
-
-def check_weight_keys(
-    model: Any,
-    *,
-    expected: Iterable[str],
-    saved: Iterable[str],
-    checkpoint: Path,
-    tied_saved_once: bool = False,
-) -> None:
-    """Refuses a checkpoint that lacks a weight the model expects or holds one it does not, naming them.
-
-    Legitimately absent, with `tied_saved_once` (a writer that saves a parameter registered under several
-    names once: `save_pretrained`, which leaves out the LM head that shares the embeddings): a tied
-    parameter whose twin is saved; it loads with the twin. DCP and PEFT write every key they read back.
-    Legitimately extra: a buffer the model registers as non-persistent (rotary `inv_freq`, which older
-    transformers versions wrote): the model computes it, and loading skips it."""
-    missing, unexpected = unexplained_keys(
-        model, expected=expected, saved=saved, tied_saved_once=tied_saved_once
-    )
-    if missing or unexpected:
-        found = [
-            f"missing {_some(missing)}" if missing else "",
-            f"unexpected {_some(unexpected)}" if unexpected else "",
-        ]
-        raise CheckpointMismatch(
-            f"checkpoint {checkpoint.name} does not match the model: {'; '.join(p for p in found if p)}"
-        )
-
-
-def unexplained_keys(
-    model: Any, *, expected: Iterable[str], saved: Iterable[str], tied_saved_once: bool = False
-) -> tuple[list[str], list[str]]:
-    """The missing and the unexpected keys of a checkpoint, less the legitimate ones (check_weight_keys)."""
-    expected_keys, saved_keys = set(expected), set(saved)
-    tied = _tied_parameters(model) if tied_saved_once else {}
-    missing = [k for k in expected_keys - saved_keys if not tied.get(k, set()) & saved_keys]
-    unexpected = saved_keys - expected_keys - _non_persistent_buffers(model)
-    return sorted(missing), sorted(unexpected)
-
-
-def _tied_parameters(model: Any) -> dict[str, set[str]]:
-    """Each name of a parameter registered under several names, with its other names."""
-    names: dict[int, set[str]] = {}
-    for name, parameter in model.named_parameters(remove_duplicate=False):
-        names.setdefault(id(parameter), set()).add(name)
-    return {name: group - {name} for group in names.values() if len(group) > 1 for name in group}
-
-
-def _non_persistent_buffers(model: Any) -> set[str]:
-    return {
-        f"{prefix}.{name}" if prefix else name
-        for prefix, module in model.named_modules()
-        for name in module._non_persistent_buffers_set
-    }
-
-
-def _some(keys: list[str], shown: int = 10) -> str:
-    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
-    return ", ".join(keys[:shown]) + more
-
-
-def _restore_rng(latest: Path, env: DistEnv) -> None:
-    """This rank's RNG, or rank 0's when the run had fewer ranks before (`rng.pt`: an older checkpoint)."""
-    candidates = [latest / f"rng-{env.rank}.pt", latest / "rng-0.pt", latest / "rng.pt"]
-    rng = torch.load(next(p for p in candidates if p.is_file()), weights_only=False)
-    torch.set_rng_state(rng["torch"])
-    random.setstate(rng["python"])
-    if env.device.startswith("cuda") and rng.get("cuda") is not None:
-        torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-def _restore_metrics(saved: Path, log: Path, step: int) -> None:
-    """The metrics written before the checkpoint, so that metrics.jsonl covers the whole run."""
-    lines = saved.read_text().splitlines() if saved.is_file() else []
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("".join(line + "\n" for line in lines if json.loads(line)["step"] <= step))
 
 
 # --- the result ---------------------------------------------------------------------------------------
