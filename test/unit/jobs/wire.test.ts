@@ -11,7 +11,6 @@ import {
 import { JOB_STATUSES, type JobStatus } from "../../../lambdas/core/jobs/state-machine.ts";
 import {
   type JobRecord,
-  jobArtifactKeys,
   modelStatusForJob,
   newJobEventItem,
   newJobRecord,
