@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -76,3 +77,31 @@ def train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16 answers: for the tests that check the plumbing rather than the learning."""
     return write_jsonl(tmp_path_factory.mktemp("data") / "small.jsonl", ANSWERS[:16])
+
+
+# A short, deterministic run: no checkpoint or evaluation unless a test asks, linear warmup then decay.
+SHORT_RUN: dict[str, object] = {
+    "warmup_ratio": 0.05,
+    "lr_scheduler": "linear",
+    "checkpoint_every_steps": 100000,
+    "eval_every_steps": 100000,
+    "max_seq_length": 128,
+    "seed": 7,
+}
+
+
+def stage_tiny_job(
+    s3: Any, bucket: str, tiny_model: Path, train_file: Path, tenant: str, job: str
+) -> dict[str, str]:
+    """Uploads the tiny base model and a training file as the platform lays them out; the job's environment
+    (without METHOD and HYPERPARAMETERS, which each test sets)."""
+    for file in tiny_model.iterdir():
+        s3.upload_file(str(file), bucket, f"base-models/tiny-chat/{file.name}")
+    s3.upload_file(str(train_file), bucket, f"tenants/{tenant}/files/train.jsonl")
+    return {
+        "JOB_ID": job,
+        "TENANT_ID": tenant,
+        "BASE_MODEL_URI": f"s3://{bucket}/base-models/tiny-chat/",
+        "TRAINING_FILE_URI": f"s3://{bucket}/tenants/{tenant}/files/train.jsonl",
+        "OUTPUT_URI": f"s3://{bucket}/tenants/{tenant}/jobs/{job}/",
+    }

@@ -18,25 +18,14 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import ANSWERS
+from conftest import ANSWERS, SHORT_RUN, stage_tiny_job
 from ft_trainer.launch import Topology, describe_failure, exit_code_for, topology, torchrun_args
 
 TENANT = "tn_0123456789abcdef"
 SMALL = ANSWERS[:16]
 
 # Full-parameter training of the 16 small answers: 4 steps an epoch at batch 4.
-HP = {
-    "n_epochs": 40,
-    "batch_size": 4,
-    "learning_rate": 1e-3,
-    "warmup_ratio": 0.05,
-    "lr_scheduler": "linear",
-    "checkpoint_every_steps": 100000,
-    "eval_every_steps": 100000,
-    "max_seq_length": 128,
-    "seed": 7,
-    "metrics_interval_seconds": 0,
-}
+HP = {**SHORT_RUN, "n_epochs": 40, "batch_size": 4, "learning_rate": 1e-3, "metrics_interval_seconds": 0}
 # Per-step loss of 2 processes against 1 with the same global batch. The runs differ only in the order of
 # floating-point sums (the gradient all-reduce): over the first 64 steps the losses agree to about 1e-5
 # (measured); later, near zero loss at lr 1e-3, such differences grow as they would between two GPUs'
@@ -329,17 +318,10 @@ def job_env(tiny_model: Path, small_train_file: Path) -> dict[str, Any]:
         ],
         AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("jobKey", "eventKey")],
     )
-    for file in tiny_model.iterdir():
-        s3.upload_file(str(file), bucket, f"base-models/tiny-chat/{file.name}")
-    s3.upload_file(str(small_train_file), bucket, f"tenants/{TENANT}/files/train.jsonl")
     job = f"ftjob-dist{run}"
     env = {
-        "JOB_ID": job,
-        "TENANT_ID": TENANT,
+        **stage_tiny_job(s3, bucket, tiny_model, small_train_file, TENANT, job),
         "METHOD": "full",
-        "BASE_MODEL_URI": f"s3://{bucket}/base-models/tiny-chat/",
-        "TRAINING_FILE_URI": f"s3://{bucket}/tenants/{TENANT}/files/train.jsonl",
-        "OUTPUT_URI": f"s3://{bucket}/tenants/{TENANT}/jobs/{job}/",
         "EVENTS_TABLE": events,
         "HYPERPARAMETERS": json.dumps({**HP, "n_epochs": 3, "checkpoint_every_steps": 4}),
     }

@@ -14,6 +14,7 @@ import pytest
 
 from ft_trainer.config import ConfigError, from_environment
 from ft_trainer.storage import check_base_model_uri, check_tenant_uri
+from conftest import stage_tiny_job
 
 TENANT = "tn_0123456789abcdef"
 
@@ -115,18 +116,11 @@ def test_trains_from_s3_resumes_after_a_crash_writes_result_events_and_progress_
     dynamo.put_item(
         TableName=jobs, Item={"tenantId": {"S": TENANT}, "jobId": {"S": job}, "status": {"S": "running"}}
     )
-    for file in tiny_model.iterdir():
-        s3.upload_file(str(file), bucket, f"base-models/tiny-chat/{file.name}")
-    s3.upload_file(str(train_file), bucket, f"tenants/{TENANT}/files/train.jsonl")
     prefix = f"tenants/{TENANT}/jobs/{job}/"
     env = {
-        "JOB_ID": job,
-        "TENANT_ID": TENANT,
+        **stage_tiny_job(s3, bucket, tiny_model, train_file, TENANT, job),
         "METHOD": "lora",
-        "BASE_MODEL_URI": f"s3://{bucket}/base-models/tiny-chat/",
-        "TRAINING_FILE_URI": f"s3://{bucket}/tenants/{TENANT}/files/train.jsonl",
         "VALIDATION_FILE_URI": f"s3://{bucket}/tenants/{TENANT}/files/train.jsonl",
-        "OUTPUT_URI": f"s3://{bucket}/{prefix}",
         "EVENTS_TABLE": events,
         "JOBS_TABLE": jobs,
         "HYPERPARAMETERS": json.dumps(

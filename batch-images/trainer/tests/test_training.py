@@ -7,21 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import ANSWERS
+from conftest import ANSWERS, SHORT_RUN
 from ft_trainer.chat_format import Message
 from ft_trainer.config import parse_hyperparameters
 from ft_trainer.events import PrintSink
 from ft_trainer.generate import greedy_answer, load_for_inference
 from ft_trainer.train import TrainRequest, TrainResult, run_training
 
-COMMON = {
-    "warmup_ratio": 0.05,
-    "lr_scheduler": "linear",
-    "checkpoint_every_steps": 100000,
-    "eval_every_steps": 100000,
-    "max_seq_length": 128,
-    "seed": 7,
-}
+COMMON = SHORT_RUN
 
 
 def train(method: str, tiny_model: Path, data: Path, out: Path, **hp: object) -> TrainResult:

@@ -1,24 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { buildCatalog } from "../../../lambdas/core/catalog/base-models.ts";
-import { InvalidRequestError } from "../../../lambdas/core/errors.ts";
 import {
   type CreateJobRequest,
   parseCreateJobRequest,
   planJob,
 } from "../../../lambdas/core/jobs/create-request.ts";
 import { deriveSeed } from "../../../lambdas/core/jobs/hyperparameters.ts";
+import { rejection } from "../../fixtures/errors.ts";
 
 const base = { model: "qwen2.5-7b-instruct", training_file: "file-abc" };
-
-function rejection(fn: () => unknown): InvalidRequestError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof InvalidRequestError) return error;
-    throw error;
-  }
-  throw new Error("expected an InvalidRequestError");
-}
 
 const parseError = (body: unknown) => rejection(() => parseCreateJobRequest(body));
 

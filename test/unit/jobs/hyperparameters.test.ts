@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { type BaseModel, findBaseModel } from "../../../lambdas/core/catalog/base-models.ts";
-import { InvalidRequestError } from "../../../lambdas/core/errors.ts";
 import {
   autoBatchSize,
   autoEpochs,
@@ -13,19 +12,10 @@ import {
   resolveHyperparameters,
   SEED_MAX,
 } from "../../../lambdas/core/jobs/hyperparameters.ts";
+import { rejection } from "../../fixtures/errors.ts";
 
 const model = (name: string): BaseModel => findBaseModel(name)!;
 const qwen = model("qwen2.5-7b-instruct");
-
-function thrown(fn: () => unknown): InvalidRequestError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof InvalidRequestError) return error;
-    throw error;
-  }
-  throw new Error("expected an InvalidRequestError");
-}
 
 describe("hyperparameter bounds", () => {
   it.each([
@@ -102,27 +92,27 @@ describe("hyperparameter bounds", () => {
 
 describe("checkMethod", () => {
   it("rejects a method the base model does not allow, naming method.type", () => {
-    const error = thrown(() => checkMethod("full", {}, model("chatglm3-6b")));
+    const error = rejection(() => checkMethod("full", {}, model("chatglm3-6b")));
     expect(error.param).toBe("method.type");
     expect(error.code).toBe("unsupported_method");
     expect(error.message).toContain("allowed: lora");
   });
 
   it("rejects LoRA for a full-only model", () => {
-    expect(thrown(() => checkMethod("lora", {}, model("chatglm_130b"))).param).toBe("method.type");
+    expect(rejection(() => checkMethod("lora", {}, model("chatglm_130b"))).param).toBe("method.type");
   });
 
   it.each(["lora_r", "lora_alpha", "lora_dropout"] as const)(
     "rejects %s for a full job, naming the param",
     (name) => {
-      const error = thrown(() => checkMethod("full", { [name]: "auto" }, qwen));
+      const error = rejection(() => checkMethod("full", { [name]: "auto" }, qwen));
       expect(error.param).toBe(`method.hyperparameters.${name}`);
       expect(error.status).toBe(400);
     },
   );
 
   it("names the legacy path when the hyperparameters came from the top level", () => {
-    expect(thrown(() => checkMethod("full", { lora_r: 8 }, qwen, "hyperparameters")).param).toBe(
+    expect(rejection(() => checkMethod("full", { lora_r: 8 }, qwen, "hyperparameters")).param).toBe(
       "hyperparameters.lora_r",
     );
   });
@@ -132,7 +122,7 @@ describe("checkMethod", () => {
   });
 
   it("rejects max_seq_length above the base model's maximum", () => {
-    const error = thrown(() => checkMethod("lora", { max_seq_length: 1024 }, model("tiny-chat")));
+    const error = rejection(() => checkMethod("lora", { max_seq_length: 1024 }, model("tiny-chat")));
     expect(error.param).toBe("method.hyperparameters.max_seq_length");
     expect(error.message).toContain("at most 512");
   });
@@ -269,7 +259,9 @@ describe("resolveHyperparameters", () => {
   });
 
   it("rejects an explicit batch size larger than the number of examples", () => {
-    const error = thrown(() => resolveHyperparameters("lora", { batch_size: 16 }, qwen, { examples: 10 }, 1));
+    const error = rejection(() =>
+      resolveHyperparameters("lora", { batch_size: 16 }, qwen, { examples: 10 }, 1),
+    );
     expect(error.param).toBe("method.hyperparameters.batch_size");
     expect(error.message).toContain("10 training examples");
   });

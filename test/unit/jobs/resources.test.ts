@@ -27,6 +27,7 @@ import {
   toResourcesObject,
 } from "../../../lambdas/core/jobs/resources.ts";
 import { operatorModel } from "../../fixtures/catalog.ts";
+import { rejection } from "../../fixtures/errors.ts";
 
 const GIB = 2 ** 30;
 const model = (name: string): BaseModel => findBaseModel(name)!;
@@ -42,16 +43,6 @@ const plan = (name: string, method: TrainingMethod, extra: Partial<PlanInput> = 
     microBatchSize: 1,
     ...extra,
   });
-
-const rejection = (run: () => unknown): InvalidRequestError => {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof InvalidRequestError) return error;
-    throw error;
-  }
-  throw new Error("expected an InvalidRequestError");
-};
 
 /** Every catalog model × allowed method at its default max_seq_length, micro-batch 1 (the README's table). */
 const TABLE: [string, TrainingMethod, number, number, string, boolean, string][] = [

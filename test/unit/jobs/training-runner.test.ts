@@ -62,6 +62,12 @@ beforeEach(() => {
   batch.on(SubmitJobCommand).resolves({ jobId: "batch-1", jobName: JOB });
 });
 
+/** What every SubmitJob of the job carries: its name, queue, definition, parameters and tags. */
+function submitJob(jobQueue: string, jobDefinition: string): SubmitJobCommandInput {
+  const ids = { tenantId: TENANT, jobId: JOB };
+  return { jobName: JOB, jobQueue, jobDefinition, parameters: ids, tags: ids, propagateTags: true };
+}
+
 describe("the Batch runner's SubmitJob", () => {
   const runner = () => new BatchTrainingRunner(new BatchClient({}), TARGETS);
 
@@ -78,12 +84,7 @@ describe("the Batch runner's SubmitJob", () => {
     expect(listedQueues()).toEqual(["arn:queue/lora"]);
     expect(submitted()).toEqual<SubmitJobCommandInput[]>([
       {
-        jobName: JOB,
-        jobQueue: "arn:queue/lora",
-        jobDefinition: "arn:def/lora:1",
-        parameters: { tenantId: TENANT, jobId: JOB },
-        tags: { tenantId: TENANT, jobId: JOB },
-        propagateTags: true,
+        ...submitJob("arn:queue/lora", "arn:def/lora:1"),
         containerOverrides: {
           environment: [
             { name: "JOB_ID", value: JOB },
@@ -110,12 +111,7 @@ describe("the Batch runner's SubmitJob", () => {
     expect(listedQueues()).toEqual(["arn:queue/multinode"]);
     expect(submitted()).toEqual<SubmitJobCommandInput[]>([
       {
-        jobName: JOB,
-        jobQueue: "arn:queue/multinode",
-        jobDefinition: "arn:def/mn-p5:1",
-        parameters: { tenantId: TENANT, jobId: JOB },
-        tags: { tenantId: TENANT, jobId: JOB },
-        propagateTags: true,
+        ...submitJob("arn:queue/multinode", "arn:def/mn-p5:1"),
         nodeOverrides: {
           numNodes: 4,
           nodePropertyOverrides: [
