@@ -1,16 +1,20 @@
 import { describe, expect, it } from "vitest";
 import added from "../../../contract/fixtures/added-model.json" with { type: "json" };
+import { CONFIG_ENV } from "../../../infra/resources/definitions.ts";
+import { chatDependenciesFromEnv } from "../../../lambdas/chat/service.ts";
 import {
   catalogFromEnv,
   findBaseModel,
   listBaseModels,
   toBaseModelObject,
 } from "../../../lambdas/core/catalog/base-models.ts";
+import { resolveModel, upstreamTarget } from "../../../lambdas/core/chat/models.ts";
 import { parseCreateJobRequest, planJob } from "../../../lambdas/core/jobs/create-request.ts";
+import type { ModelRecord } from "../../../lambdas/core/jobs/wire.ts";
 import { ADDED_MODEL, catalogWithAddedModel, plannedJob } from "../../fixtures/catalog.ts";
 
 // A base model added through an override (contract/fixtures/added-model.json) reaches every TypeScript
-// consumer; batch-images/trainer/tests/test_config.py and test/integration/catalog-reach.test.ts take the
+// consumer (API, model list, dispatcher, chat); batch-images/trainer/tests/test_config.py and test/integration/catalog-reach.test.ts take the
 // same entry through the trainer, test/unit/validator/dependencies.test.ts through the validator.
 const catalog = catalogWithAddedModel();
 const JOB = "ftjob-001k892a2fse5r8e5481r";
@@ -64,5 +68,31 @@ describe("a base model added by an override", () => {
       maxSeqLength: 3072,
       methods: { lora: { baseLearningRate: 0.0005 } },
     });
+  });
+});
+
+describe("a base model added by an override, in chat", () => {
+  it("is served by name and its fine-tuned models carry it to the inference server", async () => {
+    const chat = chatDependenciesFromEnv(
+      async () => ({
+        modelCode: "glm-bot",
+        tenantId: "tn_a",
+        jobId: JOB,
+        baseModel: ADDED_MODEL,
+        method: "lora",
+        status: "ready",
+        artifactUri: "s3://art/tenants/tn_a/jobs/j/adapter/",
+        createdAt: 0,
+      }),
+      {
+        [CONFIG_ENV.catalogOverride]: JSON.stringify({ models: added.models }),
+        [CONFIG_ENV.inferenceEndpoints]: JSON.stringify({ "*": "http://inference:8000/v1" }),
+      },
+    );
+    expect((await resolveModel(ADDED_MODEL, "tn_a", chat)).base.maxSeqLength).toBe(3072);
+    const tuned = await resolveModel("glm-bot", "tn_a", chat);
+    expect(upstreamTarget(tuned).headers).toMatchObject({ "x-ft-base-model": ADDED_MODEL });
+    const without = chatDependenciesFromEnv(async () => undefined, {});
+    await expect(resolveModel(ADDED_MODEL, "tn_a", without)).rejects.toThrow(/does not exist/);
   });
 });
