@@ -5,7 +5,9 @@
  * only): this module is loaded by Lambda-free tooling and by tests.
  */
 
+import { CATALOG_OVERRIDE_ENV } from "../../lambdas/core/catalog/base-models.ts";
 import { TRAINING_QUEUE_MAX_RECEIVES } from "../../lambdas/core/jobs/dispatch.ts";
+import { TRAINING_INSTANCE_TYPES_ENV } from "../../lambdas/core/jobs/resources.ts";
 
 export type AttributeType = "S" | "N";
 
@@ -179,9 +181,9 @@ export const QUEUE_ENV: Record<QueueId, string> = {
  */
 export const CONFIG_ENV = {
   /** JSON override of the base-model catalog (see `lambdas/core/catalog`). */
-  catalogOverride: "BASE_MODEL_CATALOG_OVERRIDE",
+  catalogOverride: CATALOG_OVERRIDE_ENV,
   /** JSON: the instance types each training queue may use (the resource planner's choices). */
-  trainingInstanceTypes: "TRAINING_INSTANCE_TYPES",
+  trainingInstanceTypes: TRAINING_INSTANCE_TYPES_ENV,
   /** JSON: instance type → single-node job queue ARN. */
   batchJobQueues: "BATCH_JOB_QUEUES",
   /** JSON: instance type → single-node job definition ARN. */

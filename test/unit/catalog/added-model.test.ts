@@ -74,7 +74,7 @@ describe("a base model added by an override", () => {
 describe("a base model added by an override, in chat", () => {
   it("is served by name and its fine-tuned models carry it to the inference server", async () => {
     const chat = chatDependenciesFromEnv(
-      async () => ({
+      async (): Promise<ModelRecord> => ({
         modelCode: "glm-bot",
         tenantId: "tn_a",
         jobId: JOB,
