@@ -29,6 +29,7 @@ import {
   fileNotFound,
   fileNotProcessed,
   IdempotencyRaceUnresolvedError,
+  preferenceFileForSupervised,
   queueUnavailable,
 } from "./errors.ts";
 import { type IdempotencyKey, idempotencyKeyOf, idempotencyRecord, replayJob } from "./idempotency.ts";
@@ -125,6 +126,7 @@ async function processedFile(
   const file = isId(FILE_ID_PREFIX, fileId) ? await deps.files.get(tenantId, fileId) : undefined;
   if (!file) throw fileNotFound(fileId, param);
   if (file.status !== "processed") throw fileNotProcessed(file, param);
+  if (file.format === "preference") throw preferenceFileForSupervised(fileId, param);
   return file;
 }
 

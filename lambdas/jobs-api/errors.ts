@@ -68,6 +68,18 @@ export function fileNotProcessed(
   );
 }
 
+/**
+ * 400: a preference (DPO) file for supervised training. Preference training (`method.type: "dpo"`) is
+ * not offered yet, so such a file can not train any job.
+ */
+export function preferenceFileForSupervised(fileId: string, param: string): InvalidRequestError {
+  return new InvalidRequestError(
+    `File ${fileId} holds preference (DPO) pairs; supervised fine-tuning needs "messages" or "input"/"target" lines.`,
+    param,
+    "invalid_file_format",
+  );
+}
+
 /** 400: the file was processed when checked, but no longer when the job was written. */
 export function fileNoLongerProcessed(fileId: string, param: string): InvalidRequestError {
   return new InvalidRequestError(

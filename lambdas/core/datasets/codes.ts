@@ -6,7 +6,8 @@ export const DATASET_ERROR_CODES = {
   empty_file: "The file has zero bytes.",
   file_too_large: "The file is larger than the maximum file size; reading stopped there.",
   too_few_examples: "The file has fewer valid examples than the minimum (10 by default).",
-  mixed_formats: "The file mixes `messages` lines and legacy `input`/`target` lines.",
+  mixed_formats:
+    "The file mixes formats: `messages` lines, legacy `input`/`target` lines and preference (DPO) lines.",
   blank_line: "An empty or whitespace-only line (only one final newline at the end of the file is allowed).",
   line_too_long: "A line is longer than the maximum line size; it was skipped unread.",
   invalid_utf8: "A line is not valid UTF-8.",
@@ -23,6 +24,10 @@ export const DATASET_ERROR_CODES = {
   no_user_turn: "The example has no user message.",
   no_assistant_turn: "The example has no assistant message.",
   not_ending_with_assistant: "The example's last message is not from the assistant.",
+  not_ending_with_user: "A preference example's input does not end with a user message.",
+  invalid_output:
+    "A preference example's `preferred_output` or `non_preferred_output` is not exactly one assistant message.",
+  identical_outputs: "A preference example's preferred and non-preferred outputs are the same text.",
   empty_content: "A message (or legacy `input`/`target`) is empty or only whitespace.",
   non_string_content: "`content` (or legacy `input`/`target`) is not a string.",
   too_many_tokens: "The example has more (estimated) tokens than the configured maximum per example.",

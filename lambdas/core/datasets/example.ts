@@ -25,11 +25,24 @@ export interface LegacyExample {
   readonly target: string;
 }
 
-/** One valid training example, in either accepted format. */
-export type DatasetExample = MessagesExample | LegacyExample;
+/**
+ * A line in OpenAI's preference (DPO) format: a prompt that ends with a user turn, and one preferred and
+ * one non-preferred assistant answer to it.
+ */
+export interface PreferenceExample {
+  readonly input: { readonly messages: readonly ChatMessage[] };
+  readonly preferred_output: readonly [ChatMessage];
+  readonly non_preferred_output: readonly [ChatMessage];
+}
+
+/** One valid training example, in any accepted format. */
+export type DatasetExample = MessagesExample | LegacyExample | PreferenceExample;
 
 /** The format of one example line. */
-export type ExampleFormat = "messages" | "legacy";
+export type ExampleFormat = "messages" | "legacy" | "preference";
+
+/** The keys of a preference line. */
+const PREFERENCE_KEYS: ReadonlySet<string> = new Set(["input", "preferred_output", "non_preferred_output"]);
 
 /** A problem found in one example. `path` is a JSON path inside the line, e.g. `messages[2].role`. */
 export interface ExampleIssue {
@@ -42,10 +55,14 @@ export interface ExampleIssue {
 export type IssueSink = (path: string, code: DatasetErrorCode, message: string) => void;
 
 /**
- * Converts one valid example, in either format, to the canonical messages array the trainer consumes:
- * a legacy line becomes one user and one assistant turn. Accepted-but-ignored keys (`name`) are dropped.
+ * Converts one valid example to the canonical messages array the trainer consumes: a legacy line becomes
+ * one user and one assistant turn, a preference line its prompt and preferred answer. Accepted-but-ignored
+ * keys (`name`) are dropped.
  */
 export function toCanonicalMessages(example: DatasetExample): ChatMessage[] {
+  if ("preferred_output" in example) {
+    return toCanonicalMessages({ messages: [...example.input.messages, ...example.preferred_output] });
+  }
   if ("messages" in example) {
     return example.messages.map((m) =>
       m.weight === undefined
@@ -84,6 +101,10 @@ export function inspectExample(value: unknown, sink: IssueSink): ExampleFormat |
     return undefined;
   }
   const record = value as Record<string, unknown>;
+  if (isPreferenceLine(record)) {
+    inspectPreference(record, sink);
+    return "preference";
+  }
   if ("messages" in record) {
     for (const key in record) {
       if (key !== "messages") sink(keyPath("", key), "unknown_key", unknownTopLevelKey(key));
@@ -106,17 +127,110 @@ export function inspectExample(value: unknown, sink: IssueSink): ExampleFormat |
   sink(
     "",
     "missing_key",
-    `The line has neither "messages" nor "input"/"target"; expected {"messages":[...]} or {"input":"...","target":"..."}.${hint}`,
+    `The line has neither "messages" nor "input"/"target"; expected {"messages":[...]}, {"input":"...","target":"..."} or a preference line {"input":{"messages":[...]},"preferred_output":[...],"non_preferred_output":[...]}.${hint}`,
   );
   return undefined;
 }
 
-function inspectMessages(messages: unknown, sink: IssueSink): void {
+/** A preference line: either output key, or an object `input` (a legacy line's `input` is a string). */
+function isPreferenceLine(record: Record<string, unknown>): boolean {
+  return (
+    "preferred_output" in record ||
+    "non_preferred_output" in record ||
+    (typeof record.input === "object" && record.input !== null)
+  );
+}
+
+function inspectPreference(record: Record<string, unknown>, sink: IssueSink): void {
+  for (const key in record) {
+    if (!PREFERENCE_KEYS.has(key)) sink(keyPath("", key), "unknown_key", unknownPreferenceKey(key));
+  }
+  const input = record.input;
+  if (input === undefined) {
+    sink("input", "missing_key", `"input" is missing: a preference line needs {"input":{"messages":[...]}}.`);
+  } else if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    sink(
+      "input",
+      "invalid_type",
+      `"input" must be an object {"messages":[...]}; it is ${describeType(input)}.`,
+    );
+  } else {
+    const prompt = input as Record<string, unknown>;
+    for (const key in prompt) {
+      if (key !== "messages")
+        sink(
+          keyPath("input", key),
+          "unknown_key",
+          `Unknown key ${quote(key)}: "input" holds only "messages".`,
+        );
+    }
+    if (!("messages" in prompt)) sink("input.messages", "missing_key", `"input.messages" is missing.`);
+    else inspectMessages(prompt.messages, sink, "input.messages", "user");
+  }
+  const preferred = inspectOutput(record, "preferred_output", sink);
+  const rejected = inspectOutput(record, "non_preferred_output", sink);
+  if (preferred !== undefined && preferred === rejected) {
+    sink(
+      "non_preferred_output[0].content",
+      "identical_outputs",
+      "The preferred and non-preferred outputs are the same text: the pair teaches nothing.",
+    );
+  }
+}
+
+/** Checks one output list (exactly one assistant message); its text when it is valid. */
+function inspectOutput(record: Record<string, unknown>, key: string, sink: IssueSink): string | undefined {
+  const output = record[key];
+  if (output === undefined) {
+    sink(key, "missing_key", `${quote(key)} is missing.`);
+    return undefined;
+  }
+  if (!Array.isArray(output) || output.length !== 1) {
+    const found = Array.isArray(output) ? `${output.length} messages` : describeType(output);
+    sink(key, "invalid_output", `${key} must be a list of exactly one assistant message; it is ${found}.`);
+    return undefined;
+  }
+  const message: unknown = output[0];
+  const path = `${key}[0]`;
+  if (typeof message !== "object" || message === null || Array.isArray(message)) {
+    sink(path, "invalid_output", `${path} must be an assistant message; it is ${describeType(message)}.`);
+    return undefined;
+  }
+  const m = message as Record<string, unknown>;
+  for (const name in m) {
+    if (name !== "role" && name !== "content" && name !== "name")
+      sink(keyPath(path, name), "unknown_key", unknownMessageKey(name));
+  }
+  if (m.role !== "assistant") {
+    sink(`${path}.role`, "invalid_output", `${path}.role must be "assistant".`);
+  }
+  let valid = m.role === "assistant";
+  inspectText(m, "content", `${path}.content`, (at, code, text) => {
+    valid = false;
+    sink(at, code, text);
+  });
+  return valid ? (m.content as string) : undefined;
+}
+
+function unknownPreferenceKey(key: string): string {
+  return `Unknown key ${quote(key)}: a preference line holds only "input", "preferred_output" and "non_preferred_output".`;
+}
+
+/**
+ * A conversation's rules. A training conversation (`messages`) ends with the assistant's turn; a
+ * preference prompt (`input.messages`) ends with the user's turn the outputs answer.
+ */
+function inspectMessages(
+  messages: unknown,
+  sink: IssueSink,
+  where = "messages",
+  lastTurn: "assistant" | "user" = "assistant",
+): void {
   if (!Array.isArray(messages)) {
     sink(
-      "messages",
+      where,
       "invalid_type",
-      `"messages" must be an array of messages; it is ${describeType(messages)}.`,
+      `${quote(where)} must be an array of messages; it is ${describeType(messages)}.`,
     );
     return;
   }
@@ -129,7 +243,7 @@ function inspectMessages(messages: unknown, sink: IssueSink): void {
   let lastRole: unknown;
   for (let i = 0; i < messages.length; i++) {
     const message: unknown = messages[i];
-    const path = `messages[${i}]`;
+    const path = `${where}[${i}]`;
     if (typeof message !== "object" || message === null || Array.isArray(message)) {
       sink(
         path,
@@ -190,9 +304,18 @@ function inspectMessages(messages: unknown, sink: IssueSink): void {
         sink(`${path}.weight`, "invalid_weight", `${path}.weight is only allowed on assistant messages.`);
     }
   }
-  if (users === 0) sink("messages", "no_user_turn", "The example has no user message.");
-  if (assistants === 0) {
-    sink("messages", "no_assistant_turn", "The example has no assistant message to train on.");
+  if (users === 0) sink(where, "no_user_turn", "The example has no user message.");
+  if (lastTurn === "user") {
+    if (users > 0 && lastRole !== "user") {
+      const last = messages.length - 1;
+      sink(
+        `${where}[${last}]`,
+        "not_ending_with_user",
+        `A preference prompt must end with the user message the outputs answer; ${where}[${last}] is not one.`,
+      );
+    }
+  } else if (assistants === 0) {
+    sink(where, "no_assistant_turn", "The example has no assistant message to train on.");
   } else if (lastRole !== "assistant") {
     const last = messages.length - 1;
     sink(

@@ -2,10 +2,16 @@ import { type Buffer, isAscii, isUtf8 } from "node:buffer";
 import { MAX_UPLOAD_FILE_BYTES } from "../files/file-record.ts";
 import type { DatasetErrorCode } from "./codes.ts";
 import { BoundedHashSet, DEFAULT_MAX_TRACKED_EXAMPLES, hash64 } from "./duplicates.ts";
-import { type ExampleFormat, type IssueSink, inspectExample } from "./example.ts";
+import { type ExampleFormat, type IssueSink, inspectExample, type PreferenceExample } from "./example.ts";
 import { type LineHandler, LineSplitter } from "./lines.ts";
 import { type TokenCounter, utf8EstimateTokenCounter } from "./tokens.ts";
 
+/** How the mixed-formats error names each format. */
+const FORMAT_NAMES: Readonly<Record<ExampleFormat, string>> = {
+  messages: '"messages"',
+  legacy: 'legacy "input"/"target"',
+  preference: 'preference "input"/"preferred_output"/"non_preferred_output"',
+};
 /** Limits applied while validating; every field has a documented default in {@link DEFAULT_LIMITS}. */
 export interface ValidationLimits {
   /** Fewer valid examples than this is an error (`too_few_examples`). */
@@ -70,12 +76,21 @@ export interface DatasetStatistics {
   readonly examples: number;
   /** Of `examples`, those in the legacy `input`/`target` format. */
   readonly legacyExamples: number;
+  /**
+   * Preference (DPO) pairs, when the file holds them: `pairs` valid ones, of which `whitespaceOnly`
+   * have outputs that differ only in white space (a pair that teaches little; not an error).
+   */
+  readonly preference?: {
+    readonly pairs: number;
+    readonly whitespaceOnly: number;
+    readonly whitespaceOnlyShare: number;
+  };
   /** Lines read, blank and invalid ones included (a final newline does not start another). */
   readonly lines: number;
   readonly bytes: number;
   /** The file started with a UTF-8 byte order mark, which was accepted and skipped. */
   readonly byteOrderMark: boolean;
-  /** Messages per example (a legacy example is 2). */
+  /** Messages per example (a legacy example is 2; a preference pair counts its prompt and both outputs). */
   readonly turns: Distribution;
   /** Characters of content per role, counted in UTF-16 code units (JavaScript string length). */
   readonly characters: { readonly system: number; readonly user: number; readonly assistant: number };
@@ -101,8 +116,8 @@ export interface DatasetStatistics {
 /** The outcome of validating one file. A file with any error is `error` and is never trained on. */
 export interface ValidationReport {
   readonly status: "processed" | "error";
-  /** `mixed` when both formats occur (an error); null when no line was recognisable as an example. */
-  readonly format: "messages" | "legacy" | "mixed" | null;
+  /** `mixed` when formats are mixed (an error); null when no line was recognisable as an example. */
+  readonly format: ExampleFormat | "mixed" | null;
   readonly statistics: DatasetStatistics;
   /** File-level errors first, then line errors in line order; at most `maxErrors`. */
   readonly errors: ValidationError[];
@@ -180,6 +195,8 @@ export class DatasetValidator implements LineHandler {
 
   private examples = 0;
   private legacyExamples = 0;
+  private preferencePairs = 0;
+  private whitespaceOnlyPairs = 0;
   private duplicateCount = 0;
   private turnsTotal = 0;
   private turnsMin = Number.POSITIVE_INFINITY;
@@ -195,6 +212,7 @@ export class DatasetValidator implements LineHandler {
   private readonly formatLines: Record<ExampleFormat, { count: number; first: number }> = {
     messages: { count: 0, first: 0 },
     legacy: { count: 0, first: 0 },
+    preference: { count: 0, first: 0 },
   };
 
   /** Records a line-level issue against the line being read; built once, not per line. */
@@ -235,7 +253,9 @@ export class DatasetValidator implements LineHandler {
       this.errorCounts[code] = (this.errorCounts[code] ?? 0) + 1;
       this.errorTotal++;
     };
-    const { messages, legacy } = this.formatLines;
+    const present = (Object.entries(this.formatLines) as [ExampleFormat, { count: number; first: number }][])
+      .filter(([, seen]) => seen.count > 0)
+      .sort(([, a], [, b]) => b.count - a.count);
     if (this.bytes === 0) {
       fileError(0, "empty_file", "The file is empty.");
     } else if (this.tooLarge) {
@@ -251,22 +271,21 @@ export class DatasetValidator implements LineHandler {
         `The file has ${this.examples} valid example(s); at least ${this.limits.minExamples} are required.`,
       );
     }
-    if (messages.count > 0 && legacy.count > 0) {
-      // One error on the first line of the rarer format: the likely strays, without an error per line.
-      const [minority, majority] =
-        legacy.count <= messages.count ? ["legacy", "messages"] : ["messages", "legacy"];
-      const stray = minority === "legacy" ? legacy : messages;
+    if (present.length > 1) {
+      // One error on the first line of the rarest format: the likely strays, without an error per line.
+      const [majority] = present[0]!;
+      const [minority, stray] = present[present.length - 1]!;
+      const counts = present.map(([format, seen]) => `${seen.count} ${FORMAT_NAMES[format]} line(s)`);
       fileError(
         stray.first,
         "mixed_formats",
-        `The file mixes formats: ${messages.count} "messages" line(s) and ${legacy.count} legacy "input"/"target" line(s); the first ${minority} line is this one. Use one format per file (${majority} is the majority here).`,
+        `The file mixes formats: ${counts.join(" and ")}; the first ${minority} line is this one. Use one format per file (${majority} is the majority here).`,
       );
     }
     const errors = [...fileErrors, ...this.errors].slice(0, this.limits.maxErrors);
     return {
       status: this.errorTotal > 0 ? "error" : "processed",
-      format:
-        messages.count > 0 ? (legacy.count > 0 ? "mixed" : "messages") : legacy.count > 0 ? "legacy" : null,
+      format: present.length > 1 ? "mixed" : (present[0]?.[0] ?? null),
       statistics: this.statistics(),
       errors,
       errorCounts: { ...this.errorCounts },
@@ -351,7 +370,19 @@ export class DatasetValidator implements LineHandler {
     const overhead = counter.messageOverhead;
     let turns: number;
     let tokens = 0;
-    if (format === "legacy") {
+    if (format === "preference") {
+      const pair = value as PreferenceExample;
+      const prompt = pair.input.messages;
+      const [preferred] = pair.preferred_output;
+      const [rejected] = pair.non_preferred_output;
+      turns = prompt.length + 2;
+      for (const { role, content } of prompt) tokens += this.countTurn(role, content);
+      tokens +=
+        this.countTurn("assistant", preferred.content) + this.countTurn("assistant", rejected.content);
+      this.preferencePairs++;
+      if (preferred.content.replace(/\s+/g, "") === rejected.content.replace(/\s+/g, ""))
+        this.whitespaceOnlyPairs++;
+    } else if (format === "legacy") {
       const { input, target } = value as { input: string; target: string };
       turns = 2;
       const targetTokens = counter.count(target);
@@ -365,16 +396,7 @@ export class DatasetValidator implements LineHandler {
       turns = messages.length;
       for (let i = 0; i < turns; i++) {
         const { role, content } = messages[i]!;
-        const n = counter.count(content);
-        tokens += n + overhead;
-        if (role === "assistant") {
-          this.assistantTokens += n;
-          this.assistantChars += content.length;
-        } else if (role === "user") {
-          this.userChars += content.length;
-        } else {
-          this.systemChars += content.length;
-        }
+        tokens += this.countTurn(role, content);
       }
     }
     this.examples++;
@@ -398,6 +420,20 @@ export class DatasetValidator implements LineHandler {
     if (this.duplicates.addOrHas(this.hash[0]!, this.hash[1]!)) this.duplicateCount++;
   }
 
+  /** One message's tokens with the template overhead, and its characters (and assistant tokens) by role. */
+  private countTurn(role: string, content: string): number {
+    const n = this.counter.count(content);
+    if (role === "assistant") {
+      this.assistantTokens += n;
+      this.assistantChars += content.length;
+    } else if (role === "user") {
+      this.userChars += content.length;
+    } else {
+      this.systemChars += content.length;
+    }
+    return n + this.counter.messageOverhead;
+  }
+
   private addError(line: number, path: string, code: DatasetErrorCode, message: string): void {
     this.errorCounts[code] = (this.errorCounts[code] ?? 0) + 1;
     this.errorTotal++;
@@ -414,6 +450,16 @@ export class DatasetValidator implements LineHandler {
     return {
       examples: n,
       legacyExamples: this.legacyExamples,
+      ...(this.preferencePairs > 0
+        ? {
+            preference: {
+              pairs: this.preferencePairs,
+              whitespaceOnly: this.whitespaceOnlyPairs,
+              whitespaceOnlyShare:
+                Math.round((this.whitespaceOnlyPairs / this.preferencePairs) * 10_000) / 10_000,
+            },
+          }
+        : {}),
       lines: this.lineNumber,
       bytes: this.bytes,
       byteOrderMark: this.byteOrderMark,

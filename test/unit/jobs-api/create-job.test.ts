@@ -109,6 +109,26 @@ describe("createJob", () => {
     });
   });
 
+  it("answers 400 invalid_file_format naming a preference (DPO) file given for supervised training", async () => {
+    const fakes = setup();
+    const pairs = fakes.files.add(TENANT);
+    fakes.files.records.set(`${TENANT}/${pairs}`, {
+      ...(await fakes.files.get(TENANT, pairs))!,
+      format: "preference",
+    });
+    await expect(created(fakes, body(pairs))).rejects.toMatchObject({
+      status: 400,
+      param: "training_file",
+      code: "invalid_file_format",
+      message: expect.stringContaining(`File ${pairs} holds preference (DPO) pairs`),
+    });
+    await expect(created(fakes, body(fakes.fileId, { validation_file: pairs }))).rejects.toMatchObject({
+      param: "validation_file",
+      code: "invalid_file_format",
+    });
+    expect(fakes.queue.sent).toEqual([]);
+  });
+
   it("answers 400 invalid_file when the file stops being processed before the job is written", async () => {
     const fakes = setup();
     fakes.jobs.beforeCreate = () => fakes.files.setStatus(TENANT, fakes.fileId, "error");
