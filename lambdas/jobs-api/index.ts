@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEvent } from "aws-lambda";
 import { SERVICES } from "../../infra/resources/definitions.ts";
 import { batchClient, documentClient, s3Client, sqsClient } from "../aws/clients.ts";
-import { bucketName, configEnv, queueUrl, tableName } from "../aws/env.ts";
+import { bucketName, configEnv, jobTables, queueUrl, tableName } from "../aws/env.ts";
 import { FilesRepository } from "../aws/files-repository.ts";
 import { JobsRepository } from "../aws/jobs-repository.ts";
 import { ObjectStore } from "../aws/object-store.ts";
@@ -22,9 +22,7 @@ const logError = (message: string, details: Record<string, unknown>) => logger.e
 /** The jobs API's router over the environment's tables; `runner` is AWS Batch unless given (local platform). */
 export function createJobsRouter(runner?: TrainingRunner): Router {
   const jobs = new JobsRepository(documentClient(), {
-    jobs: tableName("jobs"),
-    events: tableName("job-events"),
-    models: tableName("models"),
+    ...jobTables(),
     files: tableName("files"),
     idempotency: tableName("idempotency"),
   });

@@ -1,7 +1,9 @@
 import { toBaseModelObject } from "../core/catalog/base-models.ts";
-import { listEnvelope, parseListParams } from "../core/http/pagination.ts";
+import { type ListParams, listEnvelope, parseListParams } from "../core/http/pagination.ts";
 import { jsonBody, type RequestContext, type Route, type RouteResult } from "../core/http/router.ts";
+import type { Page } from "../core/jobs/ports.ts";
 import {
+  type JobRecord,
   toCheckpointObject,
   toFineTunedModelObject,
   toJobEventObject,
@@ -34,6 +36,22 @@ const ok = (body: unknown): RouteResult => ({ status: 200, body });
 const jobIdOf = (request: RequestContext) => request.params.job_id ?? "";
 const modelOf = (request: RequestContext) => request.params.model ?? "";
 const JOB_LISTS = { defaultLimit: 20, maxLimit: 100 };
+
+/**
+ * A list under one job (events, checkpoints). The job is looked up first: another tenant's job is a 404
+ * whatever the query says.
+ */
+function jobList<T>(
+  list: (deps: JobsDependencies, job: JobRecord, params: ListParams) => Promise<Page<T>>,
+  toObject: (item: T) => { readonly id: string },
+  limits: { readonly defaultLimit: number; readonly maxLimit: number },
+): JobsRoute["handler"] {
+  return async (request, deps) => {
+    const job = await retrieveJob(deps, request.tenantId, jobIdOf(request));
+    const page = await list(deps, job, parseListParams(request.query, limits));
+    return ok(listEnvelope(page.items.map(toObject), page.hasMore));
+  };
+}
 
 /** `/v4/fine_tuning/jobs…` and `/v4/models…`. */
 export const JOBS_ROUTES: readonly JobsRoute[] = [
@@ -80,22 +98,12 @@ export const JOBS_ROUTES: readonly JobsRoute[] = [
   {
     method: "GET",
     pattern: "/v4/fine_tuning/jobs/{job_id}/events",
-    handler: async (request, deps) => {
-      // The job first: another tenant's job is a 404 whatever the query says.
-      const job = await retrieveJob(deps, request.tenantId, jobIdOf(request));
-      const page = await listJobEvents(deps, job, parseListParams(request.query, JOB_LISTS));
-      return ok(listEnvelope(page.items.map(toJobEventObject), page.hasMore));
-    },
+    handler: jobList(listJobEvents, toJobEventObject, JOB_LISTS),
   },
   {
     method: "GET",
     pattern: "/v4/fine_tuning/jobs/{job_id}/checkpoints",
-    handler: async (request, deps) => {
-      const job = await retrieveJob(deps, request.tenantId, jobIdOf(request));
-      const params = parseListParams(request.query, { defaultLimit: 10, maxLimit: 100 });
-      const page = await listCheckpoints(deps, job, params);
-      return ok(listEnvelope(page.items.map(toCheckpointObject), page.hasMore));
-    },
+    handler: jobList(listCheckpoints, toCheckpointObject, { defaultLimit: 10, maxLimit: 100 }),
   },
   {
     method: "GET",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Literal, Mapping
 
@@ -349,6 +349,7 @@ def parse_catalog(raw: object) -> Catalog:
     for key in ("referenceBatchSize", "min", "max"):
         _number(rule[key], f"auto.learningRateMultiplier.{key}", 0, math.inf, above=True)
 
+    # The models are checked against the catalog's own families and bounds.
     catalog = Catalog(methods=methods, families=families, hyperparameters=hyperparameters, auto=auto)
     models_raw = doc["models"]
     if not isinstance(models_raw, list) or not models_raw:
@@ -356,16 +357,10 @@ def parse_catalog(raw: object) -> Catalog:
     models: list[ModelSpec] = []
     for raw_model in models_raw:
         model = parse_model(raw_model, catalog)
-        if catalog_has(models, model.name):
+        if any(seen.name == model.name for seen in models):
             raise CatalogError(f"models: base model '{model.name}' is listed twice")
         models.append(model)
-    return Catalog(
-        methods=methods, families=families, hyperparameters=hyperparameters, auto=auto, models=tuple(models)
-    )
-
-
-def catalog_has(models: list[ModelSpec], name: str) -> bool:
-    return any(model.name == name for model in models)
+    return replace(catalog, models=tuple(models))
 
 
 @lru_cache(maxsize=1)

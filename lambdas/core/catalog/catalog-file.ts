@@ -127,14 +127,19 @@ export const catalogFileSchema = z
 
 export type CatalogFile = z.infer<typeof catalogFileSchema>;
 
-/** The hyperparameters a request may set (either method's), then `seed` and `learning_rate`. */
-export function numericHyperparameters(methods: {
+type MethodLists = {
   readonly lora: { readonly hyperparameters: readonly string[] };
   readonly full: { readonly hyperparameters: readonly string[] };
-}): string[] {
-  return [
-    ...new Set([...methods.lora.hyperparameters, ...methods.full.hyperparameters, "seed", "learning_rate"]),
-  ];
+};
+
+/** The hyperparameters a request may set: those either method lists. */
+export function requestHyperparameters(methods: MethodLists): string[] {
+  return [...new Set([...methods.lora.hyperparameters, ...methods.full.hyperparameters])];
+}
+
+/** The request's hyperparameters, then `seed` and `learning_rate`: the numbers the code computes with. */
+export function numericHyperparameters(methods: MethodLists): string[] {
+  return [...requestHyperparameters(methods), "seed", "learning_rate"];
 }
 
 /** Parses a catalog file; throws an Error naming the first bad path. */

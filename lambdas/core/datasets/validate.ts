@@ -366,8 +366,6 @@ export class DatasetValidator implements LineHandler {
     start: number,
     end: number,
   ): void {
-    const counter = this.counter;
-    const overhead = counter.messageOverhead;
     let turns: number;
     let tokens = 0;
     if (format === "preference") {
@@ -385,11 +383,7 @@ export class DatasetValidator implements LineHandler {
     } else if (format === "legacy") {
       const { input, target } = value as { input: string; target: string };
       turns = 2;
-      const targetTokens = counter.count(target);
-      tokens = counter.count(input) + targetTokens + 2 * overhead;
-      this.assistantTokens += targetTokens;
-      this.userChars += input.length;
-      this.assistantChars += target.length;
+      tokens = this.countTurn("user", input) + this.countTurn("assistant", target);
       this.legacyExamples++;
     } else {
       const messages = (value as { messages: { role: string; content: string }[] }).messages;
@@ -413,7 +407,7 @@ export class DatasetValidator implements LineHandler {
       this.sink(
         "",
         "too_many_tokens",
-        `The example has about ${tokens} tokens (${counter.method}); at most ${limit} are allowed.`,
+        `The example has about ${tokens} tokens (${this.counter.method}); at most ${limit} are allowed.`,
       );
     }
     hash64(bytes, start, end, this.hash);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { allowedMethods, type BaseModel, type TrainingMethod } from "../catalog/base-models.ts";
-import { CATALOG_FILE, numericHyperparameters, numericSpec } from "../catalog/catalog-file.ts";
+import { CATALOG_FILE, numericSpec, requestHyperparameters } from "../catalog/catalog-file.ts";
 import { InvalidRequestError } from "../errors.ts";
 
 /**
@@ -47,9 +47,7 @@ function bound(name: HyperparameterName): Bound {
 }
 
 /** The hyperparameters a request may set: those the catalog file lists for either method. */
-const NAMES = numericHyperparameters(CATALOG_FILE.methods).filter(
-  (name) => name !== "seed" && name !== "learning_rate",
-) as HyperparameterName[];
+const NAMES = requestHyperparameters(CATALOG_FILE.methods) as HyperparameterName[];
 
 /**
  * Bounds, inclusive unless said otherwise, as `contract/catalog.json` states them (the trainer checks
