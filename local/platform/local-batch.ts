@@ -126,17 +126,19 @@ export class LocalBatch implements TrainingRunner {
     child.on("error", (error) => {
       logFile.write(`spawn failed: ${error.message}\n`);
     });
-    child.on("close", (code, signal) => {
-      logFile.end();
-      this.active--;
-      const exitCode = code ?? (signal ? 128 + (signal === "SIGKILL" ? 9 : 15) : 1);
-      if (run.terminated) this.finish(run, "FAILED", exitCode, run.terminated);
-      else if (exitCode === 0) this.finish(run, "SUCCEEDED", 0);
-      else this.finish(run, "FAILED", exitCode, `Essential container in task exited (code ${exitCode})`);
-      const where = exitCode === 0 ? "" : `; log ${logPath}`;
-      this.options.log?.(`${run.submission.jobId}: ${run.status} (exit ${exitCode}${where})`);
-      this.schedule();
-    });
+    // The run ends once its log is on disk: whoever reacts to the final state may read the log at once.
+    child.on("close", (code, signal) =>
+      logFile.end(() => {
+        this.active--;
+        const exitCode = code ?? (signal ? 128 + (signal === "SIGKILL" ? 9 : 15) : 1);
+        if (run.terminated) this.finish(run, "FAILED", exitCode, run.terminated);
+        else if (exitCode === 0) this.finish(run, "SUCCEEDED", 0);
+        else this.finish(run, "FAILED", exitCode, `Essential container in task exited (code ${exitCode})`);
+        const where = exitCode === 0 ? "" : `; log ${logPath}`;
+        this.options.log?.(`${run.submission.jobId}: ${run.status} (exit ${exitCode}${where})`);
+        this.schedule();
+      }),
+    );
   }
 
   private finish(run: Run, status: "SUCCEEDED" | "FAILED", exitCode?: number, reason?: string): void {
