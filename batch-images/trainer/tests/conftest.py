@@ -84,7 +84,7 @@ SHORT_RUN: dict[str, object] = {
     "warmup_ratio": 0.05,
     "lr_scheduler": "linear",
     "checkpoint_every_steps": 100000,
-    "eval_every_steps": 100000,
+    "eval_interval": 100000,
     "max_seq_length": 128,
     "seed": 7,
 }

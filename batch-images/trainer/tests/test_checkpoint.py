@@ -25,7 +25,7 @@ HP = {
     "n_epochs": 1,
     "batch_size": 4,
     "checkpoint_every_steps": 2,
-    "eval_every_steps": 100000,
+    "eval_interval": 100000,
     "max_seq_length": 128,
     "seed": 5,
     "metrics_interval_seconds": 0,

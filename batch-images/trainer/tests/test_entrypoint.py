@@ -128,7 +128,7 @@ def test_trains_from_s3_resumes_after_a_crash_writes_result_events_and_progress_
                 "n_epochs": 2,
                 "batch_size": 8,
                 "checkpoint_every_steps": 5,
-                "eval_every_steps": 6,
+                "eval_interval": 6,
                 "max_seq_length": 128,
             }
         ),

@@ -15,7 +15,7 @@ HP = {
     "batch_size": 1,
     "learning_rate": 1e-3,
     "checkpoint_every_steps": 8,
-    "eval_every_steps": 100000,
+    "eval_interval": 100000,
     "max_seq_length": 128,
     "seed": 3,
     "metrics_interval_seconds": 0,

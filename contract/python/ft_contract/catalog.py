@@ -14,6 +14,9 @@ from .platform import load_platform
 
 Method = Literal["lora", "full"]
 METHODS: tuple[Method, ...] = ("lora", "full")
+# What a job optimises (OpenAI's method.type); each trains with either method.
+Objective = Literal["supervised", "dpo"]
+OBJECTIVES: tuple[Objective, ...] = ("supervised", "dpo")
 
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -104,6 +107,8 @@ class ModelSpec:
 @dataclass(frozen=True)
 class Catalog:
     methods: Mapping[str, MethodDefaults]
+    # The request hyperparameters each objective adds to its method's (DPO's beta).
+    objectives: Mapping[str, tuple[str, ...]]
     families: Mapping[str, list[str] | str]
     hyperparameters: Mapping[str, HyperparameterSpec]
     auto: Mapping[str, Any]
@@ -279,7 +284,12 @@ def parse_model(raw: object, catalog: Catalog, path: str | None = None) -> Model
 
 def parse_catalog(raw: object) -> Catalog:
     """Validates a whole catalog file; raises CatalogError naming the first bad path."""
-    doc = _object(raw, "(root)", {"methods", "families", "hyperparameters", "auto", "models"}, {"$comment"})
+    doc = _object(
+        raw,
+        "(root)",
+        {"methods", "objectives", "families", "hyperparameters", "auto", "models"},
+        {"$comment"},
+    )
     hyperparameters: dict[str, HyperparameterSpec] = {}
     if not isinstance(doc["hyperparameters"], dict):
         raise CatalogError("hyperparameters: must be an object")
@@ -287,13 +297,15 @@ def parse_catalog(raw: object) -> Catalog:
         _string(name, f"hyperparameters.{name}", _HYPERPARAMETER_NAME)
         hyperparameters[name] = _hyperparameter(name, spec)
     methods_raw = _object(doc["methods"], "methods", set(METHODS))
-    # What a request may set (either method's list), the seed and the absolute learning rate are numbers
-    # the code computes with.
+    objectives_raw = _object(doc["objectives"], "objectives", set(OBJECTIVES), {"$comment"})
+    # What a request may set (either method's or objective's list), the seed and the absolute learning
+    # rate are numbers the code computes with.
     listed = [
         name
-        for method in METHODS
-        if isinstance(methods_raw[method], dict)
-        for name in methods_raw[method].get("hyperparameters") or []
+        for group in (methods_raw, objectives_raw)
+        for key, spec in group.items()
+        if key != "$comment" and isinstance(spec, dict)
+        for name in spec.get("hyperparameters") or []
     ]
     for name in dict.fromkeys([*listed, "seed", "learning_rate"]):
         if hyperparameters.get(name) is None or hyperparameters[name].type not in ("integer", "number"):
@@ -314,6 +326,20 @@ def parse_catalog(raw: object) -> Catalog:
             spec["baseLearningRate"], f"methods.{method}.baseLearningRate", 0, math.inf, above=True
         )
         methods[method] = MethodDefaults(rate, tuple(names))
+
+    objectives: dict[str, tuple[str, ...]] = {}
+    for objective in OBJECTIVES:
+        names = _object(objectives_raw[objective], f"objectives.{objective}", {"hyperparameters"})[
+            "hyperparameters"
+        ]
+        if not isinstance(names, list):
+            raise CatalogError(f"objectives.{objective}.hyperparameters: must be a list")
+        for name in names:
+            if name not in hyperparameters or not hyperparameters[name].api:
+                raise CatalogError(
+                    f"objectives.{objective}.hyperparameters: '{name}' is not a hyperparameter a request may set"
+                )
+        objectives[objective] = tuple(names)
 
     if not isinstance(doc["families"], dict):
         raise CatalogError("families: must be an object")
@@ -350,7 +376,9 @@ def parse_catalog(raw: object) -> Catalog:
         _number(rule[key], f"auto.learningRateMultiplier.{key}", 0, math.inf, above=True)
 
     # The models are checked against the catalog's own families and bounds.
-    catalog = Catalog(methods=methods, families=families, hyperparameters=hyperparameters, auto=auto)
+    catalog = Catalog(
+        methods=methods, objectives=objectives, families=families, hyperparameters=hyperparameters, auto=auto
+    )
     models_raw = doc["models"]
     if not isinstance(models_raw, list) or not models_raw:
         raise CatalogError("models: must be a non-empty list")

@@ -13,6 +13,13 @@ import catalogJson from "../../../contract/catalog.json" with { type: "json" };
 export const TRAINING_METHODS = ["lora", "full"] as const;
 export type TrainingMethod = (typeof TRAINING_METHODS)[number];
 
+/**
+ * What a job optimises (OpenAI's `method.type`): supervised fine-tuning or preference tuning (DPO). Each
+ * trains with either method; code switches on them, so they are fixed here.
+ */
+export const TRAINING_OBJECTIVES = ["supervised", "dpo"] as const;
+export type TrainingObjective = (typeof TRAINING_OBJECTIVES)[number];
+
 /** Chat template / model family: the keys of the file's `families` (the trainer has a template for each). */
 export type ModelFamily = keyof typeof catalogJson.families;
 
@@ -64,6 +71,13 @@ const methodSchema = z
   })
   .strict();
 
+const objectiveSchema = z
+  .object({
+    /** The request hyperparameters this objective adds to its method's (DPO's `beta`). */
+    hyperparameters: z.array(z.string()),
+  })
+  .strict();
+
 const familySchema = z
   .object({
     /** The modules LoRA adapts: module names, or PEFT's `all-linear`. */
@@ -93,6 +107,9 @@ export const catalogFileSchema = z
   .object({
     $comment: z.string().optional(),
     methods: z.object({ lora: methodSchema, full: methodSchema }).strict(),
+    objectives: z
+      .object({ $comment: z.string().optional(), supervised: objectiveSchema, dpo: objectiveSchema })
+      .strict(),
     families: z.record(z.string().regex(/^[a-z][a-z0-9]*$/), familySchema),
     hyperparameters: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), hyperparameterSpecSchema),
     auto: autoSchema,
@@ -102,7 +119,7 @@ export const catalogFileSchema = z
   .strict()
   .superRefine((file, ctx) => {
     // What a request may set, the seed and the absolute learning rate are numbers the code computes with.
-    for (const name of numericHyperparameters(file.methods)) {
+    for (const name of numericHyperparameters(file.methods, file.objectives)) {
       const spec = file.hyperparameters[name];
       if (!spec || (spec.type !== "integer" && spec.type !== "number")) {
         ctx.addIssue({
@@ -112,12 +129,18 @@ export const catalogFileSchema = z
         });
       }
     }
-    for (const method of TRAINING_METHODS) {
-      for (const name of file.methods[method].hyperparameters) {
+    const lists = [
+      ...TRAINING_METHODS.map((method) => ["methods", method, file.methods[method].hyperparameters] as const),
+      ...TRAINING_OBJECTIVES.map(
+        (objective) => ["objectives", objective, file.objectives[objective].hyperparameters] as const,
+      ),
+    ];
+    for (const [group, key, names] of lists) {
+      for (const name of names) {
         if (!file.hyperparameters[name]?.api) {
           ctx.addIssue({
             code: "custom",
-            path: ["methods", method, "hyperparameters"],
+            path: [group, key, "hyperparameters"],
             message: `'${name}' is not a hyperparameter a request may set`,
           });
         }
@@ -127,19 +150,25 @@ export const catalogFileSchema = z
 
 export type CatalogFile = z.infer<typeof catalogFileSchema>;
 
-type MethodLists = {
-  readonly lora: { readonly hyperparameters: readonly string[] };
-  readonly full: { readonly hyperparameters: readonly string[] };
-};
+type Listed = { readonly hyperparameters: readonly string[] };
+type MethodLists = { readonly lora: Listed; readonly full: Listed };
+type ObjectiveLists = { readonly supervised: Listed; readonly dpo: Listed };
 
-/** The hyperparameters a request may set: those either method lists. */
-export function requestHyperparameters(methods: MethodLists): string[] {
-  return [...new Set([...methods.lora.hyperparameters, ...methods.full.hyperparameters])];
+/** The hyperparameters a request may set: those either method or either objective lists. */
+export function requestHyperparameters(methods: MethodLists, objectives: ObjectiveLists): string[] {
+  return [
+    ...new Set([
+      ...methods.lora.hyperparameters,
+      ...methods.full.hyperparameters,
+      ...objectives.supervised.hyperparameters,
+      ...objectives.dpo.hyperparameters,
+    ]),
+  ];
 }
 
 /** The request's hyperparameters, then `seed` and `learning_rate`: the numbers the code computes with. */
-export function numericHyperparameters(methods: MethodLists): string[] {
-  return [...requestHyperparameters(methods), "seed", "learning_rate"];
+export function numericHyperparameters(methods: MethodLists, objectives: ObjectiveLists): string[] {
+  return [...requestHyperparameters(methods, objectives), "seed", "learning_rate"];
 }
 
 /** Parses a catalog file; throws an Error naming the first bad path. */

@@ -47,7 +47,7 @@ function bound(name: HyperparameterName): Bound {
 }
 
 /** The hyperparameters a request may set: those the catalog file lists for either method. */
-const NAMES = requestHyperparameters(CATALOG_FILE.methods) as HyperparameterName[];
+const NAMES = requestHyperparameters(CATALOG_FILE.methods, CATALOG_FILE.objectives) as HyperparameterName[];
 
 /**
  * Bounds, inclusive unless said otherwise, as `contract/catalog.json` states them (the trainer checks

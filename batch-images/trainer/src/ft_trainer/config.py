@@ -38,6 +38,8 @@ class Hyperparameters:
     lora_dropout: float = _default("lora_dropout")
     # Capped by the tokenizer's model_max_length; the API resolves "auto" from the data's longest example.
     max_seq_length: int = _default("max_seq_length")
+    # DPO: how far the policy may move from the reference (the KL penalty's inverse temperature).
+    beta: float = _default("beta")
     seed: int = _default("seed")
     # Absolute learning rate; overrides the base rate × multiplier (the catalog's, see learning_rate_for).
     learning_rate: float | None = _default("learning_rate")
@@ -48,7 +50,12 @@ class Hyperparameters:
     # Recompute activations in the backward pass: less memory for about a third more compute.
     gradient_checkpointing: bool = _default("gradient_checkpointing")
     checkpoint_every_steps: int = _default("checkpoint_every_steps")
-    eval_every_steps: int = _default("eval_every_steps")
+    # With validation data: evaluate every this many steps (None: about ten evaluations per run) and at
+    # the last step; stop after `early_stopping_patience` evaluations without a better validation loss.
+    eval_interval: int | None = _default("eval_interval")
+    early_stopping_patience: int | None = _default("early_stopping_patience")
+    # Without a validation file: this share of the training examples held out as validation data.
+    validation_split: float = _default("validation_split")
     # Seconds between metrics events (first and last step, evals and checkpoints always report).
     metrics_interval_seconds: float = _default("metrics_interval_seconds")
 

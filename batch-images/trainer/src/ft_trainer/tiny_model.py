@@ -80,7 +80,7 @@ PRETRAIN_HYPERPARAMETERS: dict[str, object] = {
     "learning_rate": 1e-3,
     "max_seq_length": 256,
     "checkpoint_every_steps": 10**7,
-    "eval_every_steps": 10**7,
+    "eval_interval": 10**7,
     "metrics_interval_seconds": 5.0,
 }
 

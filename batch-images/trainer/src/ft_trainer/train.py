@@ -265,7 +265,9 @@ def _after_step(run: TrainingRun, progress: Progress, meter: Meter, *, epoch: in
     hp, step = run.req.hyperparameters, progress.step
     is_last = step == run.optim.total_steps
     valid = run.data.valid
-    evaluated = valid is not None and (step % hp.eval_every_steps == 0 or is_last)
+    evaluated = valid is not None and (
+        step % (hp.eval_interval or max(1, run.optim.total_steps // 10)) == 0 or is_last
+    )
     if valid is not None and evaluated:
         progress.valid_loss, progress.valid_token_accuracy = evaluate(run, valid)
     now = time.time()
