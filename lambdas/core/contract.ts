@@ -29,6 +29,8 @@ const platformSchema = z
         metrics: z.string().min(1),
         /** Written last by the trainer: its presence is what a complete run means. */
         resultSummary: z.string().min(1),
+        /** Per-step metrics as CSV (the job's result file, OpenAI's `result_files`). */
+        resultsCsv: z.string().min(1),
         result: z.object({ lora: prefix, full: prefix }).strict(),
         baseModelsPrefix: prefix,
         baseModel: template("name"),
@@ -108,6 +110,7 @@ export function jobArtifactKeys(tenantId: string, jobId: string, method: "lora" 
     result: `${root}${s3.result[method]}`,
     metrics: `${root}${s3.metrics}`,
     resultSummary: `${root}${s3.resultSummary}`,
+    resultsCsv: `${root}${s3.resultsCsv}`,
   };
 }
 

@@ -87,6 +87,11 @@ class PlatformContract:
         """`result.json`, written last: its presence is what a complete run means."""
         return str(self.s3["resultSummary"])
 
+    @property
+    def results_csv_name(self) -> str:
+        """`results.csv`: the per-step metrics as the job's result file."""
+        return str(self.s3["resultsCsv"])
+
     def job_key(self, tenant_id: str, job_id: str) -> str:
         return fill(self.raw["events"]["partitionKey"], tenantId=tenant_id, jobId=job_id)
 

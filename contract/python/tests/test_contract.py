@@ -28,6 +28,7 @@ def test_dataset_and_artifact_keys() -> None:
         assert root + platform.result_dir(case["method"]) == case["result"]
         assert root + platform.metrics_name == case["metrics"]
         assert root + platform.result_summary_name == case["resultSummary"]
+        assert root + platform.results_csv_name == case["resultsCsv"]
 
 
 def test_base_model_and_checkpoint_prefixes() -> None:
