@@ -142,8 +142,10 @@ class Progress:
     step: int = 0
     trained_tokens: int = 0
     first_loss: float | None = None
-    # The last optimizer step's loss.
+    # The last optimizer step's loss, and its other metrics (OpenAI's names: train_mean_token_accuracy;
+    # DPO's reward_accuracy, reward_margin), reported with it.
     loss: float | None = None
+    step_metrics: dict[str, float] = field(default_factory=dict)
     resumed_from: int | None = None
     valid_loss: float | None = None
     valid_token_accuracy: float | None = None
