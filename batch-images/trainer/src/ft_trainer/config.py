@@ -12,6 +12,8 @@ from ft_contract import CatalogError, ModelSpec, load_catalog, parse_model
 from .chat_format import FAMILIES, Family
 
 Method = Literal["lora", "full"]
+# What the job optimises (OpenAI's method.type): supervised fine-tuning, or preference tuning (DPO).
+Objective = Literal["supervised", "dpo"]
 
 # contract/catalog.json: every hyperparameter's bounds and default, the methods' base learning rates and
 # the model families, as the API reads them too (lambdas/core/catalog).

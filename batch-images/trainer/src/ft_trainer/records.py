@@ -11,7 +11,7 @@ import torch
 from ft_contract import load_platform
 
 from .chat_format import Family
-from .config import Hyperparameters, Method
+from .config import Hyperparameters, Method, Objective
 from .data import Dataset
 from .distributed import (
     DistEnv,
@@ -56,6 +56,9 @@ class TrainRequest:
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
     # The process group; by default one is made for full-parameter training (see distributed.py).
     dist: DistEnv | None = None
+    objective: Objective = "supervised"
+    # A fine-tuned model to start from (DPO after SFT): its adapter/ (LoRA) or model/ (full) directory.
+    init_model: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
