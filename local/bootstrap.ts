@@ -100,7 +100,14 @@ export async function bootstrapResources(
             {
               QueueArn: await queueArn(clients.sqs, queueUrls[notification.queue]),
               Events: ["s3:ObjectCreated:*"],
-              Filter: { Key: { FilterRules: [{ Name: "prefix", Value: notification.prefix }] } },
+              Filter: {
+                Key: {
+                  FilterRules: [
+                    { Name: "prefix", Value: notification.prefix },
+                    ...(notification.suffix ? [{ Name: "suffix" as const, Value: notification.suffix }] : []),
+                  ],
+                },
+              },
             },
           ],
         },

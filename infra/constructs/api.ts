@@ -179,6 +179,12 @@ export class Api extends Construct {
           actions: ["PutObject", "GetObject", "DeleteObject"],
           why: "Object actions on dataset objects only; which tenant's is enforced in code from the authorizer context.",
         },
+        {
+          // Jobs' results files are read and deleted here, never written: job-status makes them.
+          keys: [KEY_PATTERNS.resultsFiles],
+          actions: ["GetObject", "DeleteObject"],
+          why: "Reads and deletes results files only; which tenant's is enforced in code from the authorizer context.",
+        },
       ],
     });
 

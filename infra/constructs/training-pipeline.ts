@@ -21,6 +21,8 @@ export interface TrainingPipelineProps extends TrainingData {
   readonly compute: TrainingCompute;
   /** A job's model record follows its status. */
   readonly modelsTable: TableRef<"models">;
+  /** A succeeded job's results file is recorded in it (job-status, a conditional put). */
+  readonly filesTable: TableRef<"files">;
   /** The `training` queue the jobs API sends to. */
   readonly queue: DurableQueue;
   readonly alarmTopic: sns.ITopic;
@@ -141,13 +143,24 @@ export class TrainingPipeline extends Construct {
     bind(fn, props.artifactsBucket, {
       objects: [
         {
-          // The trainer writes result.json last: it is all this function reads (apply.ts).
-          keys: [KEY_PATTERNS.results],
+          // The trainer writes result.json last; results.csv is the copy's source (apply.ts).
+          keys: [KEY_PATTERNS.results, KEY_PATTERNS.resultsCsv],
           actions: ["GetObject"],
-          why: "Reads result.json of finished jobs; which job's comes from the event's parameters.",
+          why: "Reads result.json and results.csv of finished jobs; which job's comes from the event's parameters.",
         },
       ],
     });
+    // A succeeded job's results.csv becomes a tenant file: the object (a copy) and its record.
+    bind(fn, props.datasetsBucket, {
+      objects: [
+        {
+          keys: [KEY_PATTERNS.resultsFiles],
+          actions: ["PutObject"],
+          why: "Writes results files only (never a dataset); the tenant and file id come from the job record.",
+        },
+      ],
+    });
+    bind(fn, props.filesTable, { actions: ["PutItem"] });
     return fn;
   }
 

@@ -21,7 +21,7 @@ export interface ValidationProps {
 }
 
 /**
- * The validation bounded context: every object created under `tenants/` becomes an SQS message, and the
+ * The validation bounded context: every dataset object created under `tenants/` becomes an SQS message, and the
  * validator streams it and records `processed` with statistics or `error` with a line-level report.
  */
 export class Validation extends Construct {
@@ -33,7 +33,7 @@ export class Validation extends Construct {
     props.datasetsBucket.bucket.addEventNotification(
       s3.EventType.OBJECT_CREATED,
       new s3n.SqsDestination(props.queue.queue),
-      { prefix: notification.prefix },
+      { prefix: notification.prefix, ...(notification.suffix ? { suffix: notification.suffix } : {}) },
     );
     this.validator = new PlatformFunction(this, "Validator", {
       entry: "lambdas/validator/index.ts",

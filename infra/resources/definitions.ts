@@ -6,6 +6,7 @@
  */
 
 import { CATALOG_OVERRIDE_ENV } from "../../lambdas/core/catalog/base-models.ts";
+import { CONTRACT } from "../../lambdas/core/contract.ts";
 import { TRAINING_QUEUE_MAX_RECEIVES } from "../../lambdas/core/jobs/dispatch.ts";
 import { TRAINING_INSTANCE_TYPES_ENV } from "../../lambdas/core/jobs/resources.ts";
 
@@ -129,12 +130,20 @@ export interface NotificationDefinition {
   readonly bucket: BucketId;
   /** Only keys under this prefix notify. */
   readonly prefix: string;
+  /** And only keys ending so, when given. */
+  readonly suffix?: string;
   readonly queue: QueueId;
 }
 
-/** S3 → SQS wiring: every object created under `tenants/` in the datasets bucket is validated. */
+/**
+ * The dataset layout's fixed ending (`.jsonl`, contract/platform.json): the jobs' results files beside
+ * the datasets (`….csv`) are never sent to the validator.
+ */
+const DATASET_SUFFIX = CONTRACT.s3.datasetObject.slice(CONTRACT.s3.datasetObject.lastIndexOf("}") + 1);
+
+/** S3 → SQS wiring: every dataset object created under `tenants/` in the datasets bucket is validated. */
 export const NOTIFICATIONS: readonly NotificationDefinition[] = [
-  { bucket: "datasets", prefix: "tenants/", queue: "validation" },
+  { bucket: "datasets", prefix: "tenants/", suffix: DATASET_SUFFIX, queue: "validation" },
 ];
 
 /** Default prefix of physical names; CDK context `prefix` or env `FT_PREFIX` override it. */

@@ -14,6 +14,8 @@ const jobRoot = anyValue(s3.jobRoot);
 export const KEY_PATTERNS = {
   /** Every tenant's dataset objects (datasets bucket). */
   datasets: anyValue(s3.datasetObject),
+  /** Every tenant's results files (datasets bucket): jobs' results.csv, copied there by job-status. */
+  resultsFiles: anyValue(s3.resultsFileObject),
   /** Everything under every job's root (artifacts bucket): the trainer's output. */
   jobs: `${jobRoot}*`,
   /** Every job's checkpoints: their manifests are what `GET …/checkpoints` reads. */
@@ -27,4 +29,6 @@ export const KEY_PATTERNS = {
    * result (lambdas/job-status/apply.ts).
    */
   results: `${jobRoot}${s3.resultSummary}`,
+  /** Every job's `results.csv`, which job-status copies to the tenant's files on success. */
+  resultsCsv: `${jobRoot}${s3.resultsCsv}`,
 } as const;

@@ -137,6 +137,7 @@ export class PlatformStack extends Stack {
       ...trainingData,
       compute: this.trainingCompute,
       modelsTable: storage.table("models"),
+      filesTable: storage.table("files"),
       queue: queues.training,
       alarmTopic: this.observability.alarmTopic,
       catalog,

@@ -3,9 +3,10 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
+  QueryCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import type { FileRecord, FileStatus } from "../core/files/file-record.ts";
+import type { FilePurpose, FileRecord, FileStatus } from "../core/files/file-record.ts";
 import { queryNewestFirst } from "./paged-query.ts";
 
 /** The `files` table; every read is keyed by the tenant, so another tenant's file simply is not found. */
@@ -25,6 +26,20 @@ export class FilesRepository {
     );
   }
 
+  /**
+   * Creates the record unless one with its key exists: true when this call created it, false when it
+   * was there already (a redelivered event making the same derived id; the stored one is kept).
+   */
+  async createIfAbsent(record: FileRecord): Promise<boolean> {
+    try {
+      await this.create(record);
+      return true;
+    } catch (error) {
+      if ((error as { name?: string }).name === "ConditionalCheckFailedException") return false;
+      throw error;
+    }
+  }
+
   async get(tenantId: string, fileId: string): Promise<FileRecord | undefined> {
     const { Item } = await this.documents.send(
       new GetCommand({ TableName: this.tableName, Key: { tenantId, fileId }, ConsistentRead: true }),
@@ -32,20 +47,48 @@ export class FilesRepository {
     return Item as FileRecord | undefined;
   }
 
-  /** Newest first; `after` is the last id of the previous page. */
+  /** Newest first; `after` is the last id of the previous page; only files of `purpose` when given. */
   async list(
     tenantId: string,
     limit: number,
     after?: string,
+    purpose?: FilePurpose,
   ): Promise<{ items: FileRecord[]; hasMore: boolean }> {
-    return queryNewestFirst<FileRecord>(this.documents, {
-      tableName: this.tableName,
-      partitionName: "tenantId",
-      partitionValue: tenantId,
-      sortName: "fileId",
-      limit,
-      after,
-    });
+    if (purpose === undefined) {
+      return queryNewestFirst<FileRecord>(this.documents, {
+        tableName: this.tableName,
+        partitionName: "tenantId",
+        partitionValue: tenantId,
+        sortName: "fileId",
+        limit,
+        after,
+      });
+    }
+    // DynamoDB applies Limit before the filter: read on until one more than a page matched (that one
+    // tells whether another page exists) or the tenant's files end.
+    const items: FileRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.documents.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: after ? "tenantId = :t AND fileId < :after" : "tenantId = :t",
+          FilterExpression: "#purpose = :purpose",
+          ExpressionAttributeNames: { "#purpose": "purpose" },
+          ExpressionAttributeValues: {
+            ":t": tenantId,
+            ":purpose": purpose,
+            ...(after ? { ":after": after } : {}),
+          },
+          ScanIndexForward: false,
+          Limit: Math.max(limit + 1, 100),
+          ExclusiveStartKey: start,
+        }),
+      );
+      items.push(...((page.Items ?? []) as FileRecord[]));
+      start = page.LastEvaluatedKey;
+    } while (start && items.length <= limit);
+    return { items: items.slice(0, limit), hasMore: items.length > limit };
   }
 
   /**

@@ -1,4 +1,5 @@
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -25,6 +26,25 @@ export class ObjectStore {
   async put(key: string, body: Buffer | string, contentType: string): Promise<void> {
     await this.s3.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+    );
+  }
+
+  /**
+   * Copies an object of another bucket to `key` here, inside S3 (no bytes pass through the function),
+   * with `contentType` in place of the source's. Needs GetObject on the source, PutObject here.
+   */
+  async copyFrom(source: { bucket: string; key: string }, key: string, contentType: string): Promise<void> {
+    await this.s3.send(
+      new CopyObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        // Keys are URL-encoded in the copy source; the slashes stay.
+        CopySource: `${source.bucket}/${source.key.split("/").map(encodeURIComponent).join("/")}`,
+        MetadataDirective: "REPLACE",
+        ContentType: contentType,
+        // No tags come along: copying them would need s3:GetObjectTagging and s3:PutObjectTagging too.
+        TaggingDirective: "REPLACE",
+      }),
     );
   }
 

@@ -22,6 +22,8 @@ const platformSchema = z
       .object({
         tenantPrefix: template("tenantId"),
         datasetObject: template("tenantId", "fileId"),
+        /** A job's results CSV as a tenant file (job-status copies it there on success). */
+        resultsFileObject: template("tenantId", "fileId"),
         jobRoot: template("tenantId", "jobId"),
         checkpoints: prefix,
         checkpoint: template("step"),
@@ -35,7 +37,12 @@ const platformSchema = z
         baseModelsPrefix: prefix,
         baseModel: template("name"),
       })
-      .strict(),
+      .strict()
+      // A results file must never be taken for a dataset to validate or train on.
+      .refine((s3) => s3.resultsFileObject !== s3.datasetObject, {
+        message: "resultsFileObject must differ from datasetObject",
+        path: ["resultsFileObject"],
+      }),
     events: z
       .object({
         partitionKey: template("tenantId", "jobId"),
@@ -94,6 +101,13 @@ export const tenantPrefix = (tenantId: string): string => fill(s3.tenantPrefix, 
 /** `tenants/{tenant}/files/{fileId}.jsonl`: the tenant leads the key, so IAM and lookups can pin it. */
 export const datasetObjectKey = (tenantId: string, fileId: string): string =>
   fill(s3.datasetObject, { tenantId, fileId });
+
+/**
+ * `tenants/{tenant}/files/{fileId}.csv`: a job's results file (purpose `fine-tune-results`) in the
+ * datasets bucket, beside the tenant's uploads; not `.jsonl`, so never taken for a dataset to validate.
+ */
+export const resultsFileObjectKey = (tenantId: string, fileId: string): string =>
+  fill(s3.resultsFileObject, { tenantId, fileId });
 
 /** `base-models/{name}/`: where the operator puts a base model's weights in the artifacts bucket. */
 export const baseModelPrefix = (name: string): string => fill(s3.baseModel, { name });

@@ -4,12 +4,13 @@ import { ConflictError, InvalidRequestError, NotFoundError } from "../core/error
 import {
   datasetObjectKey,
   FILE_ID_PREFIX,
+  type FilePurpose,
   type FileRecord,
   MAX_MULTIPART_FILE_BYTES,
   UPLOAD_URL_TTL_SECONDS,
 } from "../core/files/file-record.ts";
 import { parseMultipartFields, parseUploadRequest } from "../core/files/requests.ts";
-import { toFileObject } from "../core/files/wire.ts";
+import { servedContentType, toFileObject } from "../core/files/wire.ts";
 import { listEnvelope, parseListParams } from "../core/http/pagination.ts";
 import { jsonBody, type RequestContext, type Route, type RouteResult } from "../core/http/router.ts";
 import { isId, newId } from "../core/ids.ts";
@@ -118,9 +119,9 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
           maxLimit: 100,
           idPattern: /^file-[0-9a-v]{21}$/,
         });
-        // Every file here is a fine-tune file: another purpose the SDKs know lists nothing.
-        if (!listsFineTuneFiles(request.query)) return { status: 200, body: listEnvelope([], false) };
-        const page = await deps.files.list(request.tenantId, limit, after);
+        const purpose = listedPurpose(request.query);
+        if (purpose === "none") return { status: 200, body: listEnvelope([], false) };
+        const page = await deps.files.list(request.tenantId, limit, after, purpose);
         return { status: 200, body: listEnvelope(page.items.map(toFileObject), page.hasMore) };
       },
     },
@@ -147,7 +148,7 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
         return {
           raw: {
             status: 200,
-            contentType: "application/jsonl",
+            contentType: servedContentType(record),
             body: await deps.datasets.getBytes(record.objectKey),
           },
         };
@@ -175,7 +176,10 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
   ];
 }
 
-/** Purposes the OpenAI and zhipuai SDKs can ask `GET /files` for; this platform stores `fine-tune` only. */
+/**
+ * Purposes the OpenAI and zhipuai SDKs can ask `GET /files` for; this platform stores `fine-tune`
+ * (uploads) and `fine-tune-results` (jobs' metrics CSVs) only.
+ */
 const KNOWN_PURPOSES = new Set([
   "fine-tune",
   "fine-tune-results",
@@ -190,20 +194,24 @@ const KNOWN_PURPOSES = new Set([
   "file-extract",
 ]);
 
+const STORED_PURPOSES: readonly FilePurpose[] = ["fine-tune", "fine-tune-results"];
+
 /**
- * `purpose` of `GET /files` (the zhipuai SDK's `files.list(purpose=…)`): absent or `fine-tune` lists the
- * tenant's files, another known purpose lists none, an unknown one is a 400. `order` may be `desc`
- * only: the list is kept newest first.
+ * `purpose` of `GET /files` (the zhipuai SDK's `files.list(purpose=…)`): absent lists all the tenant's
+ * files, a stored purpose lists the files of that purpose, another known purpose lists none, an
+ * unknown one is a 400. `order` may be `desc` only: the list is kept newest first.
  */
-function listsFineTuneFiles(query: Readonly<Record<string, string>>): boolean {
+function listedPurpose(query: Readonly<Record<string, string>>): FilePurpose | undefined | "none" {
   if (query.order !== undefined && query.order !== "desc") {
     throw new InvalidRequestError("order must be 'desc': files are listed newest first.", "order");
   }
   const purpose = query.purpose;
-  if (purpose === undefined || purpose === "fine-tune") return true;
-  if (KNOWN_PURPOSES.has(purpose)) return false;
+  if (purpose === undefined) return undefined;
+  const stored = STORED_PURPOSES.find((p) => p === purpose);
+  if (stored) return stored;
+  if (KNOWN_PURPOSES.has(purpose)) return "none";
   throw new InvalidRequestError(
-    `purpose must be one of ${[...KNOWN_PURPOSES].join(", ")}; this platform stores 'fine-tune' files.`,
+    `purpose must be one of ${[...KNOWN_PURPOSES].join(", ")}; this platform stores ${STORED_PURPOSES.map((p) => `'${p}'`).join(" and ")} files.`,
     "purpose",
   );
 }

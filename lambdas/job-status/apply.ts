@@ -1,14 +1,22 @@
+import type { FilesRepository } from "../aws/files-repository.ts";
 import type { JobsRepository } from "../aws/jobs-repository.ts";
 import type { ObjectStore } from "../aws/object-store.ts";
 import type { JobOutcome, JobOutcomeSample } from "../aws/observability.ts";
+import { RESULTS_FILE_CONTENT_TYPE, resultsFileRecord } from "../core/files/file-record.ts";
 import { failureCode, parseBatchStateChange } from "../core/jobs/batch-event.ts";
 import { resultArtifactUri } from "../core/jobs/dispatch.ts";
 import { type JobStatus, TERMINAL_STATUSES, transition } from "../core/jobs/state-machine.ts";
 import { type JobRecord, jobArtifactKeys, newJobEventItem } from "../core/jobs/wire.ts";
+import { parseResultSummary, type ResultSummary } from "./result-summary.ts";
 
 export interface StatusDependencies {
   readonly jobs: Pick<JobsRepository, "get" | "applyTransition" | "latestErrorEvent">;
-  readonly artifacts: Pick<ObjectStore, "getJson"> & { readonly bucket: string };
+  readonly artifacts: Pick<ObjectStore, "getJson" | "head"> & { readonly bucket: string };
+  /** Where a succeeded job's results.csv becomes the tenant's file: the datasets bucket, the files table. */
+  readonly resultFiles: {
+    readonly datasets: Pick<ObjectStore, "copyFrom">;
+    readonly files: Pick<FilesRepository, "createIfAbsent">;
+  };
   readonly now?: () => number;
   /** Counts a job this event finished (the `JobsFinished` metric), once: only the applied transition. */
   readonly recordOutcome?: (sample: JobOutcomeSample) => void;
@@ -47,7 +55,9 @@ export async function applyBatchStateChange(
       const outcome = await readResult(job, deps);
       if (outcome) {
         fields.trainedTokens = outcome.trainedTokens;
-        fields.resultFiles = [];
+        if (outcome.trainingSummary) fields.trainingSummary = outcome.trainingSummary;
+        const resultsFile = await publishResultsFile(job, deps, Math.floor(nowMs / 1000));
+        fields.resultFiles = resultsFile ? [resultsFile] : [];
         model = { status: "ready", artifactUri: resultArtifactUri(deps.artifacts.bucket, job) };
       } else {
         // Exit 0 without result.json (written last) is not a usable model.
@@ -96,10 +106,49 @@ export async function applyBatchStateChange(
 
 const isOutcome = (status: JobStatus): status is JobOutcome => TERMINAL_STATUSES.includes(status);
 
-/** The trainer's result.json, written last: its presence is what "complete" means. */
-async function readResult(job: JobRecord, deps: StatusDependencies) {
+/**
+ * The trainer's result.json, written last: its presence is what "complete" means. Its content is only
+ * an account of the run: unreadable JSON (Python writes NaN as a bare word) reads as an empty one
+ * rather than failing a job whose weights are complete, or retrying the event for hours.
+ */
+async function readResult(job: JobRecord, deps: StatusDependencies): Promise<ResultSummary | undefined> {
   const key = jobArtifactKeys(job.tenantId, job.jobId, job.method).resultSummary;
-  const result = (await deps.artifacts.getJson(key)) as { trained_tokens?: unknown } | undefined;
-  if (!result) return undefined;
-  return { trainedTokens: typeof result.trained_tokens === "number" ? result.trained_tokens : null };
+  let raw: unknown;
+  try {
+    raw = await deps.artifacts.getJson(key);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    raw = {};
+  }
+  return raw === undefined ? undefined : parseResultSummary(raw);
+}
+
+/**
+ * The run's results.csv, copied to the tenant's files (datasets bucket) with its record: the file id,
+ * or undefined when the trainer wrote none (one older than results.csv). The id is derived from the
+ * job's, the object is copied before its record is made and the record only if absent, so a
+ * redelivered or concurrent success event makes the same single file. A copy whose transition then
+ * loses to a cancel stays a file no job names; the tenant sees it and may delete it.
+ */
+async function publishResultsFile(
+  job: JobRecord,
+  deps: StatusDependencies,
+  nowSeconds: number,
+): Promise<string | undefined> {
+  const source = jobArtifactKeys(job.tenantId, job.jobId, job.method).resultsCsv;
+  const object = await deps.artifacts.head(source);
+  if (!object) return undefined;
+  const record = resultsFileRecord({
+    tenantId: job.tenantId,
+    jobId: job.jobId,
+    bytes: object.bytes,
+    createdAt: nowSeconds,
+  });
+  await deps.resultFiles.datasets.copyFrom(
+    { bucket: deps.artifacts.bucket, key: source },
+    record.objectKey,
+    RESULTS_FILE_CONTENT_TYPE,
+  );
+  await deps.resultFiles.files.createIfAbsent(record);
+  return record.fileId;
 }

@@ -1,7 +1,8 @@
 import type { EventBridgeEvent } from "aws-lambda";
 import { SERVICES } from "../../infra/resources/definitions.ts";
 import { documentClient, s3Client } from "../aws/clients.ts";
-import { bucketName, jobTables } from "../aws/env.ts";
+import { bucketName, jobTables, tableName } from "../aws/env.ts";
+import { FilesRepository } from "../aws/files-repository.ts";
 import { JobsRepository } from "../aws/jobs-repository.ts";
 import { ObjectStore } from "../aws/object-store.ts";
 import { observability, recordJobOutcome } from "../aws/observability.ts";
@@ -14,6 +15,10 @@ function dependencies(): StatusDependencies {
   deps ??= {
     jobs: new JobsRepository(documentClient(), jobTables()),
     artifacts: new ObjectStore(s3Client(), bucketName("artifacts")),
+    resultFiles: {
+      datasets: new ObjectStore(s3Client(), bucketName("datasets")),
+      files: new FilesRepository(documentClient(), tableName("files")),
+    },
     recordOutcome: (sample) => recordJobOutcome(metrics, sample),
   };
   return deps;

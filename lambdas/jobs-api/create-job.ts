@@ -1,13 +1,15 @@
-import type { BaseModelCatalog } from "../core/catalog/base-models.ts";
-import { FILE_ID_PREFIX, type FileRecord } from "../core/files/file-record.ts";
+import { type BaseModelCatalog, findBaseModel } from "../core/catalog/base-models.ts";
+import type { TrainingObjective } from "../core/catalog/catalog-file.ts";
+import { FILE_ID_PREFIX, type FileRecord, isTrainingFile } from "../core/files/file-record.ts";
 import { isId } from "../core/ids.ts";
 import {
   type CreateJobRequest,
+  type FineTunedModelCandidate,
   type JobPlan,
   parseCreateJobRequest,
   planJob,
 } from "../core/jobs/create-request.ts";
-import { estimateJob, type JobEstimate } from "../core/jobs/estimate.ts";
+import { estimateJob, type JobEstimate, outputTokensOf } from "../core/jobs/estimate.ts";
 import { newJobId } from "../core/jobs/ids.ts";
 import { modelCodeTaken } from "../core/jobs/model-code.ts";
 import type {
@@ -16,6 +18,7 @@ import type {
   IdempotencyStore,
   JobFileParam,
   JobsStore,
+  ModelsStore,
   NewJob,
   TrainingQueue,
 } from "../core/jobs/ports.ts";
@@ -26,16 +29,21 @@ import { type JobRecord, newJobEventItem, newJobRecord } from "../core/jobs/wire
 import { type Clock, type JobsMetricsHooks, nowMs, nowSeconds } from "./dependencies.ts";
 import {
   fileNoLongerProcessed,
+  fileNotForTraining,
   fileNotFound,
   fileNotProcessed,
   IdempotencyRaceUnresolvedError,
   preferenceFileForSupervised,
   queueUnavailable,
+  supervisedFileForDpo,
 } from "./errors.ts";
 import { type IdempotencyKey, idempotencyKeyOf, idempotencyRecord, replayJob } from "./idempotency.ts";
 
 export interface CreateJobDependencies extends Clock {
-  readonly jobs: Pick<JobsStore, "get" | "create" | "applyTransition"> & IdempotencyStore;
+  /** The jobs and, for a DPO job that starts from a fine-tuned model, that model (`getModel`). */
+  readonly jobs: Pick<JobsStore, "get" | "create" | "applyTransition"> &
+    Pick<ModelsStore, "getModel"> &
+    IdempotencyStore;
   readonly files: FilesReader;
   readonly queue: TrainingQueue;
   readonly catalog: BaseModelCatalog;
@@ -76,8 +84,12 @@ export async function createJob(
     if (earlier) return { kind: "job", job: earlier };
   }
 
-  const training = await processedFile(deps, tenantId, request.trainingFile, "training_file");
-  if (request.validationFile) await processedFile(deps, tenantId, request.validationFile, "validation_file");
+  const { objective } = request;
+  const training = await datasetFile(deps, tenantId, request.trainingFile, "training_file", objective);
+  if (request.validationFile) {
+    await datasetFile(deps, tenantId, request.validationFile, "validation_file", objective);
+  }
+  const fineTunedModel = await startingModel(deps, tenantId, request);
   const jobId = newJobId(nowMs(deps));
   const { totalTokens, ...dataset } = trainingDataSize(parseTrainingFileStatistics(training.statistics));
   const plan = planJob(request, {
@@ -85,13 +97,15 @@ export async function createJob(
     dataset,
     catalog: deps.catalog,
     ...(deps.instanceTypes ? { instanceTypes: deps.instanceTypes } : {}),
+    ...(fineTunedModel ? { fineTunedModel } : {}),
   });
   if (request.dryRun) {
     const estimate = estimateJob({
       baseModel: plan.baseModel,
+      objective: plan.objective,
       method: plan.method,
       hyperparameters: plan.hyperparameters,
-      dataset: { examples: dataset.examples, totalTokens },
+      dataset: { examples: dataset.examples, totalTokens, outputTokens: outputTokensOf(training.statistics) },
       jobsAhead: await deps.queue.depth(),
       resources: plan.resources,
     });
@@ -116,18 +130,41 @@ export async function createJob(
   return { kind: "job", job };
 }
 
-/** The tenant's file, `processed`; else a 400 naming `param`. */
-async function processedFile(
+/**
+ * The tenant's dataset, `processed`, in the objective's format (preference pairs for DPO, messages or
+ * input/target lines for supervised); else a 400 naming `param`. A results file (any purpose but
+ * `fine-tune`) is not a dataset, though it is `processed`.
+ */
+async function datasetFile(
   deps: Pick<CreateJobDependencies, "files">,
   tenantId: string,
   fileId: string,
   param: JobFileParam,
+  objective: TrainingObjective,
 ): Promise<FileRecord> {
   const file = isId(FILE_ID_PREFIX, fileId) ? await deps.files.get(tenantId, fileId) : undefined;
   if (!file) throw fileNotFound(fileId, param);
+  if (!isTrainingFile(file)) throw fileNotForTraining(file, param);
   if (file.status !== "processed") throw fileNotProcessed(file, param);
-  if (file.format === "preference") throw preferenceFileForSupervised(fileId, param);
+  const preference = file.format === "preference";
+  if (objective === "supervised" && preference) throw preferenceFileForSupervised(fileId, param);
+  if (objective === "dpo" && !preference) throw supervisedFileForDpo(fileId, param);
   return file;
+}
+
+/**
+ * The tenant's fine-tuned model a DPO job names as `model`, for {@link planJob} to check; undefined
+ * for a base model's name, a supervised job (which never starts from one), an unknown code and another
+ * tenant's model alike, so that the 400 reveals nothing.
+ */
+async function startingModel(
+  deps: Pick<CreateJobDependencies, "jobs" | "catalog">,
+  tenantId: string,
+  request: CreateJobRequest,
+): Promise<FineTunedModelCandidate | undefined> {
+  if (request.objective !== "dpo" || findBaseModel(request.model, deps.catalog)) return undefined;
+  const record = await deps.jobs.getModel(request.model);
+  return record?.tenantId === tenantId ? record : undefined;
 }
 
 /** The job (queued), its pending model and its first two events. */
@@ -153,6 +190,7 @@ function newJobWrite(
       jobId,
       baseModel: job.model,
       method: job.method,
+      objective: plan.objective,
       status: "pending",
       createdAt: created,
       artifactUri: null,

@@ -68,15 +68,33 @@ export function fileNotProcessed(
   );
 }
 
-/**
- * 400: a preference (DPO) file for supervised training. Preference training (`method.type: "dpo"`) is
- * not offered yet, so such a file can not train any job.
- */
+/** 400: a preference (DPO) file for supervised training; it trains with `method.type: "dpo"`. */
 export function preferenceFileForSupervised(fileId: string, param: string): InvalidRequestError {
   return new InvalidRequestError(
-    `File ${fileId} holds preference (DPO) pairs; supervised fine-tuning needs "messages" or "input"/"target" lines.`,
+    `File ${fileId} holds preference (DPO) pairs; supervised fine-tuning needs "messages" or "input"/"target" lines. To train on preference pairs, create the job with method.type "dpo".`,
     param,
     "invalid_file_format",
+  );
+}
+
+/** 400: a DPO job needs preference pairs, in its training and its validation file. */
+export function supervisedFileForDpo(fileId: string, param: string): InvalidRequestError {
+  return new InvalidRequestError(
+    `File ${fileId} does not hold preference pairs; a DPO job (method.type "dpo") needs lines of "input", "preferred_output" and "non_preferred_output".`,
+    param,
+    "invalid_file_format",
+  );
+}
+
+/** 400: a file that is not a training dataset, such as a job's results file (purpose `fine-tune-results`). */
+export function fileNotForTraining(
+  file: Pick<FileRecord, "fileId" | "purpose">,
+  param: string,
+): InvalidRequestError {
+  return new InvalidRequestError(
+    `File ${file.fileId} has purpose '${file.purpose}'; only files uploaded with purpose 'fine-tune' can be trained or validated on.`,
+    param,
+    "invalid_file_purpose",
   );
 }
 

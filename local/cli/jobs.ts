@@ -396,6 +396,10 @@ export function lossText(event: JobEvent): string | null {
   if (valid !== undefined) parts.push(`valid_loss ${valid.toFixed(4)}`);
   const accuracy = num("valid_token_accuracy") ?? num("valid_mean_token_accuracy");
   if (accuracy !== undefined) parts.push(`valid_accuracy ${accuracy.toFixed(3)}`);
+  const full = num("full_valid_loss");
+  if (full !== undefined) parts.push(`full_valid_loss ${full.toFixed(4)}`);
+  const rewardAccuracy = num("reward_accuracy");
+  if (rewardAccuracy !== undefined) parts.push(`reward_accuracy ${rewardAccuracy.toFixed(3)}`);
   const eta = num("eta_seconds");
   if (eta !== undefined && step !== total) {
     const seconds = Math.round(eta);

@@ -67,13 +67,17 @@ describe("API construct", () => {
     expect(JSON.stringify(statements)).not.toMatch(/dynamodb:(Scan|PutItem|Query)/);
   });
 
-  it("lets the files function put, get and delete dataset objects only", () => {
+  it("lets the files function put, get and delete dataset objects, and only get and delete results files", () => {
     const statements = Object.entries(template.findResources("AWS::IAM::Policy"))
       .filter(([id]) => id.startsWith("ApiFilesApiRole"))
       .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
     const s3 = statements.filter((s) => JSON.stringify(s.Action).includes('"s3:'));
-    expect(s3.map((s) => s.Action)).toEqual([["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]]);
+    expect(s3.map((s) => s.Action)).toEqual([
+      ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+      ["s3:GetObject", "s3:DeleteObject"],
+    ]);
     expect(JSON.stringify(s3[0]!.Resource)).toMatch(/StorageDatasets.*"\/tenants\/\*\/files\/\*\.jsonl"\]/);
+    expect(JSON.stringify(s3[1]!.Resource)).toMatch(/StorageDatasets.*"\/tenants\/\*\/files\/\*\.csv"\]/);
   });
 
   it("builds every function as ARM64 Node.js 24 with tracing, explicit timeout and memory, and its own log group", () => {
@@ -97,13 +101,20 @@ describe("API construct", () => {
 describe("validation construct", () => {
   const { template } = synthPlatform();
 
-  it("sends ObjectCreated under tenants/ from the datasets bucket to the validation queue", () => {
+  it("sends ObjectCreated of .jsonl objects under tenants/ (datasets, not results files) to the validation queue", () => {
     template.hasResourceProperties("Custom::S3BucketNotifications", {
       NotificationConfiguration: {
         QueueConfigurations: [
           Match.objectLike({
             Events: ["s3:ObjectCreated:*"],
-            Filter: { Key: { FilterRules: [{ Name: "prefix", Value: "tenants/" }] } },
+            Filter: {
+              Key: {
+                FilterRules: [
+                  { Name: "suffix", Value: ".jsonl" },
+                  { Name: "prefix", Value: "tenants/" },
+                ],
+              },
+            },
           }),
         ],
       },

@@ -170,6 +170,11 @@ describe("jobs and models routes", () => {
     expect(text).toContain("/index/byTenant");
     expect(text).not.toContain("/index/*");
     expect(text).not.toMatch(/dynamodb:Scan|s3:PutObject|batch:SubmitJob/);
+    // A DPO job may start from the tenant's fine-tuned model: create reads it from the models table by key.
+    const models = statements.filter((s) =>
+      /^\{"Fn::GetAtt":\["StorageModelsTable[0-9A-F]+","Arn"\]\}$/.test(JSON.stringify(s.Resource)),
+    );
+    expect(models.flatMap((s) => s.Action as string[])).toContain("dynamodb:GetItem");
   });
 
   it("lets the jobs function read and list checkpoints only, not the rest of a job's artifacts", () => {

@@ -473,16 +473,37 @@ describe("training construct: dispatcher and job status", () => {
     });
   });
 
-  it("lets job-status update jobs and models and read result.json, nothing broader", () => {
+  it("lets job-status update jobs and models, read result.json and results.csv, and write results files, nothing broader", () => {
     const statements = statementsOf(template, "TrainingJobStatusRole");
     expect(actions(statements)).toEqual(
       expect.arrayContaining(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "s3:GetObject"]),
     );
-    expect(actions(statements)).not.toEqual(expect.arrayContaining(["s3:PutObject"]));
     expect(actions(statements)).not.toEqual(expect.arrayContaining(["dynamodb:DeleteItem"]));
-    const read = statements.filter((s) => actions([s]).includes("s3:GetObject"));
-    expect(JSON.stringify(read.map((s) => s.Resource))).toMatch(/"\/tenants\/\*\/jobs\/\*\/result\.json"\]/);
-    expect(JSON.stringify(read.map((s) => s.Resource))).not.toContain('"/tenants/*"');
+    expect(actions(statements)).not.toEqual(expect.arrayContaining(["s3:DeleteObject"]));
+    /** `Bucket key` for each object resource of the statements granting `action`. */
+    const objects = (action: string) =>
+      statements
+        .filter((s) => actions([s]).includes(action))
+        .flatMap((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]))
+        .map((r) => {
+          const [arn, key] = (r as { "Fn::Join": [string, [{ "Fn::GetAtt": [string] }, string]] })[
+            "Fn::Join"
+          ][1];
+          return `${arn["Fn::GetAtt"][0].replace(/[0-9A-F]{8}$/, "")} ${key}`;
+        })
+        .sort();
+    expect(objects("s3:GetObject")).toEqual([
+      "StorageArtifacts /tenants/*/jobs/*/result.json",
+      "StorageArtifacts /tenants/*/jobs/*/results.csv",
+    ]);
+    // Results files only: a dataset (.jsonl) it can neither write nor overwrite.
+    expect(objects("s3:PutObject")).toEqual(["StorageDatasets /tenants/*/files/*.csv"]);
+    const tables = (action: string) =>
+      statements.filter((s) => actions([s]).includes(action)).map((s) => JSON.stringify(s.Resource));
+    expect(tables("dynamodb:PutItem")).toHaveLength(2);
+    expect(tables("dynamodb:PutItem").join()).toMatch(/StorageFilesTable/);
+    expect(tables("dynamodb:PutItem").join()).toMatch(/StorageJobEventsTable/);
+    expect(tables("dynamodb:UpdateItem").join()).not.toMatch(/StorageFilesTable/);
   });
 
   it("outputs both job queue ARNs", () => {

@@ -50,6 +50,10 @@ class PlatformContract:
     def dataset_object_key(self, tenant_id: str, file_id: str) -> str:
         return fill(self.s3["datasetObject"], tenantId=tenant_id, fileId=file_id)
 
+    def results_file_object_key(self, tenant_id: str, file_id: str) -> str:
+        """A job's results CSV as a tenant file (datasets bucket), written by the job-status Lambda."""
+        return fill(self.s3["resultsFileObject"], tenantId=tenant_id, fileId=file_id)
+
     def base_model_prefix(self, name: str) -> str:
         return fill(self.s3["baseModel"], name=name)
 
@@ -156,6 +160,7 @@ def parse_platform(raw: object) -> PlatformContract:
     templates = {
         "tenantPrefix": {"tenantId"},
         "datasetObject": {"tenantId", "fileId"},
+        "resultsFileObject": {"tenantId", "fileId"},
         "jobRoot": {"tenantId", "jobId"},
         "checkpoint": {"step"},
         "baseModel": {"name"},

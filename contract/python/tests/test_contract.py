@@ -21,6 +21,8 @@ platform = load_platform()
 def test_dataset_and_artifact_keys() -> None:
     for case in CASES["datasetObjectKey"]:
         assert platform.dataset_object_key(case["tenantId"], case["fileId"]) == case["key"]
+    for case in CASES["resultsFileObjectKey"]:
+        assert platform.results_file_object_key(case["tenantId"], case["fileId"]) == case["key"]
     for case in CASES["jobArtifactKeys"]:
         root = platform.job_root(case["tenantId"], case["jobId"])
         assert root == case["root"]

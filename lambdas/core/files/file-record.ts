@@ -1,3 +1,6 @@
+import { resultsFileObjectKey } from "../contract.ts";
+import { JOB_ID_PREFIX } from "../jobs/ids.ts";
+
 /** Lifecycle of a training file. `pending_upload` precedes a presigned PUT; the rest follow OpenAI. */
 export type FileStatus = "pending_upload" | "uploaded" | "processed" | "error";
 
@@ -8,12 +11,18 @@ export interface FileValidationIssue {
   readonly message: string;
 }
 
+/**
+ * What a file is for, as OpenAI names it: `fine-tune` (a tenant's upload, validated, trained on) or
+ * `fine-tune-results` (a job's per-step metrics CSV, made by the platform, never trained on).
+ */
+export type FilePurpose = "fine-tune" | "fine-tune-results";
+
 /** The stored record in the `files` table (tenantId + fileId). */
 export interface FileRecord {
   readonly tenantId: string;
   readonly fileId: string;
   readonly filename: string;
-  readonly purpose: "fine-tune";
+  readonly purpose: FilePurpose;
   readonly bytes: number;
   readonly contentType: string;
   readonly objectKey: string;
@@ -32,8 +41,8 @@ export interface FileRecord {
 
 export const FILE_ID_PREFIX = "file";
 
-/** `tenants/{tenant}/files/{fileId}.jsonl`, as `contract/platform.json` lays it out. */
-export { datasetObjectKey } from "../contract.ts";
+/** `tenants/{tenant}/files/{fileId}.jsonl` and `….csv`, as `contract/platform.json` lays them out. */
+export { datasetObjectKey, resultsFileObjectKey } from "../contract.ts";
 
 /** The tenant and file of a dataset object key, or undefined for any key outside that layout. */
 export function parseDatasetObjectKey(key: string): { tenantId: string; fileId: string } | undefined {
@@ -54,3 +63,48 @@ export const JSONL_CONTENT_TYPES = [
 ] as const;
 /** How long a presigned upload URL stays valid. */
 export const UPLOAD_URL_TTL_SECONDS = 3600;
+
+/** The purpose of a job's results file. */
+export const RESULTS_FILE_PURPOSE = "fine-tune-results" satisfies FilePurpose;
+/** How a results file is stored and served. */
+export const RESULTS_FILE_CONTENT_TYPE = "text/csv";
+
+/**
+ * True for a file a job may train or validate on: a tenant's upload (`fine-tune`). A results file is
+ * `processed` too, but it is a CSV of metrics, not a dataset. The jobs API answers 400 for any other.
+ */
+export function isTrainingFile(record: Pick<FileRecord, "purpose">): boolean {
+  return record.purpose === "fine-tune";
+}
+
+/**
+ * The id of a job's results file: `file-` + the job id's 21 time-and-random characters. Derived, not
+ * drawn, so that a redelivered success event finds the same file instead of making a second one; it
+ * sorts among the tenant's files by the job's creation time.
+ */
+export function resultsFileId(jobId: string): string {
+  const match = new RegExp(`^${JOB_ID_PREFIX}-([0-9a-v]{21})$`).exec(jobId);
+  if (!match) throw new Error(`not a job id: ${jobId}`);
+  return `${FILE_ID_PREFIX}-${match[1]}`;
+}
+
+/** The record of a job's results file: `processed` from the start, as nothing validates it. */
+export function resultsFileRecord(args: {
+  tenantId: string;
+  jobId: string;
+  bytes: number;
+  createdAt: number;
+}): FileRecord {
+  const fileId = resultsFileId(args.jobId);
+  return {
+    tenantId: args.tenantId,
+    fileId,
+    filename: `${args.jobId}-results.csv`,
+    purpose: RESULTS_FILE_PURPOSE,
+    bytes: args.bytes,
+    contentType: RESULTS_FILE_CONTENT_TYPE,
+    objectKey: resultsFileObjectKey(args.tenantId, fileId),
+    createdAt: args.createdAt,
+    status: "processed",
+  };
+}

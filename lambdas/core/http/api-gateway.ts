@@ -47,12 +47,24 @@ function toHttp(result: RouteResult, requestId: string): HttpResponse {
     return { statusCode: 302, headers: { location: result.redirect, "x-request-id": requestId }, body: "" };
   }
   if ("raw" in result) {
+    // Text goes as text: API Gateway decodes a base64 body only for its `binaryMediaTypes` (and a client
+    // whose Accept names one), so a CSV or JSONL file sent base64 would reach the client still encoded.
+    const text = isText(result.raw.contentType);
     return {
       statusCode: result.raw.status,
       headers: { "content-type": result.raw.contentType, "x-request-id": requestId },
-      body: result.raw.body.toString("base64"),
-      isBase64Encoded: true,
+      body: result.raw.body.toString(text ? "utf8" : "base64"),
+      isBase64Encoded: !text,
     };
   }
   return jsonResponse(result.status, result.body, requestId);
+}
+
+/** Content types sent as UTF-8 text (files are validated UTF-8; results files are CSV). */
+export function isText(contentType: string): boolean {
+  const type = contentType.split(";")[0]!.trim().toLowerCase();
+  return (
+    type.startsWith("text/") ||
+    ["application/json", "application/jsonl", "application/x-ndjson"].includes(type)
+  );
 }

@@ -63,7 +63,11 @@ export interface TrainingLocations {
   readonly eventsTable: string;
 }
 
-/** The trainer's environment for a job, exactly as the container contract names it. */
+/**
+ * The trainer's environment for a job, exactly as the container contract names it. `OBJECTIVE` is
+ * always set (`supervised` for a record older than DPO); `INIT_MODEL_URI` only for a job that starts
+ * from a fine-tuned model: that model's job's result, `adapter/` or `model/`, under the same tenant.
+ */
 export function trainerEnvironment(
   job: JobRecord,
   baseModel: BaseModel,
@@ -75,6 +79,7 @@ export function trainerEnvironment(
     JOB_ID: job.jobId,
     TENANT_ID: job.tenantId,
     METHOD: job.method,
+    OBJECTIVE: job.objective ?? "supervised",
     BASE_MODEL_URI: `s3://${where.artifactsBucket}/${baseModel.weightsPrefix}`,
     TRAINING_FILE_URI: dataset(job.trainingFile),
     OUTPUT_URI: `s3://${where.artifactsBucket}/${jobArtifactKeys(job.tenantId, job.jobId, job.method).root}`,
@@ -86,6 +91,12 @@ export function trainerEnvironment(
     BASE_MODEL_SPEC: JSON.stringify(baseModel),
   };
   if (job.validationFile) env.VALIDATION_FILE_URI = dataset(job.validationFile);
+  if (job.initModel) {
+    // The parent is the same tenant's model (the jobs API checked the owner), so the URI stays under
+    // tenants/{TENANT_ID}/, the only prefix the trainer reads.
+    const parent = { tenantId: job.tenantId, jobId: job.initModel.jobId, method: job.initModel.method };
+    env.INIT_MODEL_URI = resultArtifactUri(where.artifactsBucket, parent);
+  }
   // The container's launcher (ft_trainer.launch) starts FT_NPROC_PER_NODE torchrun workers on each of
   // FT_NNODES nodes; in a multi-node parallel job Batch's AWS_BATCH_JOB_NUM_NODES says the same.
   const resources = trainingResources(job);

@@ -1,5 +1,7 @@
+import { z } from "zod";
 import type { BaseModel, TrainingMethod } from "../catalog/base-models.ts";
-import type { ResolvedHyperparameters } from "./hyperparameters.ts";
+import type { TrainingObjective } from "../catalog/catalog-file.ts";
+import { type ResolvedHyperparameters, trainingExamples } from "./hyperparameters.ts";
 import { type ResourcePlan, toResourcesObject } from "./resources.ts";
 
 /**
@@ -7,7 +9,14 @@ import { type ResourcePlan, toResourcesObject } from "./resources.ts";
  *
  * Assumptions, all in one place:
  * - Trained tokens = min(total tokens, examples × max_seq_length) × n_epochs: tokens past
- *   `max_seq_length` are truncated away and not trained on.
+ *   `max_seq_length` are truncated away and not trained on. A `validation_split` trains on the
+ *   examples it leaves, so on that share of the tokens.
+ * - DPO: each pair is two sequences, the prompt with the preferred output and the prompt with the other,
+ *   while the validator counts a pair's prompt once beside both outputs. So a pair's tokens are
+ *   2 × its counted tokens − its outputs (the file's assistant tokens; without them, 2 × its counted
+ *   tokens, an upper bound), capped at 2 × max_seq_length. The trainer also runs every pair once
+ *   through the reference model (a forward pass, 2 × parameters FLOPs per token, before the first step,
+ *   not again per epoch): one epoch's tokens at {@link REFERENCE_PASS_SHARE} of a trained token's time.
  * - Throughput from a FLOPs model: a token costs 6 × parameters FLOPs in full training (forward 2,
  *   backward 4) and 4 × parameters with LoRA (no weight gradients for the frozen base, so the backward
  *   pass is about half). Each device delivers its dense bf16 peak ({@link DEVICE_CLASSES}) at a model
@@ -50,10 +59,19 @@ export const S3_READ_BYTES_PER_SECOND = 500 * 1024 * 1024;
 
 export interface EstimateInput {
   readonly baseModel: BaseModel;
+  /** Supervised when absent. */
+  readonly objective?: TrainingObjective;
   readonly method: TrainingMethod;
   readonly hyperparameters: ResolvedHyperparameters;
-  /** From the training file's statistics: valid examples and their total tokens. */
-  readonly dataset: { readonly examples: number; readonly totalTokens: number };
+  /**
+   * From the training file's statistics: valid examples (pairs, for DPO), their total tokens, and the
+   * tokens of assistant content when measured ({@link outputTokensOf}).
+   */
+  readonly dataset: {
+    readonly examples: number;
+    readonly totalTokens: number;
+    readonly outputTokens?: number | undefined;
+  };
   /** Jobs queued or running ahead of this one. */
   readonly jobsAhead: number;
   /** The resource plan the job would run with; without it, the catalog's per-method GPUs. */
@@ -65,6 +83,23 @@ export function deviceClass(instanceType: string, gpus: number): DeviceClass {
   if (gpus === 0) return CPU_CLASS;
   return DEVICE_CLASSES[instanceType.split(".")[0] ?? ""] ?? CPU_CLASS;
 }
+
+/**
+ * The tokens of assistant content in a file's validation statistics (`tokens.assistant`): for a
+ * preference file, both outputs of every pair. Undefined when not measured or not a number.
+ */
+export function outputTokensOf(statistics: unknown): number | undefined {
+  const parsed = z
+    .object({ tokens: z.object({ assistant: z.number().nonnegative() }) })
+    .safeParse(statistics);
+  return parsed.success ? parsed.data.tokens.assistant : undefined;
+}
+
+/**
+ * What a token of DPO's reference pass (forward only: 2 × parameters FLOPs) costs, as a share of a
+ * trained token of the method (LoRA 4, full 6 × parameters FLOPs).
+ */
+export const REFERENCE_PASS_SHARE: Readonly<Record<TrainingMethod, number>> = { lora: 2 / 4, full: 2 / 6 };
 
 /** Training tokens per second for a model and method under the assumptions above. */
 export function trainingTokensPerSecond(
@@ -87,18 +122,26 @@ export function estimateJob(input: EstimateInput) {
   const { baseModel, method, hyperparameters: h } = input;
   const spec = baseModel.methods[method];
   if (!spec) throw new Error(`${baseModel.name} has no method ${method}`);
+  const objective = input.objective ?? "supervised";
   const examples = Math.max(0, input.dataset.examples);
-  const perEpoch = Math.min(Math.max(0, input.dataset.totalTokens), examples * h.max_seq_length);
+  const counted = Math.max(0, input.dataset.totalTokens);
+  const sequences = objective === "dpo" ? 2 : 1;
+  const tokens =
+    objective === "dpo" ? Math.max(counted, 2 * counted - (input.dataset.outputTokens ?? 0)) : counted;
+  const kept = examples > 0 ? trainingExamples(examples, h.validation_split) / examples : 1;
+  const perEpoch = Math.round(Math.min(tokens, sequences * examples * h.max_seq_length) * kept);
   const trainedTokens = perEpoch * h.n_epochs;
   const tokensPerSecond = trainingTokensPerSecond(baseModel, method, input.resources);
+  const referenceTokens = objective === "dpo" ? perEpoch * REFERENCE_PASS_SHARE[method] : 0;
   const startup = STARTUP_SECONDS + (baseModel.parameters * 2) / S3_READ_BYTES_PER_SECOND;
   const gpus = input.resources ? input.resources.nodes * input.resources.gpusPerNode : spec.gpus;
   const instanceType = input.resources?.instanceType ?? spec.instanceType;
   const device = deviceClass(instanceType, gpus);
-  const duration = Math.ceil(startup + trainedTokens / tokensPerSecond);
+  const duration = Math.ceil(startup + (trainedTokens + referenceTokens) / tokensPerSecond);
   return {
     object: "fine_tuning.job.estimate" as const,
     model: baseModel.name,
+    objective,
     method,
     trained_tokens: trainedTokens,
     estimated_cost_usd: Math.round((trainedTokens / 1000) * spec.pricePer1kTokensUsd * 1e6) / 1e6,
@@ -113,6 +156,7 @@ export function estimateJob(input: EstimateInput) {
       gpus,
       instance_type: instanceType,
       price_per_1k_tokens_usd: spec.pricePer1kTokensUsd,
+      sequences_per_example: sequences,
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { TrainingMethod } from "../catalog/base-models.ts";
+import type { TrainingObjective } from "../catalog/catalog-file.ts";
 import type { CreateJobRequest, JobPlan } from "./create-request.ts";
-import type { ResolvedHyperparameters } from "./hyperparameters.ts";
+import { completeHyperparameters, type StoredHyperparameters } from "./hyperparameters.ts";
 import { eventKey, jobKey, newEventId } from "./ids.ts";
 import type { EventLevel, JobError, JobStatus } from "./state-machine.ts";
 
@@ -31,8 +32,12 @@ export interface JobRecord {
   readonly trainingFile: string;
   readonly validationFile: string | null;
   readonly method: TrainingMethod;
-  /** Resolved at creation: what the trainer receives, seed included. */
-  readonly hyperparameters: ResolvedHyperparameters;
+  /** What the job optimises; absent on records older than DPO, which are all supervised. */
+  readonly objective?: TrainingObjective;
+  /** The fine-tuned model the job starts from (DPO after SFT); absent when it starts from the base model. */
+  readonly initModel?: InitModel;
+  /** Resolved at creation: what the trainer receives, seed included (older records lack the later keys). */
+  readonly hyperparameters: StoredHyperparameters;
   readonly modelCode: string;
   /** The model's display name at creation (renaming the model renames it here too); absent on older records. */
   readonly name?: string | null;
@@ -48,13 +53,56 @@ export interface JobRecord {
   readonly error: JobError | null;
   readonly trainedTokens: number | null;
   readonly estimatedFinish: number | null;
-  /** File ids of result files (e.g. the metrics file). */
+  /** File ids of result files: the job's per-step metrics CSV (purpose `fine-tune-results`) once it succeeded. */
   readonly resultFiles: readonly string[];
+  /** What the trainer's result.json says about the delivered weights; set on success when it says anything. */
+  readonly trainingSummary?: TrainingSummary;
   /**
    * The planner's compute for the job. Absent on records older than the planner: those run as they
    * always did, on one node with every GPU their method's job definition gives them.
    */
   readonly resources?: JobResources;
+}
+
+/**
+ * A finished run's account of its result (the trainer's result.json, checked field by field: a field
+ * it lacks or gets wrong is null). Shown as the job's `training_summary`.
+ */
+export interface TrainingSummary {
+  /** The step whose weights are the result (the best evaluation's, when there was validation data). */
+  readonly deliveredStep: number | null;
+  /** The step with the lowest validation loss; null without validation data. */
+  readonly bestStep: number | null;
+  /** True when early stopping ended the run before its last step. */
+  readonly earlyStopped: boolean | null;
+  /** Loss and token accuracy of the delivered weights over the whole validation set. */
+  readonly fullValidLoss: number | null;
+  readonly fullValidMeanTokenAccuracy: number | null;
+  /** The share of the training file held out as validation data, when no validation file was given. */
+  readonly validationSplit: { readonly fraction: number; readonly examples: number } | null;
+}
+
+/** The `training_summary` wire object: null until the job succeeded with a summary. */
+function toTrainingSummaryObject(summary: TrainingSummary | undefined) {
+  if (!summary) return null;
+  return {
+    delivered_step: summary.deliveredStep,
+    best_step: summary.bestStep,
+    early_stopped: summary.earlyStopped,
+    full_valid_loss: summary.fullValidLoss,
+    full_valid_mean_token_accuracy: summary.fullValidMeanTokenAccuracy,
+    validation_split: summary.validationSplit ? { ...summary.validationSplit } : null,
+  };
+}
+
+/**
+ * The tenant's own fine-tuned model a job starts from: its code, the job that trained it (whose result,
+ * `adapter/` or `model/` by `method`, the trainer loads as `INIT_MODEL_URI`) and its method.
+ */
+export interface InitModel {
+  readonly modelCode: string;
+  readonly jobId: string;
+  readonly method: TrainingMethod;
 }
 
 /** The record of a job about to be created: status `validating_files`, nothing trained yet. */
@@ -73,6 +121,8 @@ export function newJobRecord(args: {
     trainingFile: request.trainingFile,
     validationFile: request.validationFile,
     method: plan.method,
+    objective: plan.objective,
+    ...(plan.initModel ? { initModel: { ...plan.initModel } } : {}),
     hyperparameters: plan.hyperparameters,
     modelCode: plan.modelCode,
     name: request.name,
@@ -97,7 +147,8 @@ export function newJobRecord(args: {
 }
 
 /** The hyperparameters as shown to clients: the resolved set without the seed (a field of its own). */
-function shownHyperparameters(h: ResolvedHyperparameters) {
+function shownHyperparameters(stored: StoredHyperparameters) {
+  const h = completeHyperparameters(stored);
   return {
     n_epochs: h.n_epochs,
     batch_size: h.batch_size,
@@ -106,7 +157,28 @@ function shownHyperparameters(h: ResolvedHyperparameters) {
     lora_alpha: h.lora_alpha,
     lora_dropout: h.lora_dropout,
     max_seq_length: h.max_seq_length,
+    beta: h.beta,
+    eval_interval: h.eval_interval,
+    early_stopping_patience: h.early_stopping_patience,
+    validation_split: h.validation_split,
   };
+}
+
+type ShownHyperparameters = ReturnType<typeof shownHyperparameters>;
+
+/**
+ * The job's `method`. A supervised job keeps this platform's `{type: "lora" | "full", hyperparameters}`
+ * (what its clients have always read); a DPO job has OpenAI's `{type: "dpo", dpo: {hyperparameters}}`,
+ * with LoRA or full in the job's `training_type`.
+ */
+function methodObject(
+  record: Pick<JobRecord, "objective" | "method">,
+  hyperparameters: ShownHyperparameters,
+):
+  | { readonly type: TrainingMethod; readonly hyperparameters: ShownHyperparameters }
+  | { readonly type: "dpo"; readonly dpo: { readonly hyperparameters: ShownHyperparameters } } {
+  if (record.objective === "dpo") return { type: "dpo", dpo: { hyperparameters } };
+  return { type: record.method, hyperparameters };
 }
 
 /**
@@ -126,11 +198,16 @@ export function toJobObject(record: JobRecord) {
     fine_tuned_model: record.status === "succeeded" ? record.modelCode : null,
     organization_id: record.tenantId,
     result_files: [...record.resultFiles],
+    training_summary: toTrainingSummaryObject(record.trainingSummary),
     status: record.status,
     validation_file: record.validationFile,
     training_file: record.trainingFile,
     hyperparameters,
-    method: { type: record.method, hyperparameters },
+    method: methodObject(record, hyperparameters),
+    /** This platform's: LoRA adapters or full-parameter training, whatever `method.type` says. */
+    training_type: record.method,
+    /** This platform's: the fine-tuned model the job started from (DPO after SFT), else null. */
+    parent_model: record.initModel?.modelCode ?? null,
     trained_tokens: record.trainedTokens,
     error: record.error ? { ...record.error } : null,
     seed: record.seed,
@@ -251,6 +328,8 @@ export interface ModelRecord {
   readonly jobId: string;
   readonly baseModel: string;
   readonly method: TrainingMethod;
+  /** What its job optimised; absent on records older than DPO (supervised). */
+  readonly objective?: TrainingObjective;
   readonly status: FineTunedModelStatus;
   readonly createdAt: number;
   /** The display name (display-name.ts); absent or null when the tenant gave none. */

@@ -17,6 +17,7 @@ import {
   failureCode,
   jobArtifactKeys,
   jobKey,
+  resultsFileObjectKey,
 } from "../../../lambdas/core/contract.ts";
 import { TERMINAL_STATUSES } from "../../../lambdas/core/jobs/state-machine.ts";
 
@@ -26,6 +27,10 @@ import { TERMINAL_STATUSES } from "../../../lambdas/core/jobs/state-machine.ts";
 describe("contract/platform.json, TypeScript side", () => {
   it.each(cases.datasetObjectKey)("dataset key of $fileId", ({ tenantId, fileId, key }) => {
     expect(datasetObjectKey(tenantId, fileId)).toBe(key);
+  });
+
+  it.each(cases.resultsFileObjectKey)("results file key of $fileId", ({ tenantId, fileId, key }) => {
+    expect(resultsFileObjectKey(tenantId, fileId)).toBe(key);
   });
 
   it.each(cases.jobArtifactKeys)("artifact keys of a $method job", ({ tenantId, jobId, method, ...keys }) => {

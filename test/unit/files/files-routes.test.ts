@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import type { FileRecord, FileStatus } from "../../../lambdas/core/files/file-record.ts";
+import {
+  type FilePurpose,
+  type FileRecord,
+  type FileStatus,
+  resultsFileRecord,
+} from "../../../lambdas/core/files/file-record.ts";
 import { type RequestContext, Router } from "../../../lambdas/core/http/router.ts";
 import { filesRoutes } from "../../../lambdas/files-api/routes.ts";
 
@@ -21,9 +26,10 @@ function fakes() {
         async get(t: string, f: string) {
           return records.get(key(t, f));
         },
-        async list(t: string, limit: number, after?: string) {
+        async list(t: string, limit: number, after?: string, purpose?: FilePurpose) {
           const all = [...records.values()]
             .filter((r) => r.tenantId === t && (!after || r.fileId < after))
+            .filter((r) => !purpose || r.purpose === purpose)
             .sort((a, b) => b.fileId.localeCompare(a.fileId));
           return { items: all.slice(0, limit), hasMore: all.length > limit };
         },
@@ -337,5 +343,102 @@ describe("files API", () => {
     await expect(call("tn_a", "GET", `/v4/files/${pending.body.id}/content`)).rejects.toMatchObject({
       status: 409,
     });
+  });
+});
+
+describe("files API: a job's results file", () => {
+  const JOB = "ftjob-001k892a2fse5r8e5481r";
+  const csv = "step,epoch,train_loss\n1,0.5,2.25\n2,1,1.5\n";
+
+  /** A results file as job-status leaves it: the CSV object and its `processed` record. */
+  function withResultsFile(tenantId = "tn_a") {
+    const s = setup();
+    const record = resultsFileRecord({ tenantId, jobId: JOB, bytes: csv.length, createdAt: 1_700_000_100 });
+    s.records.set(`${tenantId}/${record.fileId}`, record);
+    s.objects.set(record.objectKey, Buffer.from(csv));
+    return { ...s, record };
+  }
+
+  it("shows it as a processed fine-tune-results file without a validation report", async () => {
+    const { call, record } = withResultsFile();
+    await expect(call("tn_a", "GET", `/v4/files/${record.fileId}`)).resolves.toEqual({
+      status: 200,
+      body: {
+        id: "file-001k892a2fse5r8e5481r",
+        object: "file",
+        bytes: csv.length,
+        created_at: 1_700_000_100,
+        filename: `${JOB}-results.csv`,
+        purpose: "fine-tune-results",
+        status: "processed",
+        status_details: null,
+        format: null,
+        statistics: null,
+        validation: null,
+      },
+    });
+  });
+
+  it("returns its content inline as text/csv", async () => {
+    const { call, record } = withResultsFile();
+    const content = (await call("tn_a", "GET", `/v4/files/${record.fileId}/content`)) as {
+      raw: { status: number; contentType: string; body: Buffer };
+    };
+    expect(content.raw).toEqual({ status: 200, contentType: "text/csv", body: Buffer.from(csv) });
+  });
+
+  it("lists it with the tenant's files, alone under fine-tune-results, and not under fine-tune", async () => {
+    const { call, record } = withResultsFile();
+    const form = multipart({ purpose: "fine-tune" }, { name: "file", filename: "a.jsonl", content: line });
+    const upload = (await call("tn_a", "POST", "/v4/files", {
+      body: form.body,
+      contentType: form.contentType,
+    })) as { body: { id: string } };
+    const ids = async (query: Record<string, string>) =>
+      (
+        (await call("tn_a", "GET", "/v4/files", { query })) as { body: { data: { id: string }[] } }
+      ).body.data.map((f) => f.id);
+    expect((await ids({})).sort()).toEqual([record.fileId, upload.body.id].sort());
+    expect(await ids({ purpose: "fine-tune-results" })).toEqual([record.fileId]);
+    expect(await ids({ purpose: "fine-tune" })).toEqual([upload.body.id]);
+  });
+
+  it("deletes it, object and record", async () => {
+    const { call, record, objects, records } = withResultsFile();
+    await expect(call("tn_a", "DELETE", `/v4/files/${record.fileId}`)).resolves.toEqual({
+      status: 200,
+      body: { id: record.fileId, object: "file", deleted: true },
+    });
+    expect(objects.size).toBe(0);
+    expect(records.size).toBe(0);
+  });
+
+  it("returns 404 when tenant B reads, downloads or deletes tenant A's results file", async () => {
+    const { call, record, objects } = withResultsFile("tn_a");
+    for (const [method, path] of [
+      ["GET", `/v4/files/${record.fileId}`],
+      ["GET", `/v4/files/${record.fileId}/content`],
+      ["DELETE", `/v4/files/${record.fileId}`],
+    ] as const) {
+      await expect(call("tn_b", method, path)).rejects.toMatchObject({ status: 404, code: "file_not_found" });
+    }
+    expect(objects.size).toBe(1);
+  });
+
+  it("cannot be uploaded by a tenant, through either upload route", async () => {
+    const { call, records } = setup();
+    const form = multipart(
+      { purpose: "fine-tune-results" },
+      { name: "file", filename: "r.csv", content: csv },
+    );
+    await expect(
+      call("tn_a", "POST", "/v4/files", { body: form.body, contentType: form.contentType }),
+    ).rejects.toMatchObject({ status: 400, param: "purpose" });
+    await expect(
+      call("tn_a", "POST", "/v4/files/uploads", {
+        body: { filename: "r.csv", purpose: "fine-tune-results", bytes: 10 },
+      }),
+    ).rejects.toMatchObject({ status: 400, param: "purpose" });
+    expect(records.size).toBe(0);
   });
 });

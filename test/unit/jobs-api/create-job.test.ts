@@ -111,22 +111,44 @@ describe("createJob", () => {
 
   it("answers 400 invalid_file_format naming a preference (DPO) file given for supervised training", async () => {
     const fakes = setup();
-    const pairs = fakes.files.add(TENANT);
-    fakes.files.records.set(`${TENANT}/${pairs}`, {
-      ...(await fakes.files.get(TENANT, pairs))!,
-      format: "preference",
-    });
+    const pairs = fakes.files.addPreference(TENANT);
     await expect(created(fakes, body(pairs))).rejects.toMatchObject({
       status: 400,
       param: "training_file",
       code: "invalid_file_format",
       message: expect.stringContaining(`File ${pairs} holds preference (DPO) pairs`),
     });
+    await expect(created(fakes, body(pairs))).rejects.toThrow(/method\.type "dpo"/);
     await expect(created(fakes, body(fakes.fileId, { validation_file: pairs }))).rejects.toMatchObject({
       param: "validation_file",
       code: "invalid_file_format",
     });
     expect(fakes.queue.sent).toEqual([]);
+  });
+
+  it("answers 400 invalid_file_purpose for a job's results file as training or validation file", async () => {
+    const fakes = setup();
+    const results = fakes.files.add(TENANT);
+    fakes.files.update(TENANT, results, { purpose: "fine-tune-results", contentType: "text/csv" });
+    await expect(created(fakes, body(results))).rejects.toMatchObject({
+      status: 400,
+      param: "training_file",
+      code: "invalid_file_purpose",
+      message: expect.stringContaining("purpose 'fine-tune-results'"),
+    });
+    await expect(created(fakes, body(fakes.fileId, { validation_file: results }))).rejects.toMatchObject({
+      param: "validation_file",
+      code: "invalid_file_purpose",
+    });
+    const dpo = body(fakes.files.addPreference(TENANT), {
+      method: { type: "dpo" },
+      validation_file: results,
+    });
+    await expect(created(fakes, dpo)).rejects.toMatchObject({
+      param: "validation_file",
+      code: "invalid_file_purpose",
+    });
+    expect(fakes.jobs.jobs.size).toBe(0);
   });
 
   it("answers 400 invalid_file when the file stops being processed before the job is written", async () => {
@@ -169,6 +191,133 @@ describe("createJob", () => {
     const [job] = fakes.jobs.jobs.values();
     expect(job).toMatchObject({ status: "failed", error: { code: "dispatch_failed" } });
     expect(fakes.jobs.models.get("acme-bot")?.status).toBe("failed");
+  });
+
+  describe("DPO", () => {
+    const dpoBody = (trainingFile: string, overrides: Record<string, unknown> = {}) =>
+      body(trainingFile, {
+        method: { type: "dpo", dpo: { hyperparameters: { beta: 0.2, n_epochs: 1 } } },
+        ...overrides,
+      });
+
+    /** A succeeded supervised LoRA job of `tenantId` and its ready model `code`. */
+    async function sftModel(
+      fakes: Fakes,
+      code: string,
+      tenantId = TENANT,
+      model: Record<string, unknown> = {},
+    ) {
+      const result = await createJob(fakes.deps, {
+        tenantId,
+        body: body(fakes.files.add(tenantId), { model_code: code }),
+      });
+      if (result.kind !== "job") throw new Error("expected a job");
+      const job = fakes.jobs.put({ ...result.job, status: "succeeded" }, { status: "ready", ...model });
+      fakes.queue.sent.length = 0;
+      return job;
+    }
+
+    it("stores a DPO job on preference pairs, its model marked dpo, and queues it", async () => {
+      const fakes = setup();
+      const pairs = fakes.files.addPreference(TENANT);
+      const validation = fakes.files.addPreference(TENANT);
+      const job = await created(fakes, dpoBody(pairs, { validation_file: validation }));
+      expect(job).toMatchObject({
+        status: "queued",
+        model: "tiny-chat",
+        objective: "dpo",
+        method: "lora",
+        hyperparameters: { beta: 0.2 },
+        trainingFile: pairs,
+        validationFile: validation,
+      });
+      expect(job).not.toHaveProperty("initModel");
+      expect(fakes.jobs.models.get("acme-bot")).toMatchObject({ objective: "dpo", method: "lora" });
+      expect(fakes.queue.sent).toEqual([{ tenantId: TENANT, jobId: job.jobId }]);
+    });
+
+    it("answers 400 invalid_file_format naming a supervised training or validation file", async () => {
+      const fakes = setup();
+      const pairs = fakes.files.addPreference(TENANT);
+      await expect(created(fakes, dpoBody(fakes.fileId))).rejects.toMatchObject({
+        status: 400,
+        param: "training_file",
+        code: "invalid_file_format",
+        message: expect.stringContaining(`File ${fakes.fileId} does not hold preference pairs`),
+      });
+      await expect(created(fakes, dpoBody(pairs, { validation_file: fakes.fileId }))).rejects.toMatchObject({
+        param: "validation_file",
+        code: "invalid_file_format",
+      });
+      expect(fakes.jobs.jobs.size).toBe(0);
+    });
+
+    it("starts from the tenant's succeeded supervised model: its base and method, the parent recorded", async () => {
+      const fakes = setup();
+      const parent = await sftModel(fakes, "acme-sft");
+      const job = await created(fakes, dpoBody(fakes.files.addPreference(TENANT), { model: "acme-sft" }));
+      expect(job).toMatchObject({
+        model: "tiny-chat",
+        method: "lora",
+        objective: "dpo",
+        initModel: { modelCode: "acme-sft", jobId: parent.jobId, method: "lora" },
+      });
+      expect(fakes.jobs.models.get("acme-bot")).toMatchObject({ baseModel: "tiny-chat", objective: "dpo" });
+    });
+
+    it("answers model_not_found for another tenant's model code, exactly as for an unknown one", async () => {
+      const fakes = setup();
+      await sftModel(fakes, "their-sft", OTHER_TENANT);
+      const pairs = fakes.files.addPreference(TENANT);
+      const theirs = await created(fakes, dpoBody(pairs, { model: "their-sft" })).catch((e: unknown) => e);
+      const unknown = await created(fakes, dpoBody(pairs, { model: "nobody-sft" })).catch((e: unknown) => e);
+      expect(theirs).toMatchObject({ status: 400, param: "model", code: "model_not_found" });
+      expect(unknown).toMatchObject({ status: 400, param: "model", code: "model_not_found" });
+      expect((theirs as Error).message.replace("their-sft", "X")).toBe(
+        (unknown as Error).message.replace("nobody-sft", "X"),
+      );
+    });
+
+    it("answers 400 for a model whose job has not succeeded, and for a use_lora its method does not have", async () => {
+      const fakes = setup();
+      await sftModel(fakes, "acme-sft");
+      await sftModel(fakes, "acme-pending", TENANT, { status: "pending" });
+      const pairs = fakes.files.addPreference(TENANT);
+      await expect(created(fakes, dpoBody(pairs, { model: "acme-pending" }))).rejects.toMatchObject({
+        param: "model",
+        code: "model_not_ready",
+      });
+      const full = { model: "acme-sft", method: { type: "dpo", dpo: { use_lora: false } } };
+      await expect(created(fakes, body(pairs, full))).rejects.toMatchObject({
+        param: "method.dpo.use_lora",
+        code: "unsupported_method",
+        message: expect.stringContaining("use_lora must be true"),
+      });
+    });
+
+    it("keeps a supervised job from starting from a fine-tuned model: model_not_found, as before", async () => {
+      const fakes = setup();
+      await sftModel(fakes, "acme-sft");
+      await expect(
+        created(fakes, body(fakes.fileId, { model: "acme-sft", model_code: "acme-sft-2" })),
+      ).rejects.toMatchObject({ status: 400, param: "model", code: "model_not_found" });
+    });
+
+    it("answers a dry run with DPO's estimate: two sequences per pair", async () => {
+      const fakes = setup();
+      const result = await createJob(fakes.deps, {
+        tenantId: TENANT,
+        body: dpoBody(fakes.files.addPreference(TENANT), { dry_run: true }),
+      });
+      expect(result.kind === "estimate" && result.estimate).toMatchObject({
+        objective: "dpo",
+        method: "lora",
+        // 2 × 3,000 counted tokens − 2,000 output tokens (the prompts twice), one epoch.
+        trained_tokens: 4_000,
+        assumptions: { sequences_per_example: 2 },
+      });
+      expect(fakes.jobs.jobs.size).toBe(0);
+    });
   });
 
   describe("dry run", () => {

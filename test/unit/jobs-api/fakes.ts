@@ -77,8 +77,24 @@ export class InMemoryFiles implements FilesReader {
   }
 
   setStatus(tenantId: string, fileId: string, status: FileStatus): void {
+    this.update(tenantId, fileId, { status });
+  }
+
+  /** Changes fields of a stored file (its format, purpose…). */
+  update(tenantId: string, fileId: string, fields: Partial<FileRecord>): void {
     const file = this.records.get(key(tenantId, fileId))!;
-    this.records.set(key(tenantId, fileId), { ...file, status });
+    this.records.set(key(tenantId, fileId), { ...file, ...fields });
+  }
+
+  /** A processed preference (DPO) file of `tenantId`: 10 pairs, as the validator records them. */
+  addPreference(tenantId: string): string {
+    const fileId = this.add(tenantId, "processed", {
+      examples: 10,
+      preference: { pairs: 10, whitespaceOnly: 0, whitespaceOnlyShare: 0 },
+      tokens: { total: 3_000, max: 400, assistant: 2_000, method: "tokenizer:t" },
+    });
+    this.update(tenantId, fileId, { format: "preference" });
+    return fileId;
   }
 }
 

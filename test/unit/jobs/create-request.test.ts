@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { buildCatalog } from "../../../lambdas/core/catalog/base-models.ts";
 import {
   type CreateJobRequest,
+  type FineTunedModelCandidate,
   parseCreateJobRequest,
   planJob,
 } from "../../../lambdas/core/jobs/create-request.ts";
@@ -18,7 +19,9 @@ describe("parseCreateJobRequest", () => {
       model: "qwen2.5-7b-instruct",
       trainingFile: "file-abc",
       validationFile: null,
+      objective: "supervised",
       method: null,
+      methodParam: "method.type",
       hyperparameters: {},
       hyperparametersParam: "hyperparameters",
       modelCode: null,
@@ -194,10 +197,161 @@ describe("parseCreateJobRequest", () => {
     expect(parseError({ ...base, method }).param).toBe(param);
   });
 
-  it.each(["dpo", "reinforcement"])("rejects OpenAI's %s method as unsupported", (type) => {
-    const error = parseError({ ...base, method: { type, [type]: {} } });
+  it("rejects OpenAI's reinforcement method as unsupported", () => {
+    const error = parseError({ ...base, method: { type: "reinforcement", reinforcement: {} } });
     expect(error.param).toBe("method.type");
     expect(error.code).toBe("unsupported_method");
+    expect(error.message).toContain("'dpo'");
+  });
+
+  describe('DPO (OpenAI\'s method.type "dpo")', () => {
+    it("accepts OpenAI's shape: beta, n_epochs, batch_size and learning_rate_multiplier", () => {
+      const hyperparameters = { beta: 0.2, n_epochs: 2, batch_size: "auto", learning_rate_multiplier: 0.5 };
+      expect(
+        parseCreateJobRequest({ ...base, method: { type: "dpo", dpo: { hyperparameters } } }),
+      ).toMatchObject({
+        objective: "dpo",
+        method: null,
+        methodParam: "method.dpo.use_lora",
+        hyperparameters,
+        hyperparametersParam: "method.dpo.hyperparameters",
+      });
+    });
+
+    it.each([
+      [true, "lora"],
+      [false, "full"],
+      [null, null],
+      [undefined, null],
+    ])("reads use_lora %j as method %j (null: the default)", (useLora, method) => {
+      const parsed = parseCreateJobRequest({ ...base, method: { type: "dpo", dpo: { use_lora: useLora } } });
+      expect(parsed.method).toBe(method);
+    });
+
+    it("accepts a DPO method with nothing in it", () => {
+      expect(parseCreateJobRequest({ ...base, method: { type: "dpo" } })).toMatchObject({
+        objective: "dpo",
+        hyperparameters: {},
+      });
+    });
+
+    it("takes the chosen method's other hyperparameters and the evaluation ones", () => {
+      const hyperparameters = {
+        lora_r: 16,
+        lora_alpha: 32,
+        lora_dropout: 0.1,
+        max_seq_length: 1024,
+        eval_interval: 10,
+        early_stopping_patience: 2,
+        validation_split: 0.1,
+      };
+      const parsed = parseCreateJobRequest({
+        ...base,
+        method: { type: "dpo", dpo: { hyperparameters, use_lora: true } },
+      });
+      expect(parsed.hyperparameters).toEqual(hyperparameters);
+    });
+
+    it.each([
+      [
+        { type: "dpo", dpo: { hyperparameters: { beta: 0 } } },
+        "method.dpo.hyperparameters.beta",
+        "invalid_request",
+      ],
+      [
+        { type: "dpo", dpo: { hyperparameters: { beta: 3 } } },
+        "method.dpo.hyperparameters.beta",
+        "invalid_request",
+      ],
+      [{ type: "dpo", dpo: { use_lora: "yes" } }, "method.dpo.use_lora", "invalid_request"],
+      [{ type: "dpo", dpo: { lora: true } }, "method.dpo.lora", "unknown_parameter"],
+      [{ type: "dpo", supervised: {} }, "method.supervised", "unknown_parameter"],
+      [
+        { type: "dpo", dpo: { hyperparameters: { reference_free: true } } },
+        "method.dpo.hyperparameters.reference_free",
+        "unknown_parameter",
+      ],
+    ])("rejects the DPO method %j, naming %s", (method, param, code) => {
+      const error = parseError({ ...base, method });
+      expect(error.param).toBe(param);
+      expect(error.code).toBe(code);
+    });
+
+    it("rejects DPO with top-level hyperparameters too", () => {
+      expect(parseError({ ...base, method: { type: "dpo" }, hyperparameters: { n_epochs: 1 } }).param).toBe(
+        "hyperparameters",
+      );
+    });
+  });
+
+  it.each([
+    [{ type: "lora", hyperparameters: { beta: 0.1 } }, "method.hyperparameters.beta"],
+    [{ type: "full", hyperparameters: { beta: "auto" } }, "method.hyperparameters.beta"],
+    [
+      { type: "supervised", supervised: { hyperparameters: { beta: 0.1 } } },
+      "method.supervised.hyperparameters.beta",
+    ],
+  ])("rejects beta for a supervised job %j, naming %s", (method, param) => {
+    const error = parseError({ ...base, method });
+    expect(error.param).toBe(param);
+    expect(error.message).toContain("'dpo' only");
+  });
+
+  it("rejects beta in the legacy top-level hyperparameters (a supervised job)", () => {
+    expect(parseError({ ...base, hyperparameters: { beta: 0.1 } }).param).toBe("hyperparameters.beta");
+  });
+
+  it.each([
+    [{ method: { type: "lora", hyperparameters: {} as Record<string, unknown> } }, "method.hyperparameters"],
+    [{ method: { type: "full", hyperparameters: {} as Record<string, unknown> } }, "method.hyperparameters"],
+    [
+      { method: { type: "supervised", supervised: { hyperparameters: {} as Record<string, unknown> } } },
+      "method.supervised.hyperparameters",
+    ],
+    [
+      { method: { type: "dpo", dpo: { hyperparameters: {} as Record<string, unknown> } } },
+      "method.dpo.hyperparameters",
+    ],
+    [{ hyperparameters: {} as Record<string, unknown> }, "hyperparameters"],
+  ])("accepts the evaluation hyperparameters in every method shape: %j", (shape, path) => {
+    const evaluation = { eval_interval: 50, early_stopping_patience: 3, validation_split: 0.1 };
+    const body = JSON.parse(JSON.stringify(shape)) as Record<string, unknown>;
+    const target = path
+      .split(".")
+      .reduce<Record<string, unknown>>((at, key) => at[key] as Record<string, unknown>, body);
+    Object.assign(target, evaluation);
+    const parsed = parseCreateJobRequest({ ...base, ...body });
+    expect(parsed.hyperparameters).toEqual(evaluation);
+    expect(parsed.hyperparametersParam).toBe(path);
+  });
+
+  it("rejects validation_split above 0 with a validation_file, naming the split's path", () => {
+    const error = parseError({
+      ...base,
+      validation_file: "file-val",
+      method: { type: "dpo", dpo: { hyperparameters: { validation_split: 0.1 } } },
+    });
+    expect(error.param).toBe("method.dpo.hyperparameters.validation_split");
+    expect(error.status).toBe(400);
+    const legacy = parseError({
+      ...base,
+      validation_file: "file-val",
+      hyperparameters: { validation_split: 0.05 },
+    });
+    expect(legacy.param).toBe("hyperparameters.validation_split");
+  });
+
+  it("accepts validation_split 0 with a validation_file", () => {
+    const body = { ...base, validation_file: "file-val", hyperparameters: { validation_split: 0 } };
+    expect(parseCreateJobRequest(body).validationFile).toBe("file-val");
+  });
+
+  it("rejects early_stopping_patience without validation data, naming it", () => {
+    const error = parseError({
+      ...base,
+      method: { type: "lora", hyperparameters: { early_stopping_patience: 2 } },
+    });
+    expect(error.param).toBe("method.hyperparameters.early_stopping_patience");
   });
 
   it("rejects method and top-level hyperparameters together", () => {
@@ -348,8 +502,14 @@ describe("planJob", () => {
       lora_alpha: 16,
       lora_dropout: 0.05,
       max_seq_length: 512,
+      beta: null,
+      eval_interval: null,
+      early_stopping_patience: null,
+      validation_split: 0,
       seed: deriveSeed(context.jobId),
     });
+    expect(result.objective).toBe("supervised");
+    expect(result.initModel).toBeNull();
   });
 
   it("keeps the tenant's model code and seed", () => {
@@ -427,5 +587,131 @@ describe("planJob", () => {
       plan({ method: { type: "lora", hyperparameters: { batch_size: 64 } } }, { dataset: { examples: 20 } }),
     );
     expect(error.param).toBe("method.hyperparameters.batch_size");
+  });
+
+  describe("DPO", () => {
+    const dpo = (dpoMethod: Record<string, unknown> = {}, body: Record<string, unknown> = {}) => ({
+      method: { type: "dpo", dpo: dpoMethod },
+      ...body,
+    });
+    /** The tenant's succeeded supervised LoRA model of qwen2.5-7b-instruct, as the models table has it. */
+    const sft = (extra: Partial<FineTunedModelCandidate> = {}): FineTunedModelCandidate => ({
+      modelCode: "acme-sft",
+      jobId: "ftjob-sft",
+      baseModel: "qwen2.5-7b-instruct",
+      method: "lora",
+      status: "ready",
+      objective: "supervised",
+      ...extra,
+    });
+
+    it("trains a base model with the default method and beta 0.1, from its own weights", () => {
+      const result = plan(dpo());
+      expect(result).toMatchObject({ objective: "dpo", method: "lora", initModel: null });
+      expect(result.hyperparameters.beta).toBe(0.1);
+      expect(plan(dpo({ hyperparameters: { beta: 0.3 } })).hyperparameters.beta).toBe(0.3);
+    });
+
+    it("chooses LoRA or full with use_lora, and full by default where LoRA is not offered", () => {
+      expect(plan(dpo({ use_lora: false })).method).toBe("full");
+      expect(plan(dpo({ use_lora: true })).method).toBe("lora");
+      expect(plan(dpo({}, { model: "chatglm_12b" })).method).toBe("full");
+    });
+
+    it("rejects use_lora the base model does not offer, naming method.dpo.use_lora", () => {
+      const error = rejection(() => plan(dpo({ use_lora: false }, { model: "chatglm3-6b" })));
+      expect(error.param).toBe("method.dpo.use_lora");
+      expect(error.code).toBe("unsupported_method");
+    });
+
+    it("rejects LoRA hyperparameters for a full DPO job, naming the DPO path", () => {
+      const error = rejection(() => plan(dpo({ use_lora: false, hyperparameters: { lora_r: 8 } })));
+      expect(error.param).toBe("method.dpo.hyperparameters.lora_r");
+    });
+
+    it("sizes the GPUs for two sequences per pair: a DPO batch as a supervised batch twice its size", () => {
+      const pairs = plan(dpo({ hyperparameters: { batch_size: 4 } }));
+      const doubled = plan({ method: { type: "lora", hyperparameters: { batch_size: 8 } } });
+      expect(pairs.resources.bytesPerGpu).toEqual(doubled.resources.bytesPerGpu);
+    });
+
+    it("starts from the tenant's succeeded supervised model: its base, its method, recorded as the parent", () => {
+      const result = plan(dpo({}, { model: "acme-sft" }), { fineTunedModel: sft() });
+      expect(result.baseModel.name).toBe("qwen2.5-7b-instruct");
+      expect(result.method).toBe("lora");
+      expect(result.initModel).toEqual({ modelCode: "acme-sft", jobId: "ftjob-sft", method: "lora" });
+      expect(result.modelCode).toMatch(/^qwen2\.5-7b-/);
+    });
+
+    it("takes a full model's method when use_lora is absent, and a record older than objectives as supervised", () => {
+      const { objective: _objective, ...older } = sft({ method: "full" });
+      const result = plan(dpo({}, { model: "acme-sft" }), { fineTunedModel: older });
+      expect(result.method).toBe("full");
+      expect(result.initModel?.method).toBe("full");
+    });
+
+    it.each([
+      ["lora", false, "use_lora must be true"],
+      ["full", true, "use_lora must be false"],
+    ] as const)("rejects a %s model with use_lora %j, explaining why", (method, useLora, message) => {
+      const error = rejection(() =>
+        plan(dpo({ use_lora: useLora }, { model: "acme-sft" }), { fineTunedModel: sft({ method }) }),
+      );
+      expect(error.param).toBe("method.dpo.use_lora");
+      expect(error.code).toBe("unsupported_method");
+      expect(error.message).toContain(message);
+    });
+
+    it.each([
+      ["an unknown code (no model passed)", undefined],
+      ["a model of another code", sft({ modelCode: "other-sft" })],
+    ])("answers model_not_found for %s, as for an unknown base model", (_case, fineTunedModel) => {
+      const error = rejection(() =>
+        plan(dpo({}, { model: "acme-sft" }), fineTunedModel ? { fineTunedModel } : {}),
+      );
+      expect(error).toMatchObject({ param: "model", code: "model_not_found", status: 400 });
+      expect(error.message).toBe(
+        "'acme-sft' is not a base model that can be fine-tuned; GET /v4/models lists them.",
+      );
+    });
+
+    it("keeps a supervised job from starting from a fine-tuned model: the same model_not_found", () => {
+      const error = rejection(() => plan({ model: "acme-sft" }, { fineTunedModel: sft() }));
+      expect(error).toMatchObject({ param: "model", code: "model_not_found" });
+    });
+
+    it("rejects a model whose job has not succeeded", () => {
+      for (const status of ["pending", "failed"] as const) {
+        const error = rejection(() =>
+          plan(dpo({}, { model: "acme-sft" }), { fineTunedModel: sft({ status }) }),
+        );
+        expect(error).toMatchObject({ param: "model", code: "model_not_ready" });
+      }
+    });
+
+    it("rejects a DPO model as the starting point", () => {
+      const error = rejection(() =>
+        plan(dpo({}, { model: "acme-sft" }), { fineTunedModel: sft({ objective: "dpo" }) }),
+      );
+      expect(error).toMatchObject({ param: "model", code: "invalid_model" });
+      expect(error.message).toContain("supervised fine-tuned model");
+    });
+
+    it("rejects a model whose base model is no longer offered", () => {
+      const error = rejection(() =>
+        plan(dpo({}, { model: "acme-sft" }), { fineTunedModel: sft({ baseModel: "retired-7b" }) }),
+      );
+      expect(error).toMatchObject({ param: "model", code: "model_not_found" });
+      expect(error.message).toContain("retired-7b");
+    });
+
+    it("checks the hyperparameters against the parent's base model", () => {
+      const error = rejection(() =>
+        plan(dpo({ hyperparameters: { max_seq_length: 1024 } }, { model: "acme-sft" }), {
+          fineTunedModel: sft({ baseModel: "tiny-chat" }),
+        }),
+      );
+      expect(error.param).toBe("method.dpo.hyperparameters.max_seq_length");
+    });
   });
 });

@@ -6,6 +6,8 @@ import {
   deviceClass,
   estimateJob,
   MFU,
+  outputTokensOf,
+  REFERENCE_PASS_SHARE,
   S3_READ_BYTES_PER_SECOND,
   STARTUP_SECONDS,
   trainingTokensPerSecond,
@@ -25,6 +27,10 @@ const hp = (overrides: Partial<ResolvedHyperparameters> = {}): ResolvedHyperpara
   lora_alpha: 16,
   lora_dropout: 0.05,
   max_seq_length: 2048,
+  beta: null,
+  eval_interval: null,
+  early_stopping_patience: null,
+  validation_split: 0,
   seed: 1,
   ...overrides,
 });
@@ -89,6 +95,7 @@ describe("estimateJob", () => {
     expect(estimate).toEqual({
       object: "fine_tuning.job.estimate",
       model: "qwen2.5-7b-instruct",
+      objective: "supervised",
       method: "lora",
       trained_tokens: 1_500_000,
       estimated_cost_usd: 1.2,
@@ -102,6 +109,7 @@ describe("estimateJob", () => {
         gpus: 1,
         instance_type: "g5.2xlarge",
         price_per_1k_tokens_usd: 0.0008,
+        sequences_per_example: 1,
       },
     });
   });
@@ -213,6 +221,77 @@ describe("estimateJob", () => {
     expect(estimate.trained_tokens).toBe(0);
     expect(estimate.queue_position).toBe(1);
     expect(estimate.estimated_duration_seconds).toBeGreaterThanOrEqual(STARTUP_SECONDS);
+  });
+
+  describe("DPO", () => {
+    const qwen = model("qwen2.5-7b-instruct");
+    const dpo = (dataset: { examples: number; totalTokens: number; outputTokens?: number }, max = 2048) =>
+      estimateJob({
+        baseModel: qwen,
+        objective: "dpo",
+        method: "lora",
+        hyperparameters: hp({ n_epochs: 1, beta: 0.1, max_seq_length: max }),
+        dataset,
+        jobsAhead: 0,
+      });
+
+    it("trains two sequences per pair: the prompt with each output, so the prompt twice", () => {
+      // 100 pairs of 300 counted tokens (100 prompt + 2 × 100 outputs): 2 × 30,000 − 20,000 = 40,000.
+      const estimate = dpo({ examples: 100, totalTokens: 30_000, outputTokens: 20_000 });
+      expect(estimate.trained_tokens).toBe(40_000);
+      expect(estimate).toMatchObject({ objective: "dpo", assumptions: { sequences_per_example: 2 } });
+    });
+
+    it("counts the prompt with both outputs twice when the outputs were not measured: an upper bound", () => {
+      expect(dpo({ examples: 100, totalTokens: 30_000 }).trained_tokens).toBe(60_000);
+    });
+
+    it("caps each of the two sequences at max_seq_length", () => {
+      expect(dpo({ examples: 10, totalTokens: 100_000, outputTokens: 50_000 }, 512).trained_tokens).toBe(
+        2 * 10 * 512,
+      );
+    });
+
+    it("adds one reference pass over an epoch's tokens, a forward pass: half a LoRA token's time each", () => {
+      const dataset = { examples: 1000, totalTokens: 1_000_000, outputTokens: 1_000_000 };
+      const args = { baseModel: qwen, method: "lora" as const, dataset, jobsAhead: 0 };
+      const tps = trainingTokensPerSecond(qwen, "lora");
+      const startup = STARTUP_SECONDS + (qwen.parameters * 2) / S3_READ_BYTES_PER_SECOND;
+      for (const n_epochs of [1, 3]) {
+        const preference = estimateJob({
+          ...args,
+          objective: "dpo",
+          hyperparameters: hp({ n_epochs, beta: 0.1 }),
+        });
+        const supervised = estimateJob({ ...args, hyperparameters: hp({ n_epochs }) });
+        expect(preference.trained_tokens).toBe(supervised.trained_tokens);
+        expect(preference.estimated_duration_seconds).toBe(
+          Math.ceil(startup + (n_epochs * 1_000_000 + REFERENCE_PASS_SHARE.lora * 1_000_000) / tps),
+        );
+      }
+      expect(REFERENCE_PASS_SHARE).toEqual({ lora: 0.5, full: 1 / 3 });
+    });
+  });
+
+  it("trains on the share of the tokens validation_split leaves", () => {
+    const estimate = estimateJob({
+      baseModel: model("qwen2.5-7b-instruct"),
+      method: "lora",
+      hyperparameters: hp({ n_epochs: 1, validation_split: 0.2 }),
+      dataset: { examples: 1000, totalTokens: 500_000 },
+      jobsAhead: 0,
+    });
+    expect(estimate.trained_tokens).toBe(400_000);
+  });
+
+  it.each([
+    [{ tokens: { total: 10, assistant: 4 } }, 4],
+    [{ tokens: { total: 10 } }, undefined],
+    [{ tokens: { assistant: "many" } }, undefined],
+    [undefined, undefined],
+    ["garbage", undefined],
+  ])("reads the assistant tokens of the statistics %j as %s", (statistics, expected) => {
+    expect(outputTokensOf(statistics)).toBe(expected);
   });
 
   it("refuses a method the model does not have", () => {

@@ -1,16 +1,21 @@
 import { describe, expect, it } from "vitest";
 import { type BaseModel, findBaseModel } from "../../../lambdas/core/catalog/base-models.ts";
+import { CATALOG_FILE } from "../../../lambdas/core/catalog/catalog-file.ts";
 import {
   autoBatchSize,
   autoEpochs,
   autoLearningRateMultiplier,
   autoMaxSeqLength,
   checkMethod,
+  checkObjective,
+  checkValidationData,
   deriveSeed,
   hyperparametersEnv,
   hyperparametersSchema,
+  OTHER_OBJECTIVES_ONLY,
   resolveHyperparameters,
   SEED_MAX,
+  trainingExamples,
 } from "../../../lambdas/core/jobs/hyperparameters.ts";
 import { rejection } from "../../fixtures/errors.ts";
 
@@ -33,6 +38,14 @@ describe("hyperparameter bounds", () => {
     ["lora_dropout", 0.5],
     ["max_seq_length", 64],
     ["max_seq_length", 8192],
+    ["beta", 0.0001],
+    ["beta", 2],
+    ["eval_interval", 1],
+    ["eval_interval", 10_000_000],
+    ["early_stopping_patience", 1],
+    ["early_stopping_patience", 1000],
+    ["validation_split", 0],
+    ["validation_split", 0.2],
   ])("accepts %s = %s", (name, value) => {
     expect(hyperparametersSchema.safeParse({ [name]: value }).success).toBe(true);
   });
@@ -63,6 +76,18 @@ describe("hyperparameter bounds", () => {
     ["n_epochs", true],
     ["batch_size", Number.NaN],
     ["batch_size", Number.POSITIVE_INFINITY],
+    ["beta", 0],
+    ["beta", -0.1],
+    ["beta", 2.01],
+    ["eval_interval", 0],
+    ["eval_interval", 10_000_001],
+    ["eval_interval", 2.5],
+    ["early_stopping_patience", 0],
+    ["early_stopping_patience", 1001],
+    ["early_stopping_patience", 1.5],
+    ["validation_split", -0.01],
+    ["validation_split", 0.21],
+    ["validation_split", null],
   ])("rejects %s = %j with a message giving the bounds", (name, value) => {
     const result = hyperparametersSchema.safeParse({ [name]: value });
     expect(result.success).toBe(false);
@@ -80,6 +105,10 @@ describe("hyperparameter bounds", () => {
     "lora_alpha",
     "lora_dropout",
     "max_seq_length",
+    "beta",
+    "eval_interval",
+    "early_stopping_patience",
+    "validation_split",
   ])('accepts "auto" for %s', (name) => {
     expect(hyperparametersSchema.safeParse({ [name]: "auto" }).success).toBe(true);
   });
@@ -129,6 +158,83 @@ describe("checkMethod", () => {
 
   it("accepts max_seq_length equal to the base model's maximum", () => {
     expect(() => checkMethod("lora", { max_seq_length: 512 }, model("tiny-chat"))).not.toThrow();
+  });
+});
+
+describe("checkObjective", () => {
+  it("takes beta, from the catalog's objectives, away from supervised jobs only", () => {
+    expect(OTHER_OBJECTIVES_ONLY).toEqual({ supervised: ["beta"], dpo: [] });
+  });
+
+  it.each([
+    ["method.hyperparameters", "method.hyperparameters.beta"],
+    ["method.supervised.hyperparameters", "method.supervised.hyperparameters.beta"],
+    ["hyperparameters", "hyperparameters.beta"],
+  ])("rejects beta for a supervised job, naming %s.beta", (param, expected) => {
+    const error = rejection(() => checkObjective("supervised", { beta: 0.1 }, param));
+    expect(error.param).toBe(expected);
+    expect(error.status).toBe(400);
+    expect(error.message).toContain("'dpo' only");
+  });
+
+  it('rejects beta "auto" for a supervised job too: the field itself is wrong there', () => {
+    expect(rejection(() => checkObjective("supervised", { beta: "auto" })).param).toBe(
+      "method.hyperparameters.beta",
+    );
+  });
+
+  it("accepts beta for a DPO job, and every other hyperparameter for both objectives", () => {
+    const common = { n_epochs: 2, eval_interval: 5, early_stopping_patience: 2, validation_split: 0.1 };
+    expect(() => checkObjective("dpo", { ...common, beta: 0.5 })).not.toThrow();
+    expect(() => checkObjective("supervised", common)).not.toThrow();
+  });
+});
+
+describe("checkValidationData", () => {
+  it("rejects validation_split above 0 beside a validation_file, naming the split", () => {
+    const error = rejection(() =>
+      checkValidationData({ validation_split: 0.1 }, true, "method.dpo.hyperparameters"),
+    );
+    expect(error.param).toBe("method.dpo.hyperparameters.validation_split");
+    expect(error.message).toContain("not both");
+  });
+
+  it("accepts a split of 0 (or auto) beside a validation_file, and a split without one", () => {
+    expect(() => checkValidationData({ validation_split: 0 }, true)).not.toThrow();
+    expect(() => checkValidationData({ validation_split: "auto" }, true)).not.toThrow();
+    expect(() => checkValidationData({ validation_split: 0.2 }, false)).not.toThrow();
+  });
+
+  it("rejects early_stopping_patience without validation data, which it could never stop on", () => {
+    const error = rejection(() =>
+      checkValidationData({ early_stopping_patience: 3 }, false, "hyperparameters"),
+    );
+    expect(error.param).toBe("hyperparameters.early_stopping_patience");
+    expect(error.message).toContain("needs validation data");
+  });
+
+  it("accepts early_stopping_patience with a validation_file or a split", () => {
+    expect(() => checkValidationData({ early_stopping_patience: 3 }, true)).not.toThrow();
+    expect(() =>
+      checkValidationData({ early_stopping_patience: 3, validation_split: 0.1 }, false),
+    ).not.toThrow();
+    expect(() => checkValidationData({ early_stopping_patience: "auto" }, false)).not.toThrow();
+  });
+});
+
+describe("trainingExamples (what validation_split leaves, as the trainer splits)", () => {
+  it.each([
+    [100, 0, 100],
+    [100, 0.1, 90],
+    [10, 0.2, 8],
+    [10, 0.01, 9], // at least one held out
+    [2, 0.2, 1], // at least one left
+    [1, 0.2, 1], // no split below two examples
+    [25, 0.1, 23], // round(2.5) = 2, Python's half to even
+    [35, 0.1, 31], // round(3.5) = 4
+    [0, 0.1, 1],
+  ])("%i examples with a split of %s train on %i", (examples, split, expected) => {
+    expect(trainingExamples(examples, split)).toBe(expected);
   });
 });
 
@@ -208,6 +314,10 @@ describe("resolveHyperparameters", () => {
       lora_alpha: 16,
       lora_dropout: 0.05,
       max_seq_length: 1024,
+      beta: null,
+      eval_interval: null,
+      early_stopping_patience: null,
+      validation_split: 0,
       seed: 42,
     });
   });
@@ -222,6 +332,10 @@ describe("resolveHyperparameters", () => {
       lora_alpha: null,
       lora_dropout: null,
       max_seq_length: 2048,
+      beta: null,
+      eval_interval: null,
+      early_stopping_patience: null,
+      validation_split: 0,
       seed: 7,
     });
   });
@@ -250,8 +364,46 @@ describe("resolveHyperparameters", () => {
       lora_alpha: 128,
       lora_dropout: 0,
       max_seq_length: 4096,
+      beta: null,
+      eval_interval: null,
+      early_stopping_patience: null,
+      validation_split: 0,
       seed: 1,
     });
+  });
+
+  it("resolves beta for a DPO job: the catalog's 0.1 for auto, else as given", () => {
+    const dpo = (input: Parameters<typeof resolveHyperparameters>[1]) =>
+      resolveHyperparameters("lora", input, qwen, { examples: 100 }, 1, "method.dpo.hyperparameters", "dpo");
+    expect(dpo({}).beta).toBe(0.1);
+    expect(dpo({ beta: "auto" }).beta).toBe(0.1);
+    expect(dpo({ beta: 0.5 }).beta).toBe(0.5);
+  });
+
+  it("keeps the evaluation hyperparameters as given; auto evaluates about ten times, stops never, splits nothing", () => {
+    const given = { eval_interval: 25, early_stopping_patience: 4, validation_split: 0.1 };
+    expect(resolveHyperparameters("full", given, qwen, { examples: 100 }, 1)).toMatchObject(given);
+    const auto = {
+      eval_interval: "auto",
+      early_stopping_patience: "auto",
+      validation_split: "auto",
+    } as const;
+    expect(resolveHyperparameters("full", auto, qwen, { examples: 100 }, 1)).toMatchObject({
+      eval_interval: null,
+      early_stopping_patience: null,
+      validation_split: 0,
+    });
+  });
+
+  it("plans on the examples validation_split leaves: auto batch and epochs, and the batch size check", () => {
+    // 5000 examples, 0.2 held out: 4000 train, so auto batch_size is 8 (0.2%), not 10.
+    const split = resolveHyperparameters("lora", { validation_split: 0.2 }, qwen, { examples: 5000 }, 1);
+    expect(split.batch_size).toBe(8);
+    const error = rejection(() =>
+      resolveHyperparameters("lora", { batch_size: 10, validation_split: 0.2 }, qwen, { examples: 10 }, 1),
+    );
+    expect(error.param).toBe("method.hyperparameters.batch_size");
+    expect(error.message).toContain("8 training examples left after validation_split");
   });
 
   it("caps auto lora_alpha at its upper bound", () => {
@@ -287,8 +439,26 @@ describe("hyperparametersEnv", () => {
   it("is the JSON the trainer receives, every key present, in a fixed order", () => {
     const resolved = resolveHyperparameters("full", {}, qwen, { examples: 50 }, 7);
     expect(hyperparametersEnv(resolved)).toBe(
-      '{"n_epochs":3,"batch_size":1,"learning_rate_multiplier":0.5,"lora_r":null,"lora_alpha":null,"lora_dropout":null,"max_seq_length":2048,"seed":7}',
+      '{"n_epochs":3,"batch_size":1,"learning_rate_multiplier":0.5,"lora_r":null,"lora_alpha":null,"lora_dropout":null,"max_seq_length":2048,"beta":null,"eval_interval":null,"early_stopping_patience":null,"validation_split":0,"seed":7}',
     );
+  });
+
+  it("names only hyperparameters the catalog has (the trainer rejects any other key)", () => {
+    const resolved = resolveHyperparameters("lora", {}, qwen, { examples: 50 }, 7, undefined, "dpo");
+    const keys = Object.keys(JSON.parse(hyperparametersEnv(resolved)));
+    expect(keys.filter((key) => !(key in CATALOG_FILE.hyperparameters))).toEqual([]);
+    expect(JSON.parse(hyperparametersEnv(resolved)).beta).toBe(0.1);
+  });
+
+  it("sends a record stored before the evaluation keys with them as their absence meant", () => {
+    const { beta, eval_interval, early_stopping_patience, validation_split, ...older } =
+      resolveHyperparameters("lora", {}, qwen, { examples: 50 }, 7);
+    expect(JSON.parse(hyperparametersEnv(older))).toMatchObject({
+      beta: null,
+      eval_interval: null,
+      early_stopping_patience: null,
+      validation_split: 0,
+    });
   });
 });
 

@@ -10,7 +10,7 @@ import {
 } from "../../../lambdas/core/jobs/dispatch.ts";
 import type { DispatchDependencies } from "../../../lambdas/dispatcher/dispatch.ts";
 import { dispatcherHandler } from "../../../lambdas/dispatcher/index.ts";
-import { JOB, jobRecord, TENANT } from "../../fixtures/jobs.ts";
+import { JOB, jobRecord, plannedJobRecord, TENANT } from "../../fixtures/jobs.ts";
 
 const job = jobRecord();
 
@@ -28,6 +28,7 @@ describe("the trainer's environment for a job", () => {
       JOB_ID: JOB,
       TENANT_ID: TENANT,
       METHOD: "lora",
+      OBJECTIVE: "supervised",
       BASE_MODEL_URI: "s3://art/base-models/tiny-chat/",
       TRAINING_FILE_URI: `s3://ds/tenants/${TENANT}/files/file-001k892a2fse5r8e5481r.jsonl`,
       OUTPUT_URI: `s3://art/tenants/${TENANT}/jobs/${JOB}/`,
@@ -36,6 +37,49 @@ describe("the trainer's environment for a job", () => {
     });
     expect(JSON.parse(env.BASE_MODEL_SPEC!)).toEqual(findBaseModel("tiny-chat"));
     expect(env.VALIDATION_FILE_URI).toBeUndefined();
+    expect(env.INIT_MODEL_URI).toBeUndefined();
+  });
+
+  it("says supervised for a record stored before objectives", () => {
+    const { objective: _objective, ...older } = job;
+    expect(trainerEnvironment(older, findBaseModel("tiny-chat")!, where).OBJECTIVE).toBe("supervised");
+  });
+
+  it("says dpo for a DPO job, and hands the trainer the resolved beta and evaluation keys", () => {
+    const { job: dpo } = plannedJobRecord({
+      model: "tiny-chat",
+      method: {
+        type: "dpo",
+        dpo: { hyperparameters: { beta: 0.2, eval_interval: 5, validation_split: 0.1 } },
+      },
+    });
+    const env = trainerEnvironment(dpo, findBaseModel("tiny-chat")!, where);
+    expect(env.OBJECTIVE).toBe("dpo");
+    expect(JSON.parse(env.HYPERPARAMETERS!)).toMatchObject({
+      beta: 0.2,
+      eval_interval: 5,
+      early_stopping_patience: null,
+      validation_split: 0.1,
+    });
+    expect(env.INIT_MODEL_URI).toBeUndefined();
+  });
+
+  it.each([
+    ["lora", "adapter/"],
+    ["full", "model/"],
+  ] as const)("points INIT_MODEL_URI at a %s parent's %s, under the same tenant", (method, folder) => {
+    const dpo = {
+      ...job,
+      objective: "dpo" as const,
+      method,
+      initModel: { modelCode: "acme-sft", jobId: "ftjob-parent", method },
+    };
+    const env = trainerEnvironment(dpo, findBaseModel("tiny-chat")!, where);
+    expect(env.INIT_MODEL_URI).toBe(`s3://art/tenants/${TENANT}/jobs/ftjob-parent/${folder}`);
+    expect(env.INIT_MODEL_URI).toBe(
+      resultArtifactUri("art", { tenantId: TENANT, jobId: "ftjob-parent", method }),
+    );
+    expect(env.OUTPUT_URI).toBe(`s3://art/tenants/${TENANT}/jobs/${JOB}/`);
   });
 
   it("sends the multiplier, and a model's own base rate in its catalog entry (the trainer multiplies)", () => {

@@ -251,6 +251,38 @@ describe("a job's resources on its way to the runner", () => {
   });
 });
 
+describe("a DPO job from a supervised model on its way to the runner", () => {
+  it("submits the objective and the parent's adapter as the trainer's starting point", async () => {
+    const model = findBaseModel("tiny-chat", DEFAULT_CATALOG)!;
+    const job = jobRecord({
+      objective: "dpo",
+      initModel: { modelCode: "acme-sft", jobId: "ftjob-parent", method: "lora" },
+    });
+    const submissions: TrainingSubmission[] = [];
+    const deps: DispatchDependencies = {
+      jobs: { get: async () => job, claimDispatch: async () => true, applyTransition: async () => true },
+      runner: {
+        submit: async (s) => {
+          submissions.push(s);
+          return "batch-1";
+        },
+        terminate: async () => {},
+      },
+      catalog: DEFAULT_CATALOG,
+      locations: { datasetsBucket: "ds", artifactsBucket: "art", jobsTable: "jobs", eventsTable: "events" },
+      log: () => {},
+    };
+    expect(await dispatchJob({ tenantId: TENANT, jobId: JOB }, deps)).toBe("submitted");
+    expect(submissions[0]).toMatchObject({ method: "lora", name: JOB });
+    expect(submissions[0]!.environment).toMatchObject({
+      METHOD: "lora",
+      OBJECTIVE: "dpo",
+      INIT_MODEL_URI: `s3://art/tenants/${TENANT}/jobs/ftjob-parent/adapter/`,
+      BASE_MODEL_URI: `s3://art/${model.weightsPrefix}`,
+    });
+  });
+});
+
 describe("the local runner", () => {
   it.each([1, 4])(
     "runs a %i-node plan as one local node, without the cloud's nodes and GPUs: the launcher counts local ones",

@@ -48,6 +48,10 @@ const RESOLVED = {
   lora_alpha: 16,
   lora_dropout: 0.05,
   max_seq_length: 2048,
+  beta: null,
+  eval_interval: null,
+  early_stopping_patience: null,
+  validation_split: 0,
 };
 
 describe("newJobRecord", () => {
@@ -60,6 +64,7 @@ describe("newJobRecord", () => {
       trainingFile: "file-train",
       validationFile: "file-val",
       method: "lora",
+      objective: "supervised",
       hyperparameters: { ...RESOLVED, seed: 11 },
       modelCode: "qwen2.5-7b-bot-abc123",
       name: null,
@@ -96,11 +101,14 @@ describe("toJobObject", () => {
       fine_tuned_model: null,
       organization_id: TENANT,
       result_files: [],
+      training_summary: null,
       status: "validating_files",
       validation_file: "file-val",
       training_file: "file-train",
       hyperparameters,
       method: { type: "lora", hyperparameters },
+      training_type: "lora",
+      parent_model: null,
       trained_tokens: null,
       error: null,
       seed: 11,
@@ -161,6 +169,62 @@ describe("toJobObject", () => {
     (object.metadata as Record<string, string>).x = "y";
     expect(source.resultFiles).toEqual(["file-1"]);
     expect(source.metadata).toEqual({ team: "support" });
+  });
+
+  describe("a DPO job", () => {
+    const dpoRecord = (method: Record<string, unknown>, model = "qwen2.5-7b-instruct") => {
+      const request = parseCreateJobRequest({ model, training_file: "file-pairs", method, seed: 3 });
+      const fineTunedModel = {
+        modelCode: "acme-sft",
+        jobId: "ftjob-sft",
+        baseModel: "qwen2.5-7b-instruct",
+        method: "full" as const,
+        status: "ready" as const,
+      };
+      const plan = planJob(request, { jobId: JOB, dataset: { examples: 500 }, fineTunedModel });
+      return newJobRecord({ tenantId: TENANT, jobId: JOB, createdAt: 1_700_000_000, request, plan });
+    };
+
+    it("records its objective, and the fine-tuned model it starts from", () => {
+      const job = dpoRecord({ type: "dpo" }, "acme-sft");
+      expect(job).toMatchObject({
+        model: "qwen2.5-7b-instruct",
+        objective: "dpo",
+        method: "full",
+        initModel: { modelCode: "acme-sft", jobId: "ftjob-sft", method: "full" },
+      });
+      expect(dpoRecord({ type: "dpo" })).not.toHaveProperty("initModel");
+    });
+
+    it("shows OpenAI's dpo method with beta, LoRA or full as training_type, and the parent model", () => {
+      const object = toJobObject(
+        dpoRecord({ type: "dpo", dpo: { hyperparameters: { beta: 0.25 } } }, "acme-sft"),
+      );
+      const hyperparameters = { ...RESOLVED, lora_r: null, lora_alpha: null, lora_dropout: null, beta: 0.25 };
+      expect(object).toMatchObject({
+        model: "qwen2.5-7b-instruct",
+        hyperparameters,
+        method: { type: "dpo", dpo: { hyperparameters } },
+        training_type: "full",
+        parent_model: "acme-sft",
+      });
+      expect(object.method).not.toHaveProperty("hyperparameters");
+    });
+
+    it("shows a LoRA DPO job from the base model with training_type lora and no parent", () => {
+      const object = toJobObject(dpoRecord({ type: "dpo", dpo: { use_lora: true } }));
+      expect(object).toMatchObject({ method: { type: "dpo" }, training_type: "lora", parent_model: null });
+    });
+  });
+
+  it("shows a record stored before objectives as supervised, with the later hyperparameters as they meant", () => {
+    const { objective: _objective, ...older } = record();
+    const { beta, eval_interval, early_stopping_patience, validation_split, ...hyperparameters } =
+      older.hyperparameters as typeof RESOLVED & { seed: number };
+    const object = toJobObject({ ...older, hyperparameters });
+    expect(object.method).toEqual({ type: "lora", hyperparameters: RESOLVED });
+    expect(object.hyperparameters).toEqual(RESOLVED);
+    expect(object.training_type).toBe("lora");
   });
 
   it("shows null metadata and validation file when absent", () => {

@@ -35,7 +35,12 @@ describe("job outcomes", () => {
         applyTransition: async () => true,
         latestErrorEvent: async () => undefined,
       },
-      artifacts: { bucket: "artifacts", getJson: async () => ({ trained_tokens: 1200 }) },
+      artifacts: {
+        bucket: "artifacts",
+        getJson: async () => ({ trained_tokens: 1200 }),
+        head: async () => undefined,
+      },
+      resultFiles: { datasets: { copyFrom: async () => {} }, files: { createIfAbsent: async () => true } },
       recordOutcome: (sample) => samples.push(sample),
     };
     return { deps, samples };
