@@ -25,6 +25,14 @@ describe("samples/", () => {
     },
   );
 
+  it("preference.jsonl validates as preference pairs (DPO) with no errors", async () => {
+    const report = await validate("preference.jsonl");
+    expect(report.errors).toEqual([]);
+    expect(report.status).toBe("processed");
+    expect(report.format).toBe("preference");
+    expect(report.statistics.examples).toBe(24);
+  });
+
   it("keeps prompts and answers short and distinct across the two training files", () => {
     const texts: string[] = [];
     for (const line of readFileSync(`${samples}messages.jsonl`, "utf8").trim().split("\n")) {
