@@ -53,7 +53,7 @@ def main() -> None:
             torch.cuda.synchronize()
         torch.distributed.barrier()
         start = time.perf_counter()
-        _, step_tokens = _accumulated_step(model, [batch], data, 0, env)
+        _, step_tokens, _ = _accumulated_step(model, [batch], data, 0, env)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if GPU:

@@ -99,3 +99,38 @@ def test_a_standard_model_uses_the_methods_base_rate(tmp_path: Path) -> None:
     assert config.hyperparameters.learning_rate_for("lora") == pytest.approx(
         2 * CATALOG.methods["lora"].base_learning_rate
     )
+
+
+# --- the objective (DPO) and the model a job starts from ---------------------------------------------
+
+
+def test_the_objective_is_supervised_unless_dpo_is_asked_for() -> None:
+    assert from_environment(_env()).objective == "supervised"
+    assert from_environment(_env(OBJECTIVE="dpo")).objective == "dpo"
+    with pytest.raises(ConfigError, match="OBJECTIVE must be one of supervised, dpo"):
+        from_environment(_env(OBJECTIVE="ppo"))
+
+
+def test_an_init_model_must_be_a_result_directory_of_the_method_inside_the_tenants_prefix(
+    tmp_path: Path,
+) -> None:
+    from ft_trainer.entrypoint import locate
+
+    sft = "s3://art/tenants/tn_a/jobs/ftjob-0/"
+    config = from_environment(_env(OBJECTIVE="dpo", INIT_MODEL_URI=sft + "adapter"))
+    assert config.init_model_uri == sft + "adapter"
+    files = locate(config, tmp_path)
+    assert str(files.init) == sft + "adapter/" and files.init_dir == tmp_path / "init-model"
+    assert locate(from_environment(_env()), tmp_path).init is None
+    full = from_environment(_env(METHOD="full", INIT_MODEL_URI=sft + "model/"))
+    assert str(locate(full, tmp_path).init) == sft + "model/"
+    refused = {
+        "s3://art/tenants/tn_b/jobs/ftjob-0/adapter/": "outside this tenant",
+        "s3://art/tenants/tn_a/../tn_b/jobs/ftjob-0/adapter/": "outside this tenant",
+        "/tmp/adapter": "outside this tenant",
+        sft + "model/": "adapter/ directory for method 'lora'",
+        sft: "adapter/ directory",
+    }
+    for uri, reason in refused.items():
+        with pytest.raises(ConfigError, match=reason):
+            locate(from_environment(_env(INIT_MODEL_URI=uri)), tmp_path)

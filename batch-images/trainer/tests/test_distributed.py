@@ -50,9 +50,17 @@ def torchrun(nproc: int, *args: str) -> list[str]:
 
 
 def local_run(
-    tiny_model: Path, data: Path, out: Path, hp: dict[str, Any], nproc: int
+    tiny_model: Path, data: Path, out: Path, hp: dict[str, Any], nproc: int, objective: str = "supervised"
 ) -> subprocess.Popen[str]:
-    args = ["ft_trainer.local_run", "--base-model", str(tiny_model), "--method", "full"]
+    args = [
+        "ft_trainer.local_run",
+        "--base-model",
+        str(tiny_model),
+        "--method",
+        "full",
+        "--objective",
+        objective,
+    ]
     args += ["--train", str(data), "--out", str(out), "--hyperparameters", json.dumps(hp)]
     command = torchrun(nproc, *args) if nproc > 1 else [sys.executable, "-m", *args]
     return subprocess.Popen(

@@ -151,6 +151,7 @@ def test_trains_from_s3_resumes_after_a_crash_writes_result_events_and_progress_
         prefix + "adapter/tokenizer.json",
         prefix + "checkpoints/step-10/checkpoint.json",
         prefix + "metrics.jsonl",
+        prefix + "results.csv",
         prefix + "result.json",
     } <= keys()
     manifest = json.loads(
@@ -159,6 +160,12 @@ def test_trains_from_s3_resumes_after_a_crash_writes_result_events_and_progress_
     assert manifest["step"] == 10 and "train_loss" in manifest["metrics"] and manifest["created_at"] > 0
     result = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "result.json")["Body"].read())
     assert result["steps"] == 12 and result["method"] == "lora" and result["resumed_from"] == 5
+    # Evaluated at steps 6 and 12 (eval_interval 6) on the validation file; the best one is delivered.
+    assert result["best_step"] in (6, 12) and result["delivered_step"] == result["best_step"]
+    assert result["full_valid_loss"] > 0 and 0 <= result["full_valid_mean_token_accuracy"] <= 1
+    csv_rows = s3.get_object(Bucket=bucket, Key=prefix + "results.csv")["Body"].read().decode().splitlines()
+    assert csv_rows[0].startswith("step,epoch,train_loss,train_mean_token_accuracy,valid_loss")
+    assert csv_rows[1].split(",")[0] == "1" and csv_rows[-1].split(",")[0] == "12"
     metrics = s3.get_object(Bucket=bucket, Key=prefix + "metrics.jsonl")["Body"].read().decode().splitlines()
     assert json.loads(metrics[0])["step"] == 1 and json.loads(metrics[-1])["step"] == 12
     items = _query(dynamo, events, f"{TENANT}#{job}")
@@ -176,7 +183,7 @@ def test_trains_from_s3_resumes_after_a_crash_writes_result_events_and_progress_
         "learning_rate",
         "tokens_per_second",
         "eta_seconds",
-        "valid_token_accuracy",
+        "valid_mean_token_accuracy",
     } <= set(evals[-1])
     job_item = dynamo.get_item(TableName=jobs, Key={"tenantId": {"S": TENANT}, "jobId": {"S": job}})["Item"]
     assert int(job_item["trainedTokens"]["N"]) > 0 and int(job_item["updatedAt"]["N"]) > 0

@@ -38,10 +38,23 @@ class Tokenizer(Protocol):
     def convert_tokens_to_ids(self, tokens: str) -> int | None: ...
 
 
+def is_preference_line(obj: object) -> bool:
+    """OpenAI's preference (DPO) line, as the upload validator tells it: either output key, or an object
+    `input` (a legacy line's `input` is a string)."""
+    return isinstance(obj, dict) and (
+        "preferred_output" in obj or "non_preferred_output" in obj or isinstance(obj.get("input"), dict)
+    )
+
+
 def messages_from_line(obj: object) -> list[Message]:
     """Both dataset formats: `messages`, or legacy `input`/`target` (one user and one assistant turn)."""
     if not isinstance(obj, dict):
         raise ValueError("a line must be a JSON object")
+    if is_preference_line(obj):
+        raise ValueError(
+            "a preference line (input, preferred_output, non_preferred_output) is for preference tuning "
+            "(objective dpo), not for supervised training"
+        )
     if "messages" in obj:
         raw = obj["messages"]
         if not isinstance(raw, list):
@@ -238,6 +251,14 @@ def encode(tokenizer: Tokenizer, family: Family, messages: list[Message], max_le
     if encoded.trained_tokens == 0:
         raise ValueError("no trainable tokens left after truncation")
     return encoded
+
+
+def encode_messages(
+    tokenizer: Tokenizer, family: Family, messages: list[Message]
+) -> tuple[list[int], list[int]]:
+    """Token ids and labels of a conversation in the family's template, untruncated (preferences.py
+    builds DPO's prompt and outputs from it)."""
+    return _encode_segments(tokenizer, family, segments(family, messages))
 
 
 _SPLITTERS: dict[Family, re.Pattern[str]] = {

@@ -20,6 +20,7 @@ from .distributed import (
 )
 from ft_contract import load_platform
 
+from .evaluation import Best
 from .records import CheckpointFiles, Progress, TrainingRun
 
 
@@ -64,7 +65,12 @@ def save_checkpoint(run: TrainingRun, progress: Progress) -> Path:
         manifest = path / CONTRACT.manifest_name
         manifest.write_text(json.dumps(_manifest(run, progress)))
         run.req.on_checkpoint(CheckpointFiles(step, path, (manifest,)))
-        _prune_local_checkpoints(run.checkpoints, keep=path)
+        # The best evaluation's checkpoint stays too: the delivered weights may be restored from it.
+        best = progress.best.step
+        keep = {path} | (
+            {run.req.output_dir / CONTRACT.checkpoint_prefix(best)} if best is not None else set()
+        )
+        _prune_local_checkpoints(run.checkpoints, keep=keep)
     barrier(env)
     return path
 
@@ -106,7 +112,14 @@ def _manifest(run: TrainingRun, progress: Progress) -> dict[str, Any]:
         "step": progress.step,
         "trained_tokens": progress.trained_tokens,
         "first_loss": progress.first_loss,
-        "metrics": {"train_loss": progress.loss},
+        # The step's metrics, and its evaluation's when it had one (what the checkpoints API shows).
+        "metrics": {
+            "train_loss": progress.loss,
+            **progress.step_metrics,
+            **(progress.valid if progress.valid_step == progress.step else {}),
+        },
+        # The trainer's own: the best evaluation so far, so that a resumed run keeps counting from it.
+        "evaluation": progress.best.to_json(),
         "world_size": run.env.world_size,
         "format": run.checkpoint_format,
         "created_at": int(time.time()),
@@ -135,11 +148,12 @@ def _rng_state() -> dict[str, Any]:
     }
 
 
-def _prune_local_checkpoints(root: Path, keep: Path) -> None:
-    """Only the newest checkpoint stays on local disk (it is in S3 already): a full-parameter
-    checkpoint of a large model is the model plus two optimizer moments, and scratch space is finite."""
+def _prune_local_checkpoints(root: Path, keep: set[Path]) -> None:
+    """Only the newest checkpoint (and the best one) stays on local disk (they are in S3 already): a
+    full-parameter checkpoint of a large model is the model plus two optimizer moments, and scratch
+    space is finite."""
     for path in root.iterdir():
-        if path != keep and checkpoint_step(path) is not None:
+        if path not in keep and checkpoint_step(path) is not None:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -167,7 +181,20 @@ def load_checkpoint(run: TrainingRun, latest: Path) -> Progress:
         trained_tokens=int(state["trained_tokens"]),
         first_loss=state.get("first_loss"),
         resumed_from=step,
+        best=Best.from_json(state.get("evaluation")),
     )
+
+
+def restore_weights(run: TrainingRun, step: int) -> None:
+    """The model's weights as the checkpoint of `step` holds them (the best evaluation's, to deliver);
+    the run does not train on after this."""
+    path = run.req.output_dir / CONTRACT.checkpoint_prefix(step)
+    if not (path / CONTRACT.manifest_name).is_file():
+        raise ValueError(f"the checkpoint of step {step} to deliver is not on this node")
+    if run.env.grouped:
+        _load_sharded(run.model.module, run.optim.optimizer, path)
+    else:
+        _load_weights(run.model.module, path, run.req.method)
 
 
 def _load_sharded(model: Any, optimizer: Any, latest: Path) -> None:

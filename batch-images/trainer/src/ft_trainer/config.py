@@ -12,8 +12,10 @@ from ft_contract import CatalogError, ModelSpec, load_catalog, parse_model
 from .chat_format import FAMILIES, Family
 
 Method = Literal["lora", "full"]
-# What the job optimises (OpenAI's method.type): supervised fine-tuning, or preference tuning (DPO).
+# What a job optimises (OpenAI's method.type): supervised fine-tuning, or preference tuning with DPO on
+# OpenAI's preference lines (input, preferred_output, non_preferred_output).
 Objective = Literal["supervised", "dpo"]
+OBJECTIVES: tuple[Objective, ...] = ("supervised", "dpo")
 
 # contract/catalog.json: every hyperparameter's bounds and default, the methods' base learning rates and
 # the model families, as the API reads them too (lambdas/core/catalog).
@@ -131,6 +133,11 @@ class JobConfig:
     family: Family | None
     # The catalog entry of the base model (BASE_MODEL_SPEC, sent by the dispatcher), when known.
     base_model: ModelSpec | None = None
+    # OBJECTIVE: "supervised" (default) or "dpo".
+    objective: Objective = "supervised"
+    # INIT_MODEL_URI: a succeeded SFT job's result (`adapter/` for lora, `model/` for full) under the
+    # tenant's prefix; training starts from it (and DPO's reference is it) instead of the bare base model.
+    init_model_uri: str | None = None
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -159,6 +166,10 @@ def from_environment(env: Mapping[str, str] = os.environ) -> JobConfig:
     if raw_method not in ("lora", "full"):
         raise ConfigError("METHOD must be 'lora' or 'full'")
     method: Method = "lora" if raw_method == "lora" else "full"
+    raw_objective = env.get("OBJECTIVE", "").strip() or "supervised"
+    if raw_objective not in OBJECTIVES:
+        raise ConfigError(f"OBJECTIVE must be one of {', '.join(OBJECTIVES)}, not {raw_objective!r}")
+    objective: Objective = "dpo" if raw_objective == "dpo" else "supervised"
     try:
         raw = json.loads(env.get("HYPERPARAMETERS") or "{}")
     except json.JSONDecodeError as error:
@@ -187,4 +198,6 @@ def from_environment(env: Mapping[str, str] = os.environ) -> JobConfig:
         events_table=env.get("EVENTS_TABLE") or None,
         family=family,  # type: ignore[arg-type]
         base_model=model,
+        objective=objective,
+        init_model_uri=env.get("INIT_MODEL_URI", "").strip() or None,
     )

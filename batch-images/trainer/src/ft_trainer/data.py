@@ -30,6 +30,11 @@ class Dataset:
     def tokens(self) -> int:
         return sum(len(e.input_ids) for e in self.examples)
 
+    @property
+    def lengths(self) -> list[int]:
+        """Each example's length, for length-grouped batching."""
+        return [len(e.input_ids) for e in self.examples]
+
 
 def load_jsonl(path: Path, tokenizer: Tokenizer, family: Family, max_length: int) -> Dataset:
     """Encodes every line. The validator already refused malformed files; a line that still fails here

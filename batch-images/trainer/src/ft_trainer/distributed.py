@@ -180,3 +180,12 @@ def full_state_dict(model: Any, env: DistEnv) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu() for k, v in model.state_dict().items()}
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     return {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
+
+
+def my_part(batch: list[int], env: DistEnv) -> tuple[list[int], float]:
+    """This rank's examples of a global batch, and the weight of their loss (0 for a stand-in: a rank
+    with no example of a short last batch still runs forward and backward, as FSDP2's collectives need)."""
+    if not env.grouped or env.world_size == 1:
+        return batch, 1.0
+    mine = batch[env.rank :: env.world_size]
+    return (mine, 1.0) if mine else (batch[:1], 0.0)

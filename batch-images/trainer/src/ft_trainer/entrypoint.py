@@ -80,6 +80,9 @@ class JobFiles:
     train_file: Path
     valid_file: Path | None
     out_dir: Path
+    # INIT_MODEL_URI (a fine-tuned model to start from) and where it is downloaded to.
+    init: S3Uri | None = None
+    init_dir: Path | None = None
 
 
 def locate(config: JobConfig, work: Path) -> JobFiles:
@@ -94,6 +97,7 @@ def locate(config: JobConfig, work: Path) -> JobFiles:
     base = check_base_model_uri(
         config.base_model_uri, config.base_model.weights_prefix if config.base_model else None
     )
+    init = _check_init_model_uri(config) if config.init_model_uri else None
     return JobFiles(
         base=base,
         training=training,
@@ -103,7 +107,22 @@ def locate(config: JobConfig, work: Path) -> JobFiles:
         train_file=work / "data" / "train.jsonl",
         valid_file=work / "data" / "valid.jsonl" if validation else None,
         out_dir=work / "output",
+        init=init,
+        init_dir=work / "init-model" if init else None,
     )
+
+
+def _check_init_model_uri(config: JobConfig) -> S3Uri:
+    """INIT_MODEL_URI: inside the tenant's prefix like every tenant URI, and the result directory of the
+    job's method (a fine-tuned job's `adapter` for lora, `model` for full: result.json's `result`)."""
+    uri = check_tenant_uri(config.init_model_uri or "", config.tenant_id, "init model")
+    wanted = CONTRACT.result_dir(config.method).rstrip("/")
+    if uri.key.rstrip("/").rsplit("/", 1)[-1] != wanted:
+        raise ConfigError(
+            f"init model {config.init_model_uri!r} must be a fine-tuned job's {wanted}/ directory "
+            f"for method {config.method!r}"
+        )
+    return S3Uri(uri.bucket, uri.key.rstrip("/") + "/")
 
 
 def run(
@@ -154,6 +173,8 @@ def run(
         base_model=model_dir,
         family=family,
         method=config.method,
+        objective=config.objective,
+        init_model=files.init_dir,
         hyperparameters=config.hyperparameters,
         training_file=files.train_file,
         validation_file=files.valid_file,
@@ -166,15 +187,23 @@ def run(
     )
     result = run_training(request)
     name = CONTRACT.result_dir(config.method).rstrip("/")
-    summary = {
+    summary: dict[str, object] = {
         "job_id": config.job_id,
         "method": config.method,
+        "objective": config.objective,
         "family": family,
         "steps": result.steps,
         "trained_tokens": result.trained_tokens,
         "final_loss": result.final_loss,
-        "valid_loss": result.valid_loss,
-        "valid_token_accuracy": result.valid_token_accuracy,
+        # Evaluation (job-status shows these as the job's training_summary).
+        "delivered_step": result.delivered_step,
+        "best_step": result.best_step,
+        "early_stopped": result.early_stopped,
+        **result.valid_metrics,
+        "full_valid_loss": result.full_valid_metrics.get("full_valid_loss"),
+        "full_valid_mean_token_accuracy": result.full_valid_metrics.get("full_valid_mean_token_accuracy"),
+        **result.full_valid_metrics,
+        "validation_split": result.validation_split.to_json() if result.validation_split else None,
         "resumed_from": result.resumed_from,
         "world_size": env.world_size,
         "nodes": env.nodes,
@@ -183,8 +212,9 @@ def run(
     }
     if env.is_main:
         store.upload_dir(result.result_dir, output.child(name))
-        if (out_dir / CONTRACT.metrics_name).is_file():
-            store.upload_file(out_dir / CONTRACT.metrics_name, output.child(CONTRACT.metrics_name))
+        for name in (CONTRACT.metrics_name, CONTRACT.results_csv_name):
+            if (out_dir / name).is_file():
+                store.upload_file(out_dir / name, output.child(name))
         # Written last: its presence means the result is complete.
         store.put_text(output.child(CONTRACT.result_summary_name), json.dumps(summary))
     barrier(env)
@@ -199,6 +229,8 @@ def _download_inputs(config: JobConfig, store: ObjectStore, files: JobFiles) -> 
         raise ConfigError(f"missing weights: {config.base_model_uri} has no config.json")
     if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
         raise ConfigError(f"missing weights: {config.base_model_uri} has no *.safetensors or *.bin files")
+    if files.init is not None and files.init_dir is not None:
+        _download_init_model(config, store, files.init, files.init_dir)
     store.download_file(files.training, files.train_file)
     if files.validation and files.valid_file:
         store.download_file(files.validation, files.valid_file)
@@ -213,9 +245,27 @@ def _download_inputs(config: JobConfig, store: ObjectStore, files: JobFiles) -> 
     }
     if complete:
         step = max(complete)
-        store.download_prefix(
-            files.output.child(CONTRACT.checkpoint_prefix(step)),
-            files.out_dir / CONTRACT.checkpoint_prefix(step),
+        local = files.out_dir / CONTRACT.checkpoint_prefix(step)
+        store.download_prefix(files.output.child(CONTRACT.checkpoint_prefix(step)), local)
+        # And the best evaluation's checkpoint, whose weights the result may be restored to.
+        manifest = json.loads((local / CONTRACT.manifest_name).read_text())
+        best = (manifest.get("evaluation") or {}).get("best_step")
+        if isinstance(best, int) and best != step and best in complete:
+            store.download_prefix(
+                files.output.child(CONTRACT.checkpoint_prefix(best)),
+                files.out_dir / CONTRACT.checkpoint_prefix(best),
+            )
+
+
+def _download_init_model(config: JobConfig, store: ObjectStore, uri: S3Uri, dest: Path) -> None:
+    """The fine-tuned model to start from, complete: a PEFT adapter, or full weights with their config."""
+    if store.download_prefix(uri, dest) == 0:
+        raise ConfigError(f"init model {config.init_model_uri!r} has no files")
+    marker = "adapter_config.json" if config.method == "lora" else "config.json"
+    weights = "adapter_model.*" if config.method == "lora" else "*.safetensors"
+    if not (dest / marker).is_file() or not any(dest.glob(weights)):
+        raise ConfigError(
+            f"init model {config.init_model_uri!r} is incomplete: no {marker} or {weights} files"
         )
 
 

@@ -19,6 +19,10 @@ def main() -> None:
     parser.add_argument("--base-model", type=Path, required=True)
     parser.add_argument("--family", default="tiny")
     parser.add_argument("--method", choices=["lora", "full"], default="lora")
+    parser.add_argument("--objective", choices=["supervised", "dpo"], default="supervised")
+    parser.add_argument(
+        "--init-model", type=Path, help="a fine-tuned model to start from: adapter/ or model/"
+    )
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--hyperparameters", default="{}")
@@ -29,6 +33,8 @@ def main() -> None:
             base_model=args.base_model,
             family=args.family,
             method=args.method,
+            objective=args.objective,
+            init_model=args.init_model,
             hyperparameters=parse_hyperparameters(json.loads(args.hyperparameters)),
             training_file=args.train,
             validation_file=None,

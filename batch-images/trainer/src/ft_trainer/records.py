@@ -16,7 +16,9 @@ from .data import Dataset
 from .distributed import (
     DistEnv,
 )
+from .evaluation import Best, Split
 from .events import EventSink
+from .preferences import PreferenceDataset
 
 
 # --- the request and the result -------------------------------------------------------------------------
@@ -67,10 +69,21 @@ class TrainResult:
     trained_tokens: int
     first_loss: float
     final_loss: float
-    valid_loss: float | None
-    valid_token_accuracy: float | None
     result_dir: Path
     resumed_from: int | None
+    # The step whose weights are the result: the best evaluation's with validation data, else the last.
+    delivered_step: int = 0
+    best_step: int | None = None
+    early_stopped: bool = False
+    # The last periodic evaluation (`valid_*`) and the delivered weights over all validation data
+    # (`full_valid_*`); empty without validation data.
+    valid_metrics: dict[str, float] = field(default_factory=dict)
+    full_valid_metrics: dict[str, float] = field(default_factory=dict)
+    validation_split: Split | None = None
+
+    @property
+    def valid_loss(self) -> float | None:
+        return self.valid_metrics.get("valid_loss")
 
 
 # --- what the stages share ------------------------------------------------------------------------------
@@ -78,16 +91,20 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class Data:
-    """The tokenizer and the encoded examples: every rank holds all of them and takes its slice."""
+    """The tokenizer and the encoded examples (preference pairs for DPO): every rank holds all of them
+    and takes its slice."""
 
     tokenizer: Any
     pad_id: int
-    train: Dataset
-    valid: Dataset | None
+    train: Dataset | PreferenceDataset
+    valid: Dataset | PreferenceDataset | None
+    # How the validation data was carved out of the training file, when it was (`validation_split`).
+    split: Split | None = None
 
     @property
     def lengths(self) -> list[int]:
-        return [len(e.input_ids) for e in self.train.examples]
+        """Per training example (a pair: both sequences), for length-grouped batching."""
+        return self.train.lengths
 
 
 @dataclass(frozen=True)
@@ -150,8 +167,11 @@ class Progress:
     loss: float | None = None
     step_metrics: dict[str, float] = field(default_factory=dict)
     resumed_from: int | None = None
-    valid_loss: float | None = None
-    valid_token_accuracy: float | None = None
+    # The latest evaluation (`valid_loss`, …), the best one so far, and whether patience ran out.
+    valid: dict[str, float] = field(default_factory=dict)
+    valid_step: int | None = None
+    best: Best = field(default_factory=Best)
+    stopped_early: bool = False
 
 
 class _Quiet:

@@ -30,7 +30,9 @@ import torch
 from .config import CATALOG
 from .chat_format import IGNORE
 from .data import Dataset, length_grouped_batches, load_jsonl, pad_batch
+from .preferences import PreferenceDataset, load_preferences
 from .distributed import (
+    my_part,
     DistEnv,
     all_sum,
     barrier,
@@ -40,11 +42,14 @@ from .distributed import (
     shard_model,
 )
 from .checkpoint import (
+    CONTRACT,
     _weights_dir,
     load_checkpoint,
     newest_checkpoint,
+    restore_weights,
     save_checkpoint,
 )
+from .evaluation import eval_interval, periodic_sample, prefixed, results_csv, split_validation
 from .records import (
     Data,
     Model,
@@ -74,6 +79,11 @@ def setup(req: TrainRequest) -> TrainingRun:
     torch.manual_seed(req.hyperparameters.seed)
     data = setup_data(req)
     model = setup_model(req, env)
+    if req.objective == "dpo":
+        from .dpo import with_reference
+
+        # DPO's reference log-probabilities, from the weights as set up (before any checkpoint loads).
+        data = with_reference(data, model, env, req.hyperparameters.batch_size)
     optim = setup_optimizer(req, model.params, data.train)
     return TrainingRun(req=req, env=env, data=data, model=model, optim=optim)
 
@@ -92,7 +102,11 @@ def train(run: TrainingRun, progress: Progress) -> None:
     hp = run.req.hyperparameters
     _announce(run)
     _start_metrics_log(run, progress)
-    meter = Meter(started=time.time(), tokens_at_start=progress.trained_tokens)
+    meter = Meter(
+        started=time.time(),
+        tokens_at_start=progress.trained_tokens,
+        valid_sample=periodic_sample(run.data.valid, hp.seed) if run.data.valid is not None else None,
+    )
     run.model.module.train()
     for epoch in range(hp.n_epochs):
         for index, group in enumerate(_step_groups(run, epoch)):
@@ -100,10 +114,29 @@ def train(run: TrainingRun, progress: Progress) -> None:
                 continue  # done before the checkpoint we resumed from
             train_step(run, progress, group)
             _after_step(run, progress, meter, epoch=epoch)
+            if progress.stopped_early:
+                return
 
 
 def save(run: TrainingRun, progress: Progress) -> TrainResult:
-    """The result written, and the run summed up."""
+    """The result written, and the run summed up. With validation data the delivered weights are the
+    best evaluation's (restored from its checkpoint when later steps did worse), evaluated once more
+    over the whole validation set (`full_valid_*`); the metrics log becomes results.csv."""
+    delivered = progress.step
+    best = progress.best.step
+    if best is not None and best != progress.step:
+        restore_weights(run, best)
+        delivered = best
+        run.main_events.message(
+            f"Delivering the checkpoint of step {best}: the best validation loss ({progress.best.valid_loss:.4f})",
+            data={"delivered_step": best},
+        )
+    full: dict[str, float] = {}
+    if run.data.valid is not None:
+        full = prefixed("full_valid_", evaluate_data(run, run.data.valid))
+        _log_metrics(run, {"step": progress.step, "delivered_step": delivered, **full})
+    if run.env.is_main:
+        (run.req.output_dir / CONTRACT.results_csv_name).write_text(results_csv(run.metrics_log))
     result_dir = save_result(run)
     final_loss = progress.loss if progress.loss is not None else float("nan")
     return TrainResult(
@@ -111,10 +144,14 @@ def save(run: TrainingRun, progress: Progress) -> TrainResult:
         trained_tokens=progress.trained_tokens,
         first_loss=progress.first_loss or final_loss,
         final_loss=final_loss,
-        valid_loss=progress.valid_loss,
-        valid_token_accuracy=progress.valid_token_accuracy,
         result_dir=result_dir,
         resumed_from=progress.resumed_from,
+        delivered_step=delivered,
+        best_step=best,
+        early_stopped=progress.stopped_early,
+        valid_metrics=dict(progress.valid),
+        full_valid_metrics=full,
+        validation_split=run.data.split,
     )
 
 
@@ -131,13 +168,21 @@ def setup_data(req: TrainRequest) -> Data:
     max_len = min(
         hp.max_seq_length, getattr(tokenizer, "model_max_length", hp.max_seq_length) or hp.max_seq_length
     )
-    train = load_jsonl(req.training_file, tokenizer, req.family, max_len)
-    valid = load_jsonl(req.validation_file, tokenizer, req.family, max_len) if req.validation_file else None
+    # DPO reads preference pairs (preferences.py); either loader refuses the other objective's lines.
+    load = load_preferences if req.objective == "dpo" else load_jsonl
+    train: Dataset | PreferenceDataset = load(req.training_file, tokenizer, req.family, max_len)
+    valid = load(req.validation_file, tokenizer, req.family, max_len) if req.validation_file else None
+    split = None
+    if valid is None:
+        train, valid, split = split_validation(train, hp.validation_split, hp.seed)
     req.events.message(
         f"Loaded {len(train.examples)} training examples ({train.tokens} tokens, {train.truncated} truncated, "
-        f"{train.skipped} skipped)" + (f" and {len(valid.examples)} validation examples" if valid else "")
+        f"{train.skipped} skipped)"
+        + (f" and {len(valid.examples)} validation examples" if valid else "")
+        + (f" (held out of the training file: validation_split {split.fraction})" if split else ""),
+        data={"validation_split": split.to_json()} if split else None,
     )
-    return Data(tokenizer=tokenizer, pad_id=pad_id, train=train, valid=valid)
+    return Data(tokenizer=tokenizer, pad_id=pad_id, train=train, valid=valid, split=split)
 
 
 def setup_model(req: TrainRequest, env: DistEnv) -> Model:
@@ -153,8 +198,10 @@ def setup_model(req: TrainRequest, env: DistEnv) -> Model:
     on_gpu = env.device.startswith("cuda")
     bf16 = on_gpu and torch.cuda.is_bf16_supported()
     load_dtype = torch.float32 if env.grouped or not bf16 else torch.bfloat16
+    # Full-parameter training from a fine-tuned model (INIT_MODEL_URI's model/) loads its weights instead.
+    source = req.init_model if req.init_model is not None and req.method == "full" else req.base_model
     model = AutoModelForCausalLM.from_pretrained(
-        req.base_model, dtype=load_dtype, trust_remote_code=req.family in ("chatglm3",)
+        source, dtype=load_dtype, trust_remote_code=req.family in ("chatglm3",)
     )
     # Activation checkpointing on every GPU run: the resource planner sizes GPUs with it (it is what lets
     # long sequences fit); on CPU (tests, the local platform) as asked.
@@ -173,7 +220,14 @@ def setup_model(req: TrainRequest, env: DistEnv) -> Model:
             target_modules=CATALOG.lora_targets(req.family),
             task_type="CAUSAL_LM",
         )
-        model = get_peft_model(model, lora)  # type: ignore[assignment]
+        if req.init_model is not None:
+            from peft import PeftModel
+
+            # From a fine-tuned adapter (INIT_MODEL_URI's adapter/): it trains on, with its own rank,
+            # alpha and target modules.
+            model = PeftModel.from_pretrained(model, req.init_model, is_trainable=True)  # type: ignore[assignment]
+        else:
+            model = get_peft_model(model, lora)  # type: ignore[assignment]
         if checkpointing:
             model.enable_input_require_grads()
     model.to(env.device)  # type: ignore[arg-type]
@@ -185,7 +239,9 @@ def setup_model(req: TrainRequest, env: DistEnv) -> Model:
     return Model(module=model, params=params, compute_dtype=compute)
 
 
-def setup_optimizer(req: TrainRequest, params: list[torch.nn.Parameter], train: Dataset) -> Optimization:
+def setup_optimizer(
+    req: TrainRequest, params: list[torch.nn.Parameter], train: Dataset | PreferenceDataset
+) -> Optimization:
     """AdamW (over the sharded fp32 parameters in a group) and the warmup schedule; the step counts."""
     from transformers import get_scheduler
 
@@ -214,6 +270,8 @@ class Meter:
 
     started: float
     tokens_at_start: int
+    # The validation examples the periodic evaluations read (evaluation.periodic_sample).
+    valid_sample: Any = None
     last_report: float = 0.0
 
 
@@ -246,9 +304,15 @@ def _step_groups(run: TrainingRun, epoch: int) -> list[list[list[int]]]:
 def train_step(run: TrainingRun, progress: Progress, group: list[list[int]]) -> None:
     """One optimizer step: backward over the group's batches, gradients clipped at norm 1, AdamW, the
     schedule."""
-    loss, tokens = _accumulated_step(
-        run.model.module, group, data=run.data.train, pad_id=run.data.pad_id, env=run.env
-    )
+    if isinstance(run.data.train, PreferenceDataset):
+        from .dpo import preference_step
+
+        loss, tokens, metrics = preference_step(run, group)
+    else:
+        loss, tokens, accuracy = _accumulated_step(
+            run.model.module, group, data=run.data.train, pad_id=run.data.pad_id, env=run.env
+        )
+        metrics = {"train_mean_token_accuracy": accuracy}
     torch.nn.utils.clip_grad_norm_(run.model.params, 1.0)
     run.optim.optimizer.step()
     run.optim.scheduler.step()
@@ -256,26 +320,43 @@ def train_step(run: TrainingRun, progress: Progress, group: list[list[int]]) -> 
     progress.step += 1
     progress.trained_tokens += tokens
     progress.loss = loss
+    progress.step_metrics = metrics
     if progress.first_loss is None:
         progress.first_loss = loss
 
 
 def _after_step(run: TrainingRun, progress: Progress, meter: Meter, *, epoch: int) -> None:
-    """Evaluation, metrics and a checkpoint when due, then the `on_step` observer."""
+    """Evaluation, metrics and a checkpoint when due, then the `on_step` observer.
+
+    Every `eval_interval` steps and at the last one, with validation data: an evaluation, and the best
+    one's weights kept as a checkpoint (the delivered model is restored to them if later steps do
+    worse); `early_stopping_patience` evaluations in a row without a better validation loss stop the
+    run."""
     hp, step = run.req.hyperparameters, progress.step
     is_last = step == run.optim.total_steps
-    valid = run.data.valid
-    evaluated = valid is not None and (
-        step % (hp.eval_interval or max(1, run.optim.total_steps // 10)) == 0 or is_last
+    evaluated = meter.valid_sample is not None and (
+        step % eval_interval(hp.eval_interval, run.optim.total_steps) == 0 or is_last
     )
-    if valid is not None and evaluated:
-        progress.valid_loss, progress.valid_token_accuracy = evaluate(run, valid)
+    improved = False
+    if evaluated:
+        progress.valid = prefixed("valid_", evaluate_data(run, meter.valid_sample))
+        progress.valid_step = step
+        improved = progress.best.record(step, progress.valid["valid_loss"])
+        progress.stopped_early = not is_last and progress.best.exhausted(hp.early_stopping_patience)
     now = time.time()
     if is_last or step == 1 or evaluated or now - meter.last_report >= hp.metrics_interval_seconds:
         report_metrics(run, progress, meter, epoch=epoch, evaluated=evaluated, now=now)
-    if step % hp.checkpoint_every_steps == 0 and not is_last:
+    if not is_last and not progress.stopped_early and (step % hp.checkpoint_every_steps == 0 or improved):
         save_checkpoint(run, progress)
-        run.main_events.message(f"Checkpoint saved at step {step}")
+        run.main_events.message(
+            f"Checkpoint saved at step {step}" + (" (best validation loss so far)" if improved else "")
+        )
+    if progress.stopped_early:
+        run.main_events.message(
+            f"Early stopping at step {step}: no better validation loss in {progress.best.evals_since} "
+            f"evaluations since step {progress.best.step}",
+            data={"best_step": progress.best.step, "early_stopping_patience": hp.early_stopping_patience},
+        )
     if run.req.on_step is not None:
         run.req.on_step(step)
 
@@ -295,39 +376,37 @@ def report_metrics(
         "tokens_per_second": (progress.trained_tokens - meter.tokens_at_start) / elapsed,
         "eta_seconds": (total - step) * elapsed / max(step - (progress.resumed_from or 0), 1),
         "trained_tokens": progress.trained_tokens,
+        **progress.step_metrics,
     }
     if evaluated:
-        record.update(valid_loss=progress.valid_loss, valid_token_accuracy=progress.valid_token_accuracy)
+        record.update(progress.valid)
+    _log_metrics(run, record)
+    meter.last_report = now
+
+
+def _log_metrics(run: TrainingRun, record: dict[str, Any]) -> None:
+    """A metrics event and a metrics.jsonl line (rank 0)."""
     if run.env.is_main:
         run.req.events.metrics(record)
         with run.metrics_log.open("a") as f:
             f.write(json.dumps(record) + "\n")
-    meter.last_report = now
-
-
-def _my_part(batch: list[int], env: DistEnv) -> tuple[list[int], float]:
-    """This rank's examples of a global batch, and the weight of their loss (0 for a stand-in: a rank
-    with no example of a short last batch still runs forward and backward, as FSDP2's collectives need)."""
-    if not env.grouped or env.world_size == 1:
-        return batch, 1.0
-    mine = batch[env.rank :: env.world_size]
-    return (mine, 1.0) if mine else (batch[:1], 0.0)
 
 
 def _accumulated_step(
     model: Any, group: list[list[int]], data: Dataset, pad_id: int, env: DistEnv
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     """Backward over the batches of one optimizer step; the loss is the mean over all trained tokens of
     the group on all ranks, so accumulation and sharding give the same gradient as one large batch.
-    FSDP2 averages gradients over ranks, hence the world-size factor. Returns the global mean loss and the
-    tokens of the group (each counted once). Positional parameters: bench/trainer calls it so."""
+    FSDP2 averages gradients over ranks, hence the world-size factor. Returns the global mean loss, the
+    tokens of the group (each counted once) and the share of trained tokens the model predicted (its
+    argmax), OpenAI's `train_mean_token_accuracy`. Positional parameters: bench/trainer calls it so."""
     total_trained = sum(
         sum(1 for label in data.examples[i].labels[1:] if label != IGNORE) for b in group for i in b
     )
     scale = env.world_size if env.grouped else 1
-    loss_sum, tokens = 0.0, 0
+    loss_sum, tokens, correct = 0.0, 0, 0
     for batch in group:
-        mine, weight = _my_part(batch, env)
+        mine, weight = my_part(batch, env)
         ids, labels, mask = (
             torch.tensor(x, device=env.device) for x in pad_batch([data.examples[i] for i in mine], pad_id)
         )
@@ -341,8 +420,22 @@ def _accumulated_step(
         (shifted * (weight * scale / max(total_trained, 1))).backward()
         loss_sum += shifted.item() * weight
         tokens += int(mask.sum().item()) if weight else 0
-    loss_sum, total_tokens = all_sum(env, [loss_sum, float(tokens)])
-    return loss_sum / max(total_trained, 1), int(total_tokens)
+        if weight:
+            target = labels[:, 1:]
+            correct += int(((logits[:, :-1].argmax(-1) == target) & (target != IGNORE)).sum().item())
+    loss_sum, total_tokens, total_correct = all_sum(env, [loss_sum, float(tokens), float(correct)])
+    return loss_sum / max(total_trained, 1), int(total_tokens), total_correct / max(total_trained, 1)
+
+
+def evaluate_data(run: TrainingRun, data: Any) -> dict[str, float]:
+    """The objective's validation metrics over `data`: `loss` and `mean_token_accuracy` for supervised
+    runs, `loss`, `reward_accuracy` and `reward_margin` for DPO."""
+    if run.req.objective == "dpo":
+        from .dpo import evaluate_preferences
+
+        return evaluate_preferences(run, data)
+    loss, accuracy = evaluate(run, data)
+    return {"loss": loss, "mean_token_accuracy": accuracy}
 
 
 @torch.no_grad()
@@ -354,7 +447,7 @@ def evaluate(run: TrainingRun, data: Dataset) -> tuple[float, float]:
     loss_sum, correct, count = 0.0, 0, 0
     order = sorted(range(len(data.examples)), key=lambda i: len(data.examples[i].input_ids))
     for start in range(0, len(order), batch_size):
-        mine, weight = _my_part(order[start : start + batch_size], env)
+        mine, weight = my_part(order[start : start + batch_size], env)
         batch = [data.examples[i] for i in mine]
         ids, labels, mask = (torch.tensor(x, device=env.device) for x in pad_batch(batch, run.data.pad_id))
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
