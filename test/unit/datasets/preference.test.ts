@@ -48,6 +48,23 @@ describe("preference (DPO) files", () => {
     );
   });
 
+  // One fixture per rule: ten good pairs, then the line that breaks it (line 11).
+  it.each([
+    ["preference-empty-output.jsonl", "preferred_output", "invalid_output"],
+    ["preference-missing-output.jsonl", "non_preferred_output", "missing_key"],
+    ["preference-whitespace-output.jsonl", "preferred_output[0].content", "empty_content"],
+    ["preference-not-assistant.jsonl", "preferred_output[0].role", "invalid_output"],
+    ["preference-two-messages.jsonl", "preferred_output", "invalid_output"],
+    ["preference-identical.jsonl", "non_preferred_output[0].content", "identical_outputs"],
+    ["preference-not-ending-with-user.jsonl", "input.messages[1]", "not_ending_with_user"],
+    ["preference-mixed-sft.jsonl", "", "mixed_formats"],
+  ])("%s: line 11 breaks the rule (%s, %s)", async (name, path, code) => {
+    const report = await validate(name);
+    expect(report.status).toBe("error");
+    expect(report.errors.map((e) => [e.line, e.path, e.code])).toEqual([[11, path, code]]);
+    expect(report.errors[0]!.message.length).toBeGreaterThan(10);
+  });
+
   it("train on the prompt and the preferred answer when read as chat", () => {
     const { example } = checkExample({
       input: { messages: [{ role: "user", content: "Hi" }] },
