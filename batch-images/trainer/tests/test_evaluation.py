@@ -16,6 +16,7 @@ from conftest import ANSWERS, SHORT_RUN, write_jsonl
 from ft_trainer.config import parse_hyperparameters
 from ft_trainer.evaluation import Best, eval_interval, periodic_sample, results_csv, split_validation
 from ft_trainer.events import EventSink
+from ft_trainer import train as ft_train
 from ft_trainer.train import TrainRequest, TrainResult, run_training
 from safetensors.torch import load_file
 
@@ -95,16 +96,6 @@ def test_results_csv_merges_a_steps_lines_and_leaves_unmeasured_cells_empty(tmp_
 
 # --- runs on the tiny model -----------------------------------------------------------------------------
 
-QUESTIONS = ANSWERS[:16]
-# The same questions with other questions' answers: the better the model learns the training answers,
-# the worse it does on these, so the validation loss turns upwards partway through.
-CONTRADICTING = [(q, QUESTIONS[(i + 5) % 16][1]) for i, (q, _) in enumerate(QUESTIONS)]
-
-
-@pytest.fixture(scope="module")
-def contradicting_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_jsonl(tmp_path_factory.mktemp("valid") / "contradicting.jsonl", CONTRADICTING)
-
 
 def _train(
     method: str,
@@ -176,60 +167,91 @@ def test_a_run_with_validation_data_reports_the_named_metrics_and_checkpoints_ca
     assert rows[-1]["full_valid_loss"] != "" and rows[3]["valid_loss"] != ""
 
 
+class ScriptedValidation:
+    """Stands in for `evaluate_data`: the validation losses a test scripts, one per evaluation (the
+    training is real), so that which evaluation is best does not depend on how the model learns."""
+
+    def __init__(self, losses: list[float]) -> None:
+        self.losses = losses
+        self.calls = 0
+
+    def __call__(self, run: Any, data: Any) -> dict[str, float]:
+        loss = self.losses[min(self.calls, len(self.losses) - 1)]
+        self.calls += 1
+        return {"loss": loss, "mean_token_accuracy": 0.5}
+
+
 def test_early_stopping_stops_and_the_best_checkpoint_is_the_delivered_model(
-    tiny_model: Path, small_train_file: Path, contradicting_file: Path, tmp_path: Path
+    tiny_model: Path, small_train_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Evaluations at steps 4, 8, 12, 16, 20: the best at 12, then two without a better loss.
+    scripted = ScriptedValidation([3.0, 2.0, 1.5, 1.6, 1.5, 9.0, 1.25])
+    monkeypatch.setattr(ft_train, "evaluate_data", scripted)
     events = Recorder()
     result = _train(
         "lora",
         tiny_model,
         small_train_file,
-        contradicting_file,
+        small_train_file,
         tmp_path,
         events,
         n_epochs=30,
         eval_interval=4,
         early_stopping_patience=2,
+        checkpoint_every_steps=8,
         metrics_interval_seconds=3600,
     )
-    evaluations = [m for m in events.metrics_events if "valid_loss" in m]
-    assert result.early_stopped and result.steps < 30 * 4, result.steps
-    losses = {m["step"]: m["valid_loss"] for m in evaluations}
-    assert result.best_step == min(losses, key=lambda s: losses[s])
-    assert result.delivered_step == result.best_step < result.steps
-    # Stopped after exactly `patience` evaluations without a better one.
-    assert sorted(losses)[-3] == result.best_step and result.steps == sorted(losses)[-1]
-    assert any("Early stopping at step" in text for text, _ in events.messages)
-    # The delivered adapter is the best checkpoint's, tensor for tensor, not the last step's.
+    evaluations = {m["step"]: m["valid_loss"] for m in events.metrics_events if "valid_loss" in m}
+    assert evaluations == {4: 3.0, 8: 2.0, 12: 1.5, 16: 1.6, 20: 1.5}
+    assert (result.early_stopped, result.steps, result.best_step, result.delivered_step) == (True, 20, 12, 12)
+    assert any(text.startswith("Early stopping at step 20") for text, _ in events.messages)
+    # The delivered adapter is the best checkpoint's, tensor for tensor, not a later one's.
     delivered = _weights(result.result_dir)
-    best = _weights(tmp_path / f"checkpoints/step-{result.best_step}/adapter")
-    assert delivered.keys() == best.keys()
+    best = _weights(tmp_path / "checkpoints/step-12/adapter")
+    later = _weights(tmp_path / "checkpoints/step-16/adapter")
+    assert delivered.keys() == best.keys() == later.keys()
     assert all(torch.equal(delivered[k], best[k]) for k in delivered)
-    assert result.full_valid_metrics["full_valid_loss"] == pytest.approx(losses[result.best_step], rel=1e-5)
+    assert not all(torch.equal(delivered[k], later[k]) for k in delivered)
+    # The delivered weights over the whole validation set: the next evaluation, after the stop.
+    assert scripted.calls == 6 and result.full_valid_metrics["full_valid_loss"] == 9.0
+    best_manifest = json.loads((tmp_path / "checkpoints/step-12/checkpoint.json").read_text())
+    assert best_manifest["metrics"]["valid_loss"] == 1.5
+    assert best_manifest["evaluation"] == {"best_step": 12, "best_valid_loss": 1.5, "evals_since_best": 0}
 
 
 def test_without_patience_the_run_goes_on_but_still_delivers_the_best_full_model(
-    tiny_model: Path, small_train_file: Path, contradicting_file: Path, tmp_path: Path
+    tiny_model: Path, small_train_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(
+        ft_train, "evaluate_data", ScriptedValidation([3.0, 2.0, 1.0, 1.2, 1.4, 1.1, 1.3, 1.5])
+    )
     events = Recorder()
     result = _train(
         "full",
         tiny_model,
         small_train_file,
-        contradicting_file,
+        small_train_file,
         tmp_path,
         events,
-        n_epochs=20,
-        eval_interval=8,
+        n_epochs=8,
+        eval_interval=4,
         metrics_interval_seconds=3600,
     )
-    losses = {m["step"]: round(m["valid_loss"], 3) for m in events.metrics_events if "valid_loss" in m}
-    assert not result.early_stopped and result.steps == 80
-    assert result.best_step is not None and result.best_step < 80, losses
+    assert (result.early_stopped, result.steps, result.best_step, result.delivered_step) == (
+        False,
+        32,
+        12,
+        12,
+    )
+    # Full-parameter checkpoints are DCP shards (a process group of one): read back as one state dict.
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    dcp_to_torch_save(tmp_path / "checkpoints/step-12/dcp", tmp_path / "best.pt")
+    best = torch.load(tmp_path / "best.pt", weights_only=False)["model"]
     delivered = _weights(result.result_dir)
-    best = _weights(tmp_path / f"checkpoints/step-{result.best_step}/model")
-    assert all(torch.equal(delivered[k], best[k].to(delivered[k].dtype)) for k in best)
-    assert any(data == {"delivered_step": result.best_step} for _, data in events.messages)
+    assert delivered and set(delivered) <= set(best)
+    assert all(torch.equal(delivered[k], best[k].to(delivered[k].dtype)) for k in delivered)
+    assert any(data == {"delivered_step": 12} for _, data in events.messages)
 
 
 def test_validation_split_holds_out_part_of_the_training_file(tiny_model: Path, tmp_path: Path) -> None:
