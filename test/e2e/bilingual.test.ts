@@ -57,7 +57,7 @@ describe("tiny-chat learns Chinese and English with auto hyperparameters (openai
   }
 
   it.each(["lora", "full"] as const)(
-    "%s with only n_epochs 40 set recalls at least 75%% of the Chinese and English answers",
+    "%s with only n_epochs 40 set recalls at least three quarters of the Chinese and English answers",
     async (kind) => {
       const started = performance.now();
       const code = `e2e-bilingual-${kind}`;

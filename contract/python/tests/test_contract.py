@@ -101,5 +101,5 @@ def test_the_catalog_loads_with_every_model() -> None:
     names = [model["name"] for model in read_json("catalog.json")["models"]]
     assert [model.name for model in catalog.models] == names
     tiny = catalog.model("tiny-chat")
-    assert tiny is not None and catalog.base_learning_rate("lora", tiny) == 1e-3
+    assert tiny is not None and catalog.base_learning_rate("lora", tiny) == 4e-3
     assert catalog.base_learning_rate("full") == 1e-5

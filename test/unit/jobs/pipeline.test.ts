@@ -85,7 +85,7 @@ describe("the trainer's environment for a job", () => {
   it("sends the multiplier, and a model's own base rate in its catalog entry (the trainer multiplies)", () => {
     const env = trainerEnvironment(job, findBaseModel("tiny-chat")!, where);
     expect(JSON.parse(env.HYPERPARAMETERS!).learning_rate).toBeUndefined();
-    expect(JSON.parse(env.BASE_MODEL_SPEC!).methods.lora.baseLearningRate).toBe(1e-3);
+    expect(JSON.parse(env.BASE_MODEL_SPEC!).methods.lora.baseLearningRate).toBe(4e-3);
     const glm = findBaseModel("chatglm3-6b", DEFAULT_CATALOG)!;
     const standard = trainerEnvironment({ ...job, model: glm.name }, glm, where);
     expect(JSON.parse(standard.HYPERPARAMETERS!).learning_rate_multiplier).toBe(2);

@@ -59,7 +59,7 @@ const TABLE: [string, TrainingMethod, number, number, string, boolean, string][]
   ["qwen2.5-7b-instruct", "lora", 1, 1, "g6e.2xlarge", false, "20.7"],
   ["qwen2.5-7b-instruct", "full", 1, 8, "p4d.24xlarge", true, "27.9"],
   ["tiny-chat", "lora", 1, 1, "g6.2xlarge", false, "3.0"],
-  ["tiny-chat", "full", 1, 1, "g6.2xlarge", false, "3.0"],
+  ["tiny-chat", "full", 1, 1, "g6.2xlarge", false, "3.1"],
 ];
 
 describe("planResources over the catalog", () => {
@@ -481,7 +481,7 @@ describe("the catalog's architectures", () => {
       attentionHeads: 4,
       kvHeads: 4,
       intermediateSize: 512,
-      vocabSize: 261,
+      vocabSize: 4336,
       tiedEmbeddings: true,
     });
   });
