@@ -78,7 +78,7 @@ describe("the local platform end to end (openai SDK)", () => {
     expect(file.status).toBe("processed");
     const hyperparameters =
       kind === "lora"
-        ? // A wide adapter on all projections: the tiny model has 1.4 M parameters, and the answers are
+        ? // A wide adapter on all projections: the tiny model has 2.4 M parameters, and the answers are
           // free text to be recalled byte for byte (52–54 of 54 exact across seeds, measured).
           { n_epochs: 50, batch_size: 2, lora_r: 64, lora_alpha: 128, lora_dropout: 0 }
         : { n_epochs: 30, batch_size: 4 };

@@ -44,7 +44,7 @@ export interface MethodSpec {
   readonly pricePer1kTokensUsd: number;
   /**
    * The learning rate `learning_rate_multiplier` 1 means for this model, when it differs from the
-   * method's usual one (`methods.{method}.baseLearningRate` in the catalog file): a 1.4 M-parameter model learns in minutes at 1e-3,
+   * method's usual one (`methods.{method}.baseLearningRate` in the catalog file): a 2.4 M-parameter model learns in minutes at 1e-3 to 4e-3,
    * where a 6 B one would diverge.
    */
   readonly baseLearningRate?: number;
