@@ -63,8 +63,11 @@ class WithProgress:
 
     def metrics(self, data: dict[str, Any]) -> None:
         self._events.metrics(data)
+        # A step's metrics carry the progress; the final full-validation line does not.
+        if "trained_tokens" not in data:
+            return
         eta = data.get("eta_seconds")
-        self._progress.update(int(data.get("trained_tokens", 0)), float(eta) if eta is not None else None)
+        self._progress.update(int(data["trained_tokens"]), float(eta) if eta is not None else None)
 
 
 @dataclass(frozen=True)
