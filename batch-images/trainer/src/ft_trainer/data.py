@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from .chat_format import (
     IGNORE,
@@ -18,6 +20,8 @@ from .chat_format import (
     messages_from_line,
 )
 from .config import ConfigError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,33 +40,65 @@ class Dataset:
         return [len(e.input_ids) for e in self.examples]
 
 
-def load_jsonl(path: Path, tokenizer: Tokenizer, family: Family, max_length: int) -> Dataset:
-    """Encodes every line. The validator already refused malformed files; a line that still fails here
-    is a bad input error naming its line, never silently skipped. Examples whose answer cannot fit at
-    all are counted in `skipped`."""
+def encode_lines(
+    path: Path,
+    tokenizer: Tokenizer,
+    family: Family,
+    encode_line: Callable[[object], T],
+    what: str,
+) -> tuple[list[T], int, int]:
+    """Encodes every line with `encode_line` (parse and encode one JSON line; ValueError from parsing is
+    bad input, from encoding an item that cannot fit). The validator already refused malformed files; a
+    line that still fails here is a bad input error naming its line, never silently skipped. Items that
+    cannot fit at all are counted as skipped. Returns the items, the truncated and the skipped count."""
     try:
         check_tokenizer(tokenizer, family)
     except TokenizerMismatch as error:
         raise ConfigError(str(error)) from error
-    examples: list[Encoded] = []
+    items: list[T] = []
     truncated = skipped = 0
     with path.open("r", encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                messages = messages_from_line(json.loads(line))
-            except (ValueError, json.JSONDecodeError) as error:
+                raw = json.loads(line)
+            except json.JSONDecodeError as error:
                 raise ConfigError(f"{path.name} line {number}: {error}") from error
             try:
-                encoded = encode(tokenizer, family, messages, max_length)
-            except ValueError:
+                item = encode_line(raw)
+            except _Unfit:
                 skipped += 1
                 continue
-            truncated += encoded.truncated
-            examples.append(encoded)
-    if not examples:
-        raise ConfigError(f"{path.name} has no usable examples")
+            except ValueError as error:
+                raise ConfigError(f"{path.name} line {number}: {error}") from error
+            truncated += int(getattr(item, "truncated", False))
+            items.append(item)
+    if not items:
+        raise ConfigError(f"{path.name} has no usable {what}")
+    return items, truncated, skipped
+
+
+class _Unfit(Exception):
+    """An item whose trained part cannot fit in `max_length`: skipped, not an error."""
+
+
+def fitting(encode_item: Callable[[], T]) -> T:
+    """`encode_item()`, with its ValueError (nothing trainable fits) marked as an item to skip."""
+    try:
+        return encode_item()
+    except ValueError as error:
+        raise _Unfit(str(error)) from error
+
+
+def load_jsonl(path: Path, tokenizer: Tokenizer, family: Family, max_length: int) -> Dataset:
+    """Encodes every supervised line (encode_lines)."""
+
+    def encode_line(raw: object) -> Encoded:
+        messages = messages_from_line(raw)
+        return fitting(lambda: encode(tokenizer, family, messages, max_length))
+
+    examples, truncated, skipped = encode_lines(path, tokenizer, family, encode_line, "examples")
     return Dataset(examples, truncated, skipped)
 
 

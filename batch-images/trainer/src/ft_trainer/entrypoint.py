@@ -203,8 +203,9 @@ def run(
         "best_step": result.best_step,
         "early_stopped": result.early_stopped,
         **result.valid_metrics,
-        "full_valid_loss": result.full_valid_metrics.get("full_valid_loss"),
-        "full_valid_mean_token_accuracy": result.full_valid_metrics.get("full_valid_mean_token_accuracy"),
+        # Null without validation data; DPO adds its full_valid_reward_* beside them.
+        "full_valid_loss": None,
+        "full_valid_mean_token_accuracy": None,
         **result.full_valid_metrics,
         "validation_split": result.validation_split.to_json() if result.validation_split else None,
         "resumed_from": result.resumed_from,

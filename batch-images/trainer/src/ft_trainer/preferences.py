@@ -14,7 +14,6 @@ two usually differ, is what the log-probability ratio compares; its end-of-turn 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,14 +23,12 @@ from .chat_format import (
     Family,
     Message,
     Tokenizer,
-    TokenizerMismatch,
-    check_tokenizer,
     encode_messages,
     encode_text,
     is_preference_line,
     prefix,
 )
-from .config import ConfigError
+from .data import encode_lines, fitting
 
 
 @dataclass(frozen=True)
@@ -161,27 +158,10 @@ def load_preferences(path: Path, tokenizer: Tokenizer, family: Family, max_lengt
     """Encodes every line of a preference file, as data.load_jsonl does a supervised one: a line that
     fails (a supervised line among them: the wrong file for a DPO job) is bad input naming the file and
     the line; a pair that cannot fit at all is counted in `skipped`."""
-    try:
-        check_tokenizer(tokenizer, family)
-    except TokenizerMismatch as error:
-        raise ConfigError(str(error)) from error
-    pairs: list[PreferencePair] = []
-    truncated = skipped = 0
-    with path.open("r", encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                preference = preference_from_line(json.loads(line))
-            except (ValueError, json.JSONDecodeError) as error:
-                raise ConfigError(f"{path.name} line {number}: {error}") from error
-            try:
-                pair = encode_pair(tokenizer, family, preference, max_length)
-            except ValueError:
-                skipped += 1
-                continue
-            truncated += pair.truncated
-            pairs.append(pair)
-    if not pairs:
-        raise ConfigError(f"{path.name} has no usable preference pairs")
+
+    def encode_line(raw: object) -> PreferencePair:
+        preference = preference_from_line(raw)
+        return fitting(lambda: encode_pair(tokenizer, family, preference, max_length))
+
+    pairs, truncated, skipped = encode_lines(path, tokenizer, family, encode_line, "preference pairs")
     return PreferenceDataset(pairs, truncated, skipped)
