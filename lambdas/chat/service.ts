@@ -19,6 +19,7 @@ import {
   upstreamBody,
 } from "../core/chat/request.ts";
 import { NotFoundError, PlatformError, toErrorEnvelope } from "../core/errors.ts";
+import type { ChatUsage, UsageRecorder } from "../core/usage/usage.ts";
 import { type ChatSink, type RelayResult, relay } from "./relay.ts";
 
 export type { ChatSink } from "./relay.ts";
@@ -76,6 +77,11 @@ export interface ChatDependencies {
   readonly logError?: (message: string, details: Record<string, unknown>) => void;
   /** Time to first token and token counts of an answered request (the chat metrics). */
   readonly recordChat?: (sample: ChatSample) => void;
+  /**
+   * The tenant's billable token usage: every answered chat's tokens, recorded after its response has
+   * ended (nothing of it is in the client's time to first byte).
+   */
+  readonly usage?: UsageRecorder;
 }
 
 /**
@@ -159,6 +165,19 @@ export async function serveChat(request: ChatRequest, sink: ChatSink, deps: Chat
       chat.stream && result.chunks > 0 && guarded.firstWriteAt !== undefined
         ? guarded.firstWriteAt - started
         : undefined;
+    if (deps.usage && result.usage) {
+      await recordUsage(
+        deps,
+        {
+          tenantId: request.tenantId,
+          model,
+          promptTokens: result.usage.prompt_tokens ?? 0,
+          completionTokens: result.usage.completion_tokens ?? 0,
+          at: now(),
+        },
+        request.requestId,
+      );
+    }
     deps.recordChat?.({
       model,
       ttftMs,
@@ -198,6 +217,22 @@ export async function serveChat(request: ChatRequest, sink: ChatSink, deps: Chat
       outcome: "rejected",
       code: error instanceof PlatformError ? error.code : "internal_error",
       durationMs: now() - started,
+    });
+  }
+}
+
+/**
+ * The usage write, after the response ended: a failure can no longer reach the client, so it is logged
+ * with the tokens (the operator can reconcile them), never thrown.
+ */
+async function recordUsage(deps: ChatDependencies, usage: ChatUsage, requestId: string): Promise<void> {
+  try {
+    await deps.usage?.record(usage);
+  } catch (error) {
+    deps.logError?.("usage not recorded", {
+      requestId,
+      usage,
+      error: error instanceof Error ? { name: error.name, message: error.message } : String(error),
     });
   }
 }

@@ -9,13 +9,14 @@ import type {
   TrainingQueue,
 } from "../core/jobs/ports.ts";
 import type { ConfiguredInstanceTypes } from "../core/jobs/resources.ts";
+import type { DeploymentsDependencies } from "./deployments.ts";
 
 /**
  * What the jobs API's services work with: the ports of lambdas/core/jobs/ports.ts (DynamoDB, SQS, Batch
  * and S3 adapters in AWS; in-memory fakes in the unit tests) and the deployment's configuration. Each
  * service names the part it uses.
  */
-export interface JobsDependencies extends Clock {
+export interface JobsDependencies extends Clock, DeploymentsDependencies {
   /** The jobs context's tables: jobs and events, models, Idempotency-Keys (one repository in AWS). */
   readonly jobs: JobsStore & ModelsStore & IdempotencyStore;
   readonly files: FilesReader;

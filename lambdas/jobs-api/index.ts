@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEvent } from "aws-lambda";
 import { SERVICES } from "../../infra/resources/definitions.ts";
 import { batchClient, documentClient, s3Client, sqsClient } from "../aws/clients.ts";
+import { DeploymentsRepository, SqsDeploymentQueue } from "../aws/deployments-repository.ts";
 import { bucketName, configEnv, jobTables, queueUrl, tableName } from "../aws/env.ts";
 import { FilesRepository } from "../aws/files-repository.ts";
 import { JobsRepository } from "../aws/jobs-repository.ts";
@@ -10,6 +11,7 @@ import { SqsTrainingQueue } from "../aws/training-queue.ts";
 import { BatchTrainingRunner, type TrainingRunner } from "../aws/training-runner.ts";
 import { catalogFromEnv } from "../core/catalog/base-models.ts";
 import { catalogGuard } from "../core/catalog/code-conflicts.ts";
+import { deploymentSettings } from "../core/deployments/settings.ts";
 import { handleApiEvent } from "../core/http/api-gateway.ts";
 import type { HttpResponse } from "../core/http/response.ts";
 import { Router } from "../core/http/router.ts";
@@ -28,6 +30,10 @@ export function createJobsRouter(runner?: TrainingRunner): Router {
   });
   const catalog = catalogFromEnv(configEnv("catalogOverride"));
   const instanceTypes = instanceTypesFromEnv(configEnv("trainingInstanceTypes"));
+  const settings = deploymentSettings({
+    perTenant: configEnv("deploymentsPerTenant"),
+    timeoutMinutes: configEnv("deploymentTimeoutMinutes"),
+  });
   return new Router(
     jobsRoutes({
       jobs,
@@ -38,6 +44,10 @@ export function createJobsRouter(runner?: TrainingRunner): Router {
       artifacts: new ObjectStore(s3Client(), bucketName("artifacts")),
       catalog,
       ...(instanceTypes ? { instanceTypes } : {}),
+      deployments: new DeploymentsRepository(documentClient(), tableName("models")),
+      deploymentQueue: new SqsDeploymentQueue(sqsClient(), queueUrl("deployments")),
+      deploymentsPerTenant: settings.deploymentsPerTenant,
+      deploymentTimeoutSeconds: settings.deploymentTimeoutSeconds,
       ready: catalogGuard(catalog, async (code) => (await jobs.getModel(code)) !== undefined, logError),
       record: {
         created: (job) => recordJobCreated(metrics, job),

@@ -8,6 +8,7 @@ import { toInvalidRequest } from "../core/http/request-errors.ts";
 import { modelUpdateSchema } from "../core/jobs/display-name.ts";
 import type { ModelsStore } from "../core/jobs/ports.ts";
 import type { ModelRecord } from "../core/jobs/wire.ts";
+import { type DeploymentsDependencies, releaseDeployment } from "./deployments.ts";
 import { baseModelUnchangeable, modelNotFound, modelStillTraining } from "./errors.ts";
 
 /**
@@ -19,6 +20,8 @@ import { baseModelUnchangeable, modelNotFound, modelStillTraining } from "./erro
 export interface ModelsDependencies {
   readonly jobs: ModelsStore;
   readonly catalog: BaseModelCatalog;
+  readonly deployments: DeploymentsDependencies["deployments"];
+  readonly deploymentQueue: DeploymentsDependencies["deploymentQueue"];
 }
 
 export type ModelView =
@@ -56,9 +59,16 @@ export function fineTunedCode(
   return code;
 }
 
-/** Deletes the tenant's fine-tuned model; 409 `model_not_ready` while its job has not ended. The code. */
+/**
+ * Deletes the tenant's fine-tuned model, undeploying it first when it has a live deployment; 409
+ * `model_not_ready` while its job has not ended. The code.
+ */
 export async function deleteModel(deps: ModelsDependencies, tenantId: string, code: string): Promise<string> {
   fineTunedCode(deps.catalog, code, "deleted");
+  const record = await deps.jobs.getModel(code);
+  if (record && record.tenantId === tenantId && record.status !== "pending") {
+    await releaseDeployment(deps, record);
+  }
   const result = await deps.jobs.deleteModel(tenantId, code);
   switch (result.outcome) {
     case "deleted":

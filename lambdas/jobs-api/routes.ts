@@ -13,6 +13,7 @@ import { cancelJob } from "./cancel-job.ts";
 import { createJob } from "./create-job.ts";
 import { deleteJob } from "./delete-job.ts";
 import type { JobsDependencies } from "./dependencies.ts";
+import { deployModel, undeployModel } from "./deployments.ts";
 import {
   deleteModel,
   fineTunedCode,
@@ -133,6 +134,19 @@ export const JOBS_ROUTES: readonly JobsRoute[] = [
       const code = await deleteModel(deps, request.tenantId, modelOf(request));
       return ok({ id: code, object: "model", deleted: true });
     },
+  },
+  {
+    // A full-parameter model's own server (LoRA models need none): started by the deployer, not here.
+    method: "POST",
+    pattern: "/v4/models/{model}/deploy",
+    handler: async (request, deps) =>
+      ok(toFineTunedModelObject(await deployModel(deps, request.tenantId, modelOf(request)))),
+  },
+  {
+    method: "DELETE",
+    pattern: "/v4/models/{model}/deploy",
+    handler: async (request, deps) =>
+      ok(toFineTunedModelObject(await undeployModel(deps, request.tenantId, modelOf(request)))),
   },
   {
     // `{"name": …}`: the display name is the one editable field.

@@ -4,6 +4,7 @@ import { CHAT_COMPLETIONS_PATH } from "../../lambdas/chat/local.ts";
 import { DEFAULT_CATALOG } from "../../lambdas/core/catalog/base-models.ts";
 import { filesRoutes } from "../../lambdas/files-api/routes.ts";
 import { jobsRoutes } from "../../lambdas/jobs-api/routes.ts";
+import { usageRoutes } from "../../lambdas/usage-api/routes.ts";
 import { synthPlatform } from "./synth.ts";
 
 const ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ft-inference:1";
@@ -38,16 +39,21 @@ describe("chat construct", () => {
     const env = fn.Properties.Environment.Variables;
     expect(env.MODELS_TABLE).toBeDefined();
     expect(env.API_KEYS_TABLE).toBeDefined();
+    expect(env.USAGE_TABLE).toBeDefined();
     expect(env.INFERENCE_ENDPOINTS).toBeDefined();
   });
 
-  it("lets the function read models and api keys by key, nothing else", () => {
+  it("lets the function read models and api keys by key and add to usage totals, nothing else", () => {
     const statements = Object.entries(template.findResources("AWS::IAM::Policy"))
       .filter(([id]) => id.startsWith("ChatChatFunctionRole"))
       .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
     const dynamo = statements.filter((s) => JSON.stringify(s.Action).includes("dynamodb"));
-    expect(dynamo.map((s) => s.Action)).toEqual(["dynamodb:GetItem", "dynamodb:GetItem"]);
-    expect(JSON.stringify(dynamo.map((s) => s.Resource))).toMatch(/StorageModelsTable.*StorageApiKeysTable/);
+    expect(dynamo.map((s) => s.Action)).toEqual(["dynamodb:GetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"]);
+    expect(JSON.stringify(dynamo.map((s) => s.Resource))).toMatch(
+      /StorageModelsTable.*StorageApiKeysTable.*StorageUsageTable/,
+    );
+    // Only the usage table, by ARN: no index, no other table.
+    expect(dynamo[2]!.Resource).toEqual({ "Fn::GetAtt": [expect.stringMatching(/^StorageUsageTable/), "Arn"] });
   });
 
   it("routes POST /v4/chat/completions to it, streamed, behind the API key authorizer", () => {
@@ -132,7 +138,12 @@ describe("jobs and models routes", () => {
         runner: unused,
         artifacts: unused,
         catalog: DEFAULT_CATALOG,
+        deployments: unused,
+        deploymentQueue: unused,
+        deploymentsPerTenant: 2,
+        deploymentTimeoutSeconds: 60,
       }),
+      ...usageRoutes({ usage: unused }),
       { method: "POST", pattern: CHAT_COMPLETIONS_PATH },
     ].map((route) => `${route.method} ${route.pattern.replace(/\{\w+\}/g, "{}")}`);
     const gateway = routes().map((route) => route.replace(/\{\w+\}/g, "{}"));

@@ -17,6 +17,8 @@ export interface ResolvedModel {
     readonly method: ModelRecord["method"];
     readonly artifactUri: string;
     readonly jobId: string;
+    /** A full-parameter model's own server (its deployment's address); LoRA models use their base's. */
+    readonly endpoint?: string;
   };
 }
 
@@ -67,6 +69,7 @@ export async function resolveModel(
       "model_not_served",
     );
   }
+  const endpoint = record.method === "full" ? deployedEndpoint(record) : undefined;
   return {
     requested: model,
     base: recordBase,
@@ -75,8 +78,27 @@ export async function resolveModel(
       method: record.method,
       artifactUri: record.artifactUri,
       jobId: record.jobId,
+      ...(endpoint ? { endpoint } : {}),
     },
   };
+}
+
+/**
+ * A full-parameter model is served by a server of its own, which exists only while it is deployed:
+ * its address, or 409 `model_not_deployed` naming the deploy call.
+ */
+function deployedEndpoint(record: ModelRecord): string {
+  const deployment = record.deployment;
+  if (deployment?.status === "deployed" && deployment.endpoint) return deployment.endpoint;
+  const code = record.modelCode;
+  const how = `POST /v4/models/${code}/deploy (ftctl models deploy ${code})`;
+  const message =
+    deployment?.status === "deploying"
+      ? `The model '${code}' is being deployed; retry when GET /v4/models/${code} shows deployment.status 'deployed'.`
+      : deployment?.status === "failed"
+        ? `The model '${code}' is a full-parameter model and its last deployment failed; deploy it again with ${how}.`
+        : `The model '${code}' is a full-parameter model and is not deployed; deploy it with ${how}, then retry.`;
+  throw new ConflictError(message, "model_not_deployed", "model");
 }
 
 /** `max_tokens` may not exceed the model's context (the upstream counts the prompt exactly). */
@@ -126,14 +148,11 @@ export function parseInferenceEndpoints(value: string | undefined): InferenceEnd
 }
 
 /**
- * The server for a model: a fine-tuned model's own entry (a full-parameter model deployed on its own)
- * wins over its base model's, which wins over `*`. ServiceUnavailableError when none is configured.
+ * The server for a model: a deployed full-parameter model's own (from its deployment record), else its
+ * base model's, else `*`. ServiceUnavailableError when none is configured.
  */
 export function endpointFor(model: ResolvedModel, endpoints: InferenceEndpoints): string {
-  const url =
-    (model.fineTuned && endpoints.get(model.fineTuned.modelCode)) ??
-    endpoints.get(model.base.name) ??
-    endpoints.get("*");
+  const url = model.fineTuned?.endpoint ?? endpoints.get(model.base.name) ?? endpoints.get("*");
   if (!url) {
     throw new ServiceUnavailableError(
       `No inference server is configured for '${model.requested}'.`,

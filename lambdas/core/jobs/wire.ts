@@ -1,5 +1,6 @@
 import type { TrainingMethod } from "../catalog/base-models.ts";
 import type { TrainingObjective } from "../catalog/catalog-file.ts";
+import { type DeploymentRecord, toDeploymentObject } from "../deployments/deployment.ts";
 import type { CreateJobRequest, JobPlan } from "./create-request.ts";
 import { completeHyperparameters, type StoredHyperparameters } from "./hyperparameters.ts";
 import { eventKey, jobKey, newEventId } from "./ids.ts";
@@ -339,6 +340,8 @@ export interface ModelRecord {
    * model becomes ready, null before.
    */
   readonly artifactUri: string | null;
+  /** A full-parameter model's latest deployment (deployments/deployment.ts); absent until deployed once. */
+  readonly deployment?: DeploymentRecord;
 }
 
 /**
@@ -357,6 +360,8 @@ export function toFineTunedModelObject(record: ModelRecord) {
     status: record.status,
     fine_tuning_job_id: record.jobId,
     method: record.method,
+    // A full-parameter model is served only while deployed; a LoRA model on its base model's server.
+    ...(record.method === "full" ? { deployment: toDeploymentObject(record.deployment) } : {}),
   };
 }
 

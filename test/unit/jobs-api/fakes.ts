@@ -1,4 +1,14 @@
 import { DEFAULT_CATALOG } from "../../../lambdas/core/catalog/base-models.ts";
+import {
+  type DeployerMessage,
+  type DeploymentChange,
+  type DeploymentQueue,
+  type DeploymentRecord,
+  type DeploymentStatus,
+  type DeploymentsStore,
+  isLive,
+  type StartDeploymentOutcome,
+} from "../../../lambdas/core/deployments/deployment.ts";
 import type { FileRecord, FileStatus } from "../../../lambdas/core/files/file-record.ts";
 import { newId } from "../../../lambdas/core/ids.ts";
 import type { TrainingMessage } from "../../../lambdas/core/jobs/dispatch.ts";
@@ -284,6 +294,62 @@ export class FakeQueue implements TrainingQueue {
   }
 }
 
+/** Deployments on the in-memory models, with the DynamoDB adapter's conditions. */
+export class InMemoryDeployments implements DeploymentsStore {
+  constructor(private readonly models: Map<string, ModelRecord>) {}
+
+  async getModel(modelCode: string): Promise<ModelRecord | undefined> {
+    return this.models.get(modelCode);
+  }
+
+  async startDeployment(
+    tenantId: string,
+    modelCode: string,
+    deployment: DeploymentRecord,
+  ): Promise<StartDeploymentOutcome> {
+    const model = this.models.get(modelCode);
+    if (!model || model.tenantId !== tenantId || model.status !== "ready" || model.method !== "full") {
+      return { outcome: "not_deployable" };
+    }
+    if (isLive(model.deployment)) return { outcome: "live" };
+    this.models.set(modelCode, { ...model, deployment });
+    return { outcome: "started" };
+  }
+
+  async updateDeployment(
+    modelCode: string,
+    deploymentId: string,
+    from: readonly DeploymentStatus[],
+    change: DeploymentChange,
+  ): Promise<boolean> {
+    const model = this.models.get(modelCode);
+    const current = model?.deployment;
+    if (!model || !current || current.id !== deploymentId || !from.includes(current.status)) return false;
+    const next: Record<string, unknown> = { ...current, status: change.status };
+    if (change.deployedAt !== undefined) next.deployedAt = change.deployedAt;
+    for (const field of ["endpoint", "reason"] as const) {
+      if (change[field] === null) delete next[field];
+      else if (change[field] !== undefined) next[field] = change[field];
+    }
+    this.models.set(modelCode, { ...model, deployment: next as unknown as DeploymentRecord });
+    return true;
+  }
+
+  async liveDeployments(tenantId: string): Promise<number> {
+    return [...this.models.values()].filter((m) => m.tenantId === tenantId && isLive(m.deployment)).length;
+  }
+}
+
+export class FakeDeploymentQueue implements DeploymentQueue {
+  readonly sent: { message: DeployerMessage; delaySeconds: number | undefined }[] = [];
+  failure: Error | undefined;
+
+  async send(message: DeployerMessage, delaySeconds?: number): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.sent.push({ message, delaySeconds });
+  }
+}
+
 export class FakeRunner implements TrainingCanceller {
   readonly terminated: { runId: string; reason: string }[] = [];
 
@@ -318,6 +384,8 @@ export function fakeDependencies() {
   const queue = new FakeQueue();
   const runner = new FakeRunner();
   const artifacts = new InMemoryArtifacts();
+  const deployments = new InMemoryDeployments(jobs.models);
+  const deploymentQueue = new FakeDeploymentQueue();
   const deps: JobsDependencies = {
     jobs,
     files,
@@ -326,8 +394,12 @@ export function fakeDependencies() {
     artifacts,
     catalog: DEFAULT_CATALOG,
     now: () => NOW,
+    deployments,
+    deploymentQueue,
+    deploymentsPerTenant: 2,
+    deploymentTimeoutSeconds: 600,
   };
-  return { deps, files, jobs, queue, runner, artifacts };
+  return { deps, files, jobs, queue, runner, artifacts, deployments, deploymentQueue };
 }
 
 let codes = 0;
