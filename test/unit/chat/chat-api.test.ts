@@ -189,6 +189,16 @@ describe("model resolution", () => {
     expect(upstream.requests).toHaveLength(0);
   });
 
+  it("returns 409 model_not_deployed for a full-parameter model that is not deployed", async () => {
+    const error = await clientA.chat.completions
+      .create({ model: "acme-full-undeployed", messages })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(409);
+    expect((error as InstanceType<typeof OpenAI.APIError>).code).toBe("model_not_deployed");
+    expect(upstream.requests).toHaveLength(0);
+  });
+
   it("returns 409 model_not_ready while the job is still training", async () => {
     const error = await errorOf(
       clientA.chat.completions.create({ model: "acme-pending", messages, stream: true }),

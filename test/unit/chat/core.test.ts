@@ -12,6 +12,7 @@ import { rateLimitFromEnv, TokenBucketLimiter } from "../../../lambdas/core/chat
 import { DEFAULT_CHAT_LIMITS, parseChatRequest, upstreamBody } from "../../../lambdas/core/chat/request.ts";
 import { SseParser } from "../../../lambdas/core/chat/sse.ts";
 import type { PlatformError } from "../../../lambdas/core/errors.ts";
+import type { ModelRecord } from "../../../lambdas/core/jobs/wire.ts";
 import { MODELS, modelRecord } from "./harness.ts";
 
 describe("SseParser", () => {
@@ -326,23 +327,43 @@ describe("model resolution and endpoints", () => {
     expect(b).toMatchObject({ status: 404, code: "model_not_found" });
   });
 
-  it("prefers a model code's own endpoint over its base model's over *", async () => {
+  it("sends a deployed full model to its deployment's own server, a LoRA model to its base's, else *", async () => {
     const endpoints = parseInferenceEndpoints(
-      JSON.stringify({
-        "*": "http://default/v1",
-        "tiny-chat": "http://tiny/v1/",
-        "acme-full": "http://full/v1",
-      }),
+      JSON.stringify({ "*": "http://default/v1", "tiny-chat": "http://tiny/v1/" }),
     );
     const full = await resolveModel("acme-full", "tn_a", deps);
     const lora = await resolveModel("acme-support-v1", "tn_a", deps);
     const base = await resolveModel("qwen2.5-7b-instruct", "tn_a", deps);
-    expect(endpointFor(full, endpoints)).toBe("http://full/v1");
+    expect(endpointFor(full, endpoints)).toBe("UPSTREAM");
     expect(endpointFor(lora, endpoints)).toBe("http://tiny/v1");
     expect(endpointFor(base, endpoints)).toBe("http://default/v1");
     expect(() => endpointFor(base, new Map())).toThrow(
       expect.objectContaining({ status: 503, code: "model_not_served" }),
     );
+  });
+
+  it("answers 409 model_not_deployed, naming the deploy call, for a full model that is not deployed", async () => {
+    const full = MODELS.find((m) => m.modelCode === "acme-full")!;
+    const cases = [
+      [undefined, "is not deployed; deploy it with POST /v4/models/acme-full/deploy"],
+      ["undeployed", "is not deployed; deploy it with POST /v4/models/acme-full/deploy"],
+      ["failed", "its last deployment failed; deploy it again with POST /v4/models/acme-full/deploy"],
+      [
+        "deploying",
+        "is being deployed; retry when GET /v4/models/acme-full shows deployment.status 'deployed'",
+      ],
+    ] as const;
+    for (const [status, message] of cases) {
+      const record = {
+        ...full,
+        deployment: status ? { ...full.deployment!, status, endpoint: undefined } : undefined,
+      } as ModelRecord;
+      const error = await resolveModel("acme-full", "tn_a", { ...deps, findModel: async () => record }).catch(
+        (e) => e,
+      );
+      expect(error).toMatchObject({ status: 409, code: "model_not_deployed", param: "model" });
+      expect(error.message).toContain(message);
+    }
   });
 
   it("refuses a malformed INFERENCE_ENDPOINTS", () => {

@@ -187,6 +187,22 @@ export const MODELS: readonly ModelRecord[] = [
     modelCode: "acme-full",
     method: "full",
     artifactUri: "s3://artifacts/tenants/tn_a/jobs/ftjob-full/model/",
+    // chatDeps points UPSTREAM at the test's upstream: the deployment's own server.
+    deployment: {
+      id: "dep-full",
+      status: "deployed",
+      tensorParallelSize: 1,
+      instanceType: "m7i.large",
+      requestedAt: 1_700_000_000,
+      deployedAt: 1_700_000_100,
+      deadline: 1_700_003_600,
+      endpoint: "UPSTREAM",
+    },
+  }),
+  modelRecord({
+    modelCode: "acme-full-undeployed",
+    method: "full",
+    artifactUri: "s3://artifacts/tenants/tn_a/jobs/ftjob-full2/model/",
   }),
 ];
 
@@ -199,7 +215,12 @@ export function chatDeps(
   const logs: ChatLogEntry[] = [];
   return {
     catalog: DEFAULT_CATALOG,
-    findModel: async (code) => MODELS.find((m) => m.modelCode === code),
+    findModel: async (code) => {
+      const record = MODELS.find((m) => m.modelCode === code);
+      return record?.deployment?.endpoint === "UPSTREAM"
+        ? { ...record, deployment: { ...record.deployment, endpoint: upstream } }
+        : record;
+    },
     endpoints: new Map([["*", upstream]]),
     limiter: new TokenBucketLimiter(1_000),
     log: (entry) => logs.push(entry),
