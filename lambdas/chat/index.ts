@@ -4,6 +4,7 @@ import { documentClient } from "../aws/clients.ts";
 import { tableName } from "../aws/env.ts";
 import { getModelRecord } from "../aws/model-lookup.ts";
 import { observability, recordChat } from "../aws/observability.ts";
+import { UsageRepository } from "../aws/usage-repository.ts";
 import { catalogGuard } from "../core/catalog/code-conflicts.ts";
 import { createChatLambdaHandler } from "./lambda.ts";
 import { type ChatDependencies, chatDependenciesFromEnv } from "./service.ts";
@@ -31,6 +32,7 @@ export const handler = awslambda.streamifyResponse(
           log: (entry) => logger.info("chat", { ...entry }),
           logError,
           recordChat: (sample) => recordChat(metrics, sample),
+          usage: new UsageRepository(documentClient(), tableName("usage")),
         });
         const exists = async (code: string) => (await findModel(code)) !== undefined;
         chat = { ...deps, ready: catalogGuard(deps.catalog, exists, logError) };

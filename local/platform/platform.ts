@@ -8,14 +8,18 @@ import { CONFIG_ENV } from "../../infra/resources/definitions.ts";
 import { documentClient, dynamoClient, s3Client, sqsClient } from "../../lambdas/aws/clients.ts";
 import { configEnv } from "../../lambdas/aws/env.ts";
 import { getModelRecord } from "../../lambdas/aws/model-lookup.ts";
+import { UsageRepository } from "../../lambdas/aws/usage-repository.ts";
 import { createChatService } from "../../lambdas/chat/local.ts";
 import { chatDependenciesFromEnv } from "../../lambdas/chat/service.ts";
 import { catalogFromEnv } from "../../lambdas/core/catalog/base-models.ts";
 import { checkCatalogAgainstCodes } from "../../lambdas/core/catalog/code-conflicts.ts";
+import type { DeploymentRuntime } from "../../lambdas/core/deployments/deployment.ts";
+import { deployerDependencies } from "../../lambdas/deployer/dependencies.ts";
 import { type BootstrappedResources, bootstrapResources } from "../bootstrap.ts";
 import { functionEnvironment, localObservabilityEnvironment } from "./environment.ts";
 import { createGateway } from "./gateway.ts";
 import { LocalBatch } from "./local-batch.ts";
+import { LocalDeploymentRuntime } from "./local-deployments.ts";
 import { SqsPoller } from "./sqs-poller.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -75,6 +79,8 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     ...(options.inferenceUrl
       ? { [CONFIG_ENV.inferenceEndpoints]: JSON.stringify({ "*": options.inferenceUrl }) }
       : {}),
+    // A local model loads in seconds: the deployer looks every second, not every 30.
+    [CONFIG_ENV.deploymentCheckSeconds]: process.env[CONFIG_ENV.deploymentCheckSeconds] ?? "1",
   });
 
   // A catalog naming a model a tenant already holds as a code is refused here, before anything serves.
@@ -86,14 +92,17 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
 
   if (options.baseModelsDir) await uploadBaseModels(options.baseModelsDir, resources.buckets.artifacts, log);
 
-  const [authorizer, filesApi, validator, jobsApi, dispatcher, jobStatus] = await Promise.all([
-    import("../../lambdas/authorizer/index.ts"),
-    import("../../lambdas/files-api/index.ts"),
-    import("../../lambdas/validator/index.ts"),
-    import("../../lambdas/jobs-api/index.ts"),
-    import("../../lambdas/dispatcher/index.ts"),
-    import("../../lambdas/job-status/index.ts"),
-  ]);
+  const [authorizer, filesApi, validator, jobsApi, dispatcher, jobStatus, usageApi, deployer] =
+    await Promise.all([
+      import("../../lambdas/authorizer/index.ts"),
+      import("../../lambdas/files-api/index.ts"),
+      import("../../lambdas/validator/index.ts"),
+      import("../../lambdas/jobs-api/index.ts"),
+      import("../../lambdas/dispatcher/index.ts"),
+      import("../../lambdas/job-status/index.ts"),
+      import("../../lambdas/usage-api/index.ts"),
+      import("../../lambdas/deployer/index.ts"),
+    ]);
   const batch = new LocalBatch({
     command: options.trainerCommand ?? DEFAULT_TRAINER_COMMAND,
     workDir: options.workDir ?? join(REPO_ROOT, ".cache/local-batch", options.prefix),
@@ -106,7 +115,12 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     { prefix: "/v4/files", handler: filesApi.handler },
     { prefix: "/v4/fine_tuning", handler: jobsHandler },
     { prefix: "/v4/models", handler: jobsHandler },
-    createChatService(chatDependenciesFromEnv(findModel)),
+    { prefix: "/v4/usage", handler: usageApi.handler },
+    createChatService(
+      chatDependenciesFromEnv(findModel, process.env, {
+        usage: new UsageRepository(documentClient(), resources.tables.usage),
+      }),
+    ),
   ]);
   await new Promise<void>((resolve) => server.listen(options.port, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
@@ -126,6 +140,17 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
       handler: dispatcher.dispatcherHandler(() => dispatcher.dispatcherDependencies(batch)),
       log: (line) => log(`dispatcher: ${line}`),
     }),
+    new SqsPoller({
+      sqs: sqsClient(),
+      queueUrl: resources.queueUrls.deployments,
+      queueArn: await queueArn(resources.queueUrls.deployments),
+      handler: deployer.deployerHandler(() =>
+        deployerDependencies(
+          options.inferenceUrl ? new LocalDeploymentRuntime(options.inferenceUrl) : NO_INFERENCE_SERVER,
+        ),
+      ),
+      log: (line) => log(`deployer: ${line}`),
+    }),
   ];
   for (const poller of pollers) poller.start();
   log(`gateway on http://localhost:${port}/v4, resources prefixed ${options.prefix}`);
@@ -141,6 +166,13 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     },
   };
 }
+
+/** Without a local inference server (tests of the API alone) a deployment fails at once, saying why. */
+const NO_INFERENCE_SERVER: DeploymentRuntime = {
+  start: async () => {},
+  probe: async () => ({ state: "failed", reason: "this local platform runs no inference server" }),
+  release: async () => {},
+};
 
 async function queueArn(url: string): Promise<string> {
   const { Attributes } = await sqsClient().send(

@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, inject, it } from "vitest";
 import { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
 import { TenantAdmin } from "../../local/cli/admin.ts";
 import { localClients } from "../integration/aws.ts";
+import { whileDeployed } from "./deployments.ts";
 
 const SAMPLE = fileURLToPath(new URL("../../samples/bilingual-qa.jsonl", import.meta.url));
 
@@ -78,17 +79,20 @@ describe("tiny-chat learns Chinese and English with auto hyperparameters (openai
 
       let recalled = 0;
       const missed: string[] = [];
-      for (const { context, answer } of examples) {
-        const reply = await client.chat.completions.create({
-          model: code,
-          messages: context,
-          temperature: 0,
-          max_tokens: 48,
-        });
-        const text = reply.choices[0]?.message.content ?? "";
-        if (text.includes(answer)) recalled += 1;
-        else missed.push(`${answer} → ${text}`);
-      }
+      // A full-parameter model is served only while deployed; a LoRA model on its base's server.
+      await whileDeployed(client, kind === "full" ? [code] : [], async () => {
+        for (const { context, answer } of examples) {
+          const reply = await client.chat.completions.create({
+            model: code,
+            messages: context,
+            temperature: 0,
+            max_tokens: 48,
+          });
+          const text = reply.choices[0]?.message.content ?? "";
+          if (text.includes(answer)) recalled += 1;
+          else missed.push(`${answer} → ${text}`);
+        }
+      });
       const recall = recalled / examples.length;
       console.log(
         `[e2e] bilingual ${kind}: recall ${(recall * 100).toFixed(0)}% (${recalled}/${examples.length}) ` +

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, inject, it } from "vitest";
 import { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
 import { TenantAdmin } from "../../local/cli/admin.ts";
 import { localClients } from "../integration/aws.ts";
+import { whileDeployed } from "./deployments.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const PREFERENCES = join(ROOT, "samples/preference.jsonl");
@@ -155,8 +156,12 @@ describe("preference tuning (DPO) on tiny-chat (openai SDK)", () => {
       expect(steps.length).toBeGreaterThanOrEqual(2);
       const last = steps.at(-1)!;
 
-      const before = await preferred(sft.fine_tuned_model!);
-      const after = await preferred(dpo.fine_tuned_model!);
+      // Full-parameter models are served only while deployed (both at once: the tenant's limit is 2).
+      const codes = kind === "full" ? [sft.fine_tuned_model!, dpo.fine_tuned_model!] : [];
+      const [before, after] = await whileDeployed(client, codes, async () => [
+        await preferred(sft.fine_tuned_model!),
+        await preferred(dpo.fine_tuned_model!),
+      ]);
       console.log(
         `[e2e] dpo ${kind}: reward accuracy ${steps[0]!.reward_accuracy} (step ${steps[0]!.step}) → ` +
           `${last.reward_accuracy} (step ${last.step}), margin ${last.reward_margin}; greedy answers ` +

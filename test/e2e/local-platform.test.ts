@@ -6,11 +6,20 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
 import { TenantAdmin } from "../../local/cli/admin.ts";
 import { localClients } from "../integration/aws.ts";
+import { type DeploymentObject, deploy, undeploy } from "./deployments.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const sample = (name: string) => join(ROOT, "samples", name);
 
 type Turn = { role: "system" | "user" | "assistant"; content: string };
+type UsageRow = {
+  date: string;
+  model: string;
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+};
 
 /** Every example of a sample file as (the conversation before the answer, the answer it was trained on). */
 function examples(name: string): { context: Turn[]; answer: string }[] {
@@ -42,8 +51,9 @@ async function phase<T>(name: string, run: () => Promise<T>): Promise<T> {
 /**
  * The whole local platform, driven only by the official `openai` npm client, as a tenant app would:
  * upload the shipped samples → validated → LoRA and full-parameter jobs on `tiny-chat` trained on CPU
- * by the real trainer → streamed chat with the model codes returns the trained answers; a second tenant
- * can neither see nor call them; a malformed file ends `error` with its line numbers.
+ * by the real trainer → the full model deployed (409 `model_not_deployed` before and after) → streamed
+ * chat with the model codes returns the trained answers, billed in the tenant's usage; a second tenant
+ * can neither see, deploy nor call them; a malformed file ends `error` with its line numbers.
  */
 describe("the local platform end to end (openai SDK)", () => {
   let a: OpenAI;
@@ -110,6 +120,23 @@ describe("the local platform end to end (openai SDK)", () => {
     expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
     expect(done.fine_tuned_model).toBe(code);
 
+    if (kind === "full") {
+      // A full-parameter model is new weights with a server of its own: none until it is deployed.
+      const hi = [{ role: "user" as const, content: "hi" }];
+      await expect(a.chat.completions.create({ model: code, messages: hi })).rejects.toMatchObject({
+        status: 409,
+        code: "model_not_deployed",
+      });
+      await expect(b.post(`/models/${code}/deploy`)).rejects.toMatchObject({ status: 404 });
+      const seen = await phase("full: deploy", () => deploy(a, code));
+      expect(seen).toEqual(["deploying", "deployed"]);
+      const model = (await a.models.retrieve(code)) as OpenAI.Models.Model & {
+        deployment?: DeploymentObject;
+      };
+      expect(model.deployment).toMatchObject({ status: "deployed", tensor_parallel_size: 1 });
+      expect(model.deployment?.deployed_at).toBeGreaterThan(0);
+    }
+
     // Greedy, streamed, every training prompt: how many come back exactly as trained, against the base
     // model (which knows none of these invented facts) as the control.
     const ask = async (model: string) => {
@@ -148,13 +175,31 @@ describe("the local platform end to end (openai SDK)", () => {
     // The trained weights are what answers: the adapter or the full weights were loaded and applied.
     expect(changed).toBeGreaterThan(answers.length / 2);
     expect(exact(trained)).toBeGreaterThanOrEqual(minimumExact);
+
+    // Every chat's tokens are billed to the tenant, per day and model.
+    const today = new Date().toISOString().slice(0, 10);
+    const usage = await a.get<{ data: UsageRow[] }>(`/usage?start=${today}&end=${today}`);
+    const row = usage.data.find((r) => r.model === code);
+    expect(row?.requests).toBe(answers.length);
+    expect(row?.prompt_tokens).toBeGreaterThan(0);
+    expect(row?.total_tokens).toBe((row?.prompt_tokens ?? 0) + (row?.completion_tokens ?? 0));
+    const other = await b.get<{ data: UsageRow[] }>(`/usage?start=${today}&end=${today}`);
+    expect(other.data.map((r) => r.model)).not.toContain(code);
+
+    if (kind === "full") {
+      const undeployed = await undeploy(a, code);
+      expect(undeployed.deployment?.status).toBe("undeployed");
+      await expect(
+        a.chat.completions.create({ model: code, messages: [{ role: "user", content: "hi" }] }),
+      ).rejects.toMatchObject({ status: 409, code: "model_not_deployed" });
+    }
   }
 
   it("trains a LoRA adapter on the messages sample; chat by its model code returns the trained answers", async () => {
     await trainAndChat("lora", "messages.jsonl", "e2e-lora-zorbia", 45);
   });
 
-  it("trains full parameters on the legacy sample; chat by its model code returns the trained answers", async () => {
+  it("trains full parameters on the legacy sample; deployed, chat by its model code returns the trained answers", async () => {
     await trainAndChat("full", "legacy.jsonl", "e2e-full-ketch", 40);
   });
 
