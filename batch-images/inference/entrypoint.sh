@@ -3,7 +3,9 @@
 # exits (non-zero) as soon as either one does, so that ECS replaces the task. Environment: README.md.
 set -euo pipefail
 
-# A full-parameter model's own deployment (CDK context fullModelDeployments) knows only its code.
+# A full-parameter model's deployment is either started with BASE_MODEL, SERVED_MODEL_NAME (its code),
+# MODEL_ARTIFACT_URI and MODEL_FAMILY set (the deployer), or knows only its code (CDK context
+# fullModelDeployments): then the models table and the catalog tell the rest.
 if [[ -n "${MODEL_CODE:-}" && -z "${MODEL_ARTIFACT_URI:-}" ]]; then
   assignments="$(python3 -m ft_inference.lookup)"
   eval "export $assignments"
@@ -37,10 +39,12 @@ args=(
 )
 [[ -n "${MAX_MODEL_LEN:-}" ]] && args+=(--max-model-len "$MAX_MODEL_LEN")
 if [[ -z "${MODEL_ARTIFACT_URI:-}" ]]; then
+  # The catalog's largest lora_r by default: every adapter a job may train loads (contract/catalog.json).
+  max_lora_rank="${MAX_LORA_RANK:-$(python3 -c 'from ft_contract import load_catalog; print(load_catalog().max_lora_rank)')}"
   args+=(
     --enable-lora
     --max-loras "${MAX_LORAS:-8}"
-    --max-lora-rank "${MAX_LORA_RANK:-64}"
+    --max-lora-rank "$max_lora_rank"
     --max-cpu-loras "${MAX_CPU_LORAS:-32}"
   )
 fi
@@ -50,8 +54,13 @@ family="${MODEL_FAMILY:-}"
 if [[ -z "$family" && -f "$MODEL_DIR/ft_model.json" ]]; then
   family="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("family", ""))' "$MODEL_DIR/ft_model.json")"
 fi
-if [[ -n "$family" && -f "/opt/inference/chat-templates/$family.jinja" ]]; then
-  args+=(--chat-template "/opt/inference/chat-templates/$family.jinja")
+templates="${CHAT_TEMPLATES_DIR:-/opt/inference/chat-templates}"
+if [[ -n "$family" ]]; then
+  if [[ ! -f "$templates/$family.jinja" ]]; then
+    echo "no chat template for the family '$family' in $templates: it would be served in another format than it was trained in" >&2
+    exit 1
+  fi
+  args+=(--chat-template "$templates/$family.jinja")
 fi
 
 vllm "${args[@]}" &

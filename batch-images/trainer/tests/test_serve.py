@@ -1,6 +1,7 @@
 """The local inference server (ft_trainer.serve): the OpenAI wire contract the chat Lambda relies on,
 with real weights (the tiny model, a LoRA adapter, full weights) and with a scripted model whose output
-is known in advance (stop strings, multi-byte characters, client disconnects)."""
+is known in advance (stop strings, multi-byte characters, client disconnects); and the loopback admin
+endpoints that deploy full-parameter models."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,9 +22,9 @@ from typing import Any
 import pytest
 import torch
 
-from ft_trainer.serve import Finished, InferenceServer, make_sampler
+from ft_trainer.serve import Finished, InferenceServer, admin_model_code, make_sampler
 from ft_trainer.serve_models import ArtifactCache, ModelRegistry, spec_from_request
-from ft_trainer.serve_protocol import ApiError, parse_request, visible_text
+from ft_trainer.serve_protocol import ApiError, parse_deployment, parse_request, visible_text
 
 SCRIPT = "Hello, wörld! END here. "  # 'ö' is two bytes: two tokens of the byte-level tokenizer
 STOP_SCRIPT = "Short answer."
@@ -53,6 +55,9 @@ class Harness:
         self.server, self.models, self.scripted = server, models, scripted
         self.finished: list[Finished] = []
         self.finished_event = threading.Event()
+        # Full-parameter loads, by artifact directory; a directory named in `holds` loads only once set.
+        self.full_loads: list[Path] = []
+        self.holds: dict[str, threading.Event] = {}
 
     def on_finish(self, finished: Finished) -> None:
         self.finished.append(finished)
@@ -72,10 +77,32 @@ class Harness:
         return response.status, json.loads(raw)
 
     def get(self, path: str) -> tuple[int, Any]:
+        return self.call("GET", path)
+
+    def call(self, method: str, path: str, body: dict[str, Any] | bytes | None = None) -> tuple[int, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
-        conn.request("GET", path)
+        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+        conn.request(method, path, data, {"Content-Type": "application/json"} if data is not None else {})
         response = conn.getresponse()
-        return response.status, json.loads(response.read())
+        result = response.status, json.loads(response.read())
+        conn.close()
+        return result
+
+    def deploy(
+        self, code: str, artifact: Path | str, base: str = "tiny-chat", **extra: Any
+    ) -> tuple[int, Any]:
+        body = {"base_model": base, "artifact_uri": str(artifact), **extra}
+        return self.call("PUT", f"/admin/deployments/{code}", body)
+
+    def wait_settled(self, code: str, timeout: float = 30) -> dict[str, Any]:
+        """The deployment's state once it is no longer loading."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, state = self.get(f"/admin/deployments/{code}")
+            assert status == 200, state
+            if state["status"] != "loading" or time.monotonic() > deadline:
+                return dict(state)
+            time.sleep(0.02)
 
 
 def chat(
@@ -140,7 +167,14 @@ def harness(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             if not file.name.endswith(".safetensors"):
                 shutil.copy(file, models / name / file.name)
 
+    full_loads: list[Path] = []
+    holds: dict[str, threading.Event] = {}
+
     def loader(base: Path, adapter: Path | None, full: Path | None) -> tuple[Any, Any]:
+        if full is not None:
+            full_loads.append(full)
+            if full.name in holds:
+                assert holds[full.name].wait(30)
         if base.name in scripted:
             return scripted[base.name], AutoTokenizer.from_pretrained(base)
         return _default_loader(base, adapter, full)
@@ -151,6 +185,7 @@ def harness(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     os.environ["FT_SERVE_QUIET"] = "1"
     server = InferenceServer(registry, port=0)
     h = Harness(server, models, scripted)
+    h.full_loads, h.holds = full_loads, holds
     server.on_finish = h.on_finish
     server.start()
     yield h
@@ -304,18 +339,195 @@ def test_seeded_sampling_repeats_and_temperature_zero_is_greedy(harness: Harness
     assert first == second
 
 
-def test_serves_full_weights_from_a_model_artifact(
+def full_headers(artifact: Path | str, base: str = "tiny-chat") -> dict[str, str]:
+    return {"x-ft-base-model": base, "x-ft-method": "full", "x-ft-artifact-uri": str(artifact)}
+
+
+def test_serves_full_weights_only_once_deployed_and_not_after_the_deployment_is_deleted(
     harness: Harness, tiny_model: Path, tmp_path: Path
 ) -> None:
     full = tmp_path / "model"
     shutil.copytree(tiny_model, full, ignore=shutil.ignore_patterns("ft_model.json"))
-    headers = {"x-ft-base-model": "tiny-chat", "x-ft-method": "full", "x-ft-artifact-uri": str(full)}
+    request = chat(model="ft-full", max_tokens=8)
 
-    status, body = harness.post(chat(model="ft-full", max_tokens=8), headers)
+    # Act: a chat before the deployment, the deployment, a chat once ready, the deletion, a chat after.
+    before = harness.post(request, full_headers(full))
+    deployed = harness.deploy("ft-full", full)
+    settled = harness.wait_settled("ft-full")
+    status, body = harness.post(request, full_headers(full))
     _, base = harness.post(chat(max_tokens=8))
+    weights = weakref.ref(harness.server.registry.deployed("ft-full", None).model)
+    deleted = harness.call("DELETE", "/admin/deployments/ft-full")
+    after = harness.post(request, full_headers(full))
+    gone = harness.get("/admin/deployments/ft-full")
 
-    assert status == 200
+    # Assess
+    assert before[0] == 409
+    assert before[1]["error"]["code"] == "model_not_deployed"
+    assert "POST /v4/models/ft-full/deploy" in before[1]["error"]["message"]
+    assert deployed == (202, {"model": "ft-full", "status": "loading", "error": None})
+    assert settled == {"model": "ft-full", "status": "ready", "error": None}
+    assert status == 200 and body["model"] == "ft-full"
     assert body["choices"][0]["message"] == base["choices"][0]["message"]  # the same weights
+    assert deleted == (200, {"model": "ft-full", "deleted": True})
+    assert weights() is None  # unloaded: nothing holds the weights any more
+    assert after[0] == 409 and after[1]["error"]["code"] == "model_not_deployed"
+    assert gone[0] == 404 and gone[1]["error"]["code"] == "model_not_found"
+    assert harness.call("DELETE", "/admin/deployments/ft-full") == (
+        200,
+        {"model": "ft-full", "deleted": True},
+    )
+
+
+# --- deployments of full-parameter models (scripted weights: only the life cycle matters) ---------------
+
+
+def scripted_artifact(tmp_path: Path, name: str) -> Path:
+    """A `model/` directory the scripted loader accepts: only config.json is checked."""
+    artifact = tmp_path / name
+    artifact.mkdir()
+    (artifact / "config.json").write_text("{}")
+    return artifact
+
+
+def test_deploying_the_same_artifact_again_answers_its_state_without_reloading(
+    harness: Harness, tmp_path: Path
+) -> None:
+    artifact = scripted_artifact(tmp_path, "held-model")
+    harness.holds[artifact.name] = threading.Event()
+    headers = full_headers(artifact, "scripted-stop")
+
+    first = harness.deploy("ft-held", artifact, "scripted-stop")
+    again = harness.deploy("ft-held", artifact, "scripted-stop")
+    while_loading = harness.post(chat(model="ft-held"), headers)
+    harness.holds[artifact.name].set()
+    settled = harness.wait_settled("ft-held")
+    once_ready = harness.deploy("ft-held", artifact, "scripted-stop")
+    status, body = harness.post(chat(model="ft-held"), headers)
+    harness.call("DELETE", "/admin/deployments/ft-held")
+
+    assert first == (202, {"model": "ft-held", "status": "loading", "error": None})
+    assert again == (200, {"model": "ft-held", "status": "loading", "error": None})
+    assert while_loading[0] == 409 and "still loading" in while_loading[1]["error"]["message"]
+    assert settled["status"] == "ready"
+    assert once_ready == (200, {"model": "ft-held", "status": "ready", "error": None})
+    assert status == 200 and body["choices"][0]["message"]["content"] == STOP_SCRIPT
+    assert harness.full_loads.count(artifact) == 1
+
+
+def test_a_deployment_stays_loaded_while_base_and_lora_models_cycle_through_the_lru(
+    harness: Harness, adapter: Path, tmp_path: Path
+) -> None:
+    artifact = scripted_artifact(tmp_path, "pinned-model")
+    harness.deploy("ft-pinned", artifact, "scripted-stop")
+    assert harness.wait_settled("ft-pinned")["status"] == "ready"
+    lora = {"x-ft-base-model": "tiny-chat", "x-ft-method": "lora", "x-ft-artifact-uri": str(adapter)}
+
+    # Act: four base and LoRA models through an LRU of three, then the deployed model.
+    for model, headers in [("tiny-chat", {}), ("scripted", {}), ("scripted-stop", {}), ("ft-lora", lora)]:
+        assert harness.post(chat(model=model, max_tokens=2), headers)[0] == 200
+    status, _ = harness.post(chat(model="ft-pinned", max_tokens=2), full_headers(artifact, "scripted-stop"))
+    harness.call("DELETE", "/admin/deployments/ft-pinned")
+
+    # Assess: served without a second load, and never one of the LRU's entries.
+    assert status == 200
+    assert harness.full_loads.count(artifact) == 1
+    assert len(harness.server.registry.loaded_keys()) == 3
+    assert not any("|full|" in key for key in harness.server.registry.loaded_keys())
+
+
+def test_a_failed_deployment_reports_why_and_is_retried_and_another_artifact_replaces_it(
+    harness: Harness, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()  # no config.json
+    fixed = scripted_artifact(tmp_path, "fixed-model")
+
+    harness.deploy("ft-swap", broken, "scripted-stop")
+    failed = harness.wait_settled("ft-swap")
+    chat_failed = harness.post(chat(model="ft-swap"), full_headers(broken, "scripted-stop"))
+    retried = harness.deploy("ft-swap", broken, "scripted-stop")
+    failed_again = harness.wait_settled("ft-swap")
+    replaced = harness.deploy("ft-swap", fixed, "scripted-stop")
+    ready = harness.wait_settled("ft-swap")
+    old_artifact = harness.post(chat(model="ft-swap"), full_headers(broken, "scripted-stop"))
+    new_artifact = harness.post(chat(model="ft-swap"), full_headers(fixed, "scripted-stop"))
+    harness.call("DELETE", "/admin/deployments/ft-swap")
+
+    assert failed["status"] == "failed" and "config.json" in failed["error"]
+    assert chat_failed[0] == 409 and "failed" in chat_failed[1]["error"]["message"]
+    assert retried[0] == 202 and failed_again["status"] == "failed"
+    assert replaced[0] == 202 and ready == {"model": "ft-swap", "status": "ready", "error": None}
+    assert old_artifact[0] == 409 and "another artifact" in old_artifact[1]["error"]["message"]
+    assert new_artifact[0] == 200
+
+
+def test_a_deployment_deleted_while_it_loads_is_dropped_when_the_load_ends(
+    harness: Harness, tmp_path: Path
+) -> None:
+    artifact = scripted_artifact(tmp_path, "dropped-model")
+    harness.holds[artifact.name] = threading.Event()
+
+    harness.deploy("ft-dropped", artifact, "scripted-stop")
+    deleted = harness.call("DELETE", "/admin/deployments/ft-dropped")
+    harness.holds[artifact.name].set()
+    for thread in threading.enumerate():
+        if thread.name == "ft-deploy-ft-dropped":
+            thread.join(10)
+
+    assert deleted == (200, {"model": "ft-dropped", "deleted": True})
+    assert harness.full_loads.count(artifact) == 1
+    assert harness.get("/admin/deployments/ft-dropped")[0] == 404
+
+
+def test_a_percent_encoded_model_code_names_the_deployment(harness: Harness, tmp_path: Path) -> None:
+    artifact = scripted_artifact(tmp_path, "encoded-model")
+
+    status, body = harness.deploy("ft%3Ascripted%3Aacme", artifact, "scripted-stop")
+    harness.wait_settled("ft:scripted:acme")
+    served = harness.post(chat(model="ft:scripted:acme"), full_headers(artifact, "scripted-stop"))
+    harness.call("DELETE", "/admin/deployments/ft:scripted:acme")
+
+    assert status == 202 and body["model"] == "ft:scripted:acme"
+    assert served[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b"{not json", None),
+        (b"[]", None),
+        ({"artifact_uri": "/tmp/x"}, "base_model"),
+        ({"base_model": "../etc", "artifact_uri": "/tmp/x"}, "base_model"),
+        ({"base_model": "tiny-chat"}, "artifact_uri"),
+        ({"base_model": "tiny-chat", "artifact_uri": ""}, "artifact_uri"),
+        ({"base_model": "tiny-chat", "artifact_uri": "s3://bucket"}, "artifact_uri"),
+        ({"base_model": "tiny-chat", "artifact_uri": "s3://b/tenants/../x/"}, "artifact_uri"),
+        ({"base_model": "tiny-chat", "artifact_uri": "/tmp/x", "family": "llama"}, "family"),
+        ({"base_model": "tiny-chat", "artifact_uri": "/tmp/x", "method": "full"}, "method"),
+    ],
+)
+def test_a_bad_deployment_body_is_a_400(
+    harness: Harness, body: dict[str, Any] | bytes, param: str | None
+) -> None:
+    status, response = harness.call("PUT", "/admin/deployments/ft-bad", body)
+
+    assert status == 400
+    assert response["error"]["type"] == "invalid_request_error"
+    assert response["error"]["param"] == param
+    assert harness.get("/admin/deployments/ft-bad")[0] == 404
+
+
+@pytest.mark.parametrize("path", ["/admin/deployments/", "/admin/deployments/a%2Fb", "/admin/deployments/-x"])
+def test_a_bad_model_code_in_an_admin_path_is_a_400(harness: Harness, path: str) -> None:
+    status, response = harness.get(path)
+
+    assert status == 400 and response["error"]["param"] == "model"
+
+
+def test_the_admin_paths_take_no_other_routes(harness: Harness) -> None:
+    assert harness.call("PUT", "/v1/chat/completions", {})[0] == 404
+    assert harness.call("DELETE", "/admin/other/x")[0] == 404
 
 
 # --- errors, models, health ----------------------------------------------------------------------------
@@ -429,6 +641,21 @@ def test_spec_from_request_reads_the_chat_lambda_headers() -> None:
     with pytest.raises(ApiError) as error:
         spec_from_request("../etc", {})
     assert error.value.status == 404
+
+
+def test_parse_deployment_reads_the_admin_body_and_the_path_its_model_code() -> None:
+    asked = parse_deployment(
+        b'{"base_model": "tiny-chat", "artifact_uri": "s3://b/k/model/", "family": "tiny"}'
+    )
+
+    assert (asked.base_model, asked.artifact_uri, asked.family) == ("tiny-chat", "s3://b/k/model/", "tiny")
+    assert (
+        parse_deployment(b'{"base_model": "m", "artifact_uri": "/models/x", "family": null}').family is None
+    )
+    assert admin_model_code("/admin/deployments/ft%3Am%3Aacme?x=1") == "ft:m:acme"
+    with pytest.raises(ApiError) as error:
+        admin_model_code("/admin/deployments/code%0A")
+    assert error.value.status == 400
 
 
 def test_sampler_is_greedy_at_temperature_zero_and_repeatable_with_a_seed() -> None:

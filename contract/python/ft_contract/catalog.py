@@ -128,6 +128,14 @@ class Catalog:
         return self.methods[method].base_learning_rate
 
     @property
+    def max_lora_rank(self) -> int:
+        """The largest `lora_r` a job may train with: the inference image's `--max-lora-rank` (vLLM
+        refuses to load an adapter of a larger rank, so no model trains that cannot be served)."""
+        rank = self.hyperparameters["lora_r"]
+        assert rank.max is not None
+        return int(rank.max)
+
+    @property
     def max_base_learning_rate(self) -> float:
         """With the largest multiplier, a model's own base rate must stay a valid `learning_rate`."""
         rate, multiplier = (

@@ -103,3 +103,18 @@ def test_the_catalog_loads_with_every_model() -> None:
     tiny = catalog.model("tiny-chat")
     assert tiny is not None and catalog.base_learning_rate("lora", tiny) == 4e-3
     assert catalog.base_learning_rate("full") == 1e-5
+
+
+# vLLM's accepted --max-lora-rank values (vllm/config/lora.py, LoRAConfig's possible_max_ranks, v0.11).
+VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def test_the_largest_lora_rank_is_one_vllm_serves() -> None:
+    # The inference image passes it as --max-lora-rank (batch-images/inference/entrypoint.sh): any
+    # adapter a job may train must load there.
+    catalog = load_catalog()
+    rank = catalog.hyperparameters["lora_r"]
+
+    assert catalog.max_lora_rank in VLLM_MAX_LORA_RANKS
+    assert rank.min is not None and rank.min >= 1
+    assert isinstance(rank.default, int) and rank.min <= rank.default <= catalog.max_lora_rank

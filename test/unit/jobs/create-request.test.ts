@@ -168,7 +168,7 @@ describe("parseCreateJobRequest", () => {
 
   it.each([
     [{ lora_r: 0 }, "method.hyperparameters.lora_r"],
-    [{ lora_r: 300 }, "method.hyperparameters.lora_r"],
+    [{ lora_r: 65 }, "method.hyperparameters.lora_r"],
     [{ n_epochs: 51 }, "method.hyperparameters.n_epochs"],
     [{ batch_size: 1.5 }, "method.hyperparameters.batch_size"],
     [{ learning_rate_multiplier: 0 }, "method.hyperparameters.learning_rate_multiplier"],

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type BaseModel, findBaseModel } from "../../../lambdas/core/catalog/base-models.ts";
 import { CATALOG_FILE } from "../../../lambdas/core/catalog/catalog-file.ts";
+import { parseCreateJobRequest } from "../../../lambdas/core/jobs/create-request.ts";
 import {
   autoBatchSize,
   autoEpochs,
@@ -31,7 +32,7 @@ describe("hyperparameter bounds", () => {
     ["learning_rate_multiplier", 0.0001],
     ["learning_rate_multiplier", 10],
     ["lora_r", 1],
-    ["lora_r", 256],
+    ["lora_r", 64],
     ["lora_alpha", 1],
     ["lora_alpha", 1024],
     ["lora_dropout", 0],
@@ -61,7 +62,7 @@ describe("hyperparameter bounds", () => {
     ["learning_rate_multiplier", -1],
     ["learning_rate_multiplier", 10.01],
     ["lora_r", 0],
-    ["lora_r", 257],
+    ["lora_r", 65],
     ["lora_r", 8.5],
     ["lora_alpha", 0],
     ["lora_alpha", 1025],
@@ -111,6 +112,19 @@ describe("hyperparameter bounds", () => {
     "validation_split",
   ])('accepts "auto" for %s', (name) => {
     expect(hyperparametersSchema.safeParse({ [name]: "auto" }).success).toBe(true);
+  });
+
+  it("refuses a create-job lora_r of 65 with a 400 naming 64, the largest rank the LoRA server loads", () => {
+    const error = rejection(() =>
+      parseCreateJobRequest({
+        model: "qwen2.5-7b-instruct",
+        training_file: "file-abc",
+        method: { type: "lora", hyperparameters: { lora_r: 65 } },
+      }),
+    );
+    expect(error.status).toBe(400);
+    expect(error.param).toBe("method.hyperparameters.lora_r");
+    expect(error.message).toContain('lora_r must be "auto" or an integer from 1 to 64');
   });
 
   it("rejects unknown hyperparameters", () => {
@@ -406,8 +420,8 @@ describe("resolveHyperparameters", () => {
     expect(error.message).toContain("8 training examples left after validation_split");
   });
 
-  it("caps auto lora_alpha at its upper bound", () => {
-    expect(resolveHyperparameters("lora", { lora_r: 256 }, qwen, { examples: 100 }, 1).lora_alpha).toBe(512);
+  it("derives auto lora_alpha as twice the largest lora_r, within lora_alpha's bound", () => {
+    expect(resolveHyperparameters("lora", { lora_r: 64 }, qwen, { examples: 100 }, 1).lora_alpha).toBe(128);
   });
 
   it("rejects an explicit batch size larger than the number of examples", () => {

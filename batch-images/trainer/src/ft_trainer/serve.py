@@ -6,15 +6,46 @@ Endpoints: POST /v1/chat/completions (streaming or not), GET /v1/models, GET /he
 runs it where the cloud runs vLLM (batch-images/inference); both honour one contract (README.md).
 Prompts are formatted by ft_trainer.chat_format, exactly as in training, and decoded token by token
 with the KV cache, so every token is flushed to the client as soon as it exists.
+
+Which models a chat reaches: a base model (`model` = its name, no `x-ft-*` headers) and a LoRA adapter
+(`x-ft-method: lora`) load on first use into an LRU of `--max-loaded` models. A full-parameter model
+(`x-ft-method: full`, `model` = its code) is served only once deployed, as in the cloud, where each has
+its own vLLM deployment; until its deployment is ready a chat answers 409 in the error envelope, code
+`model_not_deployed`, with a message naming `POST /v4/models/{code}/deploy`. When the chat's
+`x-ft-artifact-uri` differs from the deployed artifact, it is a 409 too.
+
+Admin endpoints (deployments of full-parameter models; loopback callers only, others get 403).
+`{model_code}` is one path segment, percent-decoded, matching `[A-Za-z0-9][A-Za-z0-9._:-]{0,127}`
+(else 400). Errors use the OpenAI envelope `{"error": {"message", "type", "param", "code"}}`.
+
+    PUT /admin/deployments/{model_code}
+        body {"base_model": str, "artifact_uri": str, "family"?: "chatglm3" | "glm4" | "chatml" | "tiny"}
+          base_model: a directory under --base-models-dir; artifact_uri: the job's `model/` prefix,
+          s3://bucket/key/ or a local directory; family: the chat format, else told from the base model
+        202 {"model": code, "status": "loading", "error": null}: loading started in the background
+            (download through the artifact cache, load the weights); the model stays pinned, outside
+            the LRU, until deleted. A failed deployment is retried; another artifact replaces it.
+        200 {"model": code, "status": "loading" | "ready", "error": null}: that artifact is already
+            loading or ready under this code; nothing is reloaded
+        400 a malformed body (not JSON, not an object, an unknown field, a bad base_model, artifact_uri
+            or family; `param` names the field)
+    GET /admin/deployments/{model_code}
+        200 {"model": code, "status": "loading" | "ready" | "failed", "error": str | null}
+        404 code "model_not_found": not deployed
+    DELETE /admin/deployments/{model_code}
+        200 {"model": code, "deleted": true}: unloaded and its memory freed (a generation in flight
+            finishes first); also when the code was not deployed
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,16 +58,20 @@ from .chat_format import encode_text, generation_prompt
 from .serve_models import ArtifactCache, LoadedModel, ModelRegistry, spec_from_request
 from .serve_protocol import (
     DEFAULT_MAX_TOKENS,
+    MODEL_CODE,
     ApiError,
     ChatRequest,
     Completion,
     bad_request,
+    model_not_found,
+    parse_deployment,
     parse_request,
     sse,
     visible_text,
 )
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+ADMIN_DEPLOYMENTS = "/admin/deployments/"
 
 
 class ClientGone(Exception):
@@ -189,7 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def do_GET(self) -> None:
-        if self.path == "/health":
+        if self.path.startswith(ADMIN_DEPLOYMENTS):
+            self._admin("GET")
+        elif self.path == "/health":
             self._json(200, {"status": "ok"})
         elif self.path == "/v1/models":
             data = [
@@ -200,6 +237,37 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(ApiError(404, f"No route GET {self.path}", code="not_found"))
 
+    def do_PUT(self) -> None:
+        self._admin("PUT")
+
+    def do_DELETE(self) -> None:
+        self._admin("DELETE")
+
+    def _admin(self, method: str) -> None:
+        """The deployment endpoints (the module's docstring has their contract)."""
+        registry = self.app.registry
+        try:
+            body = self._body()
+            if not self.path.startswith(ADMIN_DEPLOYMENTS):
+                raise ApiError(404, f"No route {method} {self.path}", code="not_found")
+            if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+                raise ApiError(403, "The admin endpoints answer loopback callers only", code="forbidden")
+            code = admin_model_code(self.path)
+            if method == "PUT":
+                asked = parse_deployment(body)
+                state, started = registry.deploy(code, asked.base_model, asked.artifact_uri, asked.family)
+                self._json(202 if started else 200, state)
+            elif method == "GET":
+                found = registry.deployment(code)
+                if found is None:
+                    raise model_not_found(f"The model '{code}' is not deployed")
+                self._json(200, found)
+            else:
+                registry.undeploy(code)
+                self._json(200, {"model": code, "deleted": True})
+        except ApiError as error:
+            self._error(error)
+
     def do_POST(self) -> None:
         try:
             body = self._body()
@@ -207,7 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, f"No route POST {self.path}", code="not_found")
             request = parse_request(body)
             headers = {k.lower(): v for k, v in self.headers.items()}
-            loaded = self.app.registry.get(spec_from_request(request.model, headers))
+            loaded = self.app.registry.serving(request.model, spec_from_request(request.model, headers))
         except ApiError as error:
             self._error(error)
             return
@@ -325,6 +393,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, error: ApiError) -> None:
         self._json(error.status, error.envelope())
+
+
+def admin_model_code(path: str) -> str:
+    """The model code of `/admin/deployments/{model_code}` (percent-decoded), or a 400."""
+    raw = path.split("?", 1)[0][len(ADMIN_DEPLOYMENTS) :]
+    code = urllib.parse.unquote(raw)
+    if "/" in raw or not MODEL_CODE.fullmatch(code):
+        raise bad_request(f"'{code}' is not a model code", "model")
+    return code
 
 
 def main(argv: list[str] | None = None) -> None:

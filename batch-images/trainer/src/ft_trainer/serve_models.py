@@ -1,14 +1,20 @@
-"""Which weights a request needs, getting them onto local disk, and a small LRU of loaded models.
+"""Which weights a request needs, getting them onto local disk, a small LRU of loaded models, and the
+deployed full-parameter models.
 
 A request names a base model (`{base-models-dir}/{name}/`) or, through the chat Lambda's headers, a
 fine-tuned result: `x-ft-artifact-uri` (an `adapter/` or `model/` prefix in S3, or a local directory
 in tests and the local platform), `x-ft-method` (`lora` or `full`) and `x-ft-base-model`.
+
+Base models and LoRA adapters load on first use and share the LRU. A full-parameter model is served
+only once deployed (`deploy`, behind `PUT /admin/deployments/{code}`), as in the cloud, where each one
+gets its own vLLM deployment: it loads in the background and stays pinned, outside the LRU, until
+`undeploy`.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
-import re
 import shutil
 import threading
 import uuid
@@ -24,10 +30,11 @@ from .chat_format import Family, check_tokenizer, stop_tokens
 from .config import ConfigError
 from .entrypoint import detect_family
 from .storage import ObjectStore, parse_s3
-from .serve_protocol import ApiError, bad_request, model_not_found
+from .serve_protocol import MODEL_NAME as _NAME
+from .serve_protocol import ApiError, bad_request, model_not_deployed, model_not_found
 
 Method = Literal["base", "lora", "full"]
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+DeploymentStatus = Literal["loading", "ready", "failed"]
 # A file whose presence in a cached artifact directory means its download finished.
 _COMPLETE = ".ft-complete"
 
@@ -113,6 +120,23 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+@dataclass
+class Deployment:
+    """A full-parameter model deployed under its code. Its fields change only under the registry's lock."""
+
+    code: str
+    base: str
+    artifact: str
+    family: Family | None
+    status: DeploymentStatus = "loading"
+    error: str | None = None
+    loaded: LoadedModel | None = None
+
+    def state(self) -> dict[str, Any]:
+        """The admin endpoints' answer: `{"model", "status", "error"}`."""
+        return {"model": self.code, "status": self.status, "error": self.error}
+
+
 Loader = Callable[[Path, Path | None, Path | None], tuple[Any, Any]]
 
 
@@ -143,6 +167,7 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._guard = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        self._deployments: dict[str, Deployment] = {}
 
     def base_names(self) -> list[str]:
         if not self.base_models_dir.is_dir():
@@ -157,7 +182,16 @@ class ModelRegistry:
             raise model_not_found(f"The model '{name}' does not exist")
         return path
 
+    def serving(self, model: str, spec: ModelSpec) -> LoadedModel:
+        """The loaded model a chat for `model` (the request's `model`: a model code when fine-tuned)
+        needs. A full-parameter model only when deployed and ready (else a 409 naming the deploy call);
+        a base model or LoRA adapter is loaded on first use."""
+        if spec.method == "full":
+            return self.deployed(model, spec.artifact)
+        return self.get(spec)
+
     def get(self, spec: ModelSpec) -> LoadedModel:
+        """A base model or LoRA adapter from the LRU, loaded on a miss (evicting the least recent)."""
         with self._guard:
             hit = self._loaded.get(spec.key)
             if hit is not None:
@@ -182,12 +216,91 @@ class ModelRegistry:
         with self._guard:
             return list(self._loaded)
 
-    def _load(self, spec: ModelSpec) -> LoadedModel:
-        base = self.base_dir(spec.base)
+    # --- deployments of full-parameter models ------------------------------------------------------
+
+    def deploy(
+        self, code: str, base: str, artifact: str, family: Family | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Starts loading `artifact` as `code` in a background thread; returns (its state, started).
+
+        Idempotent: while the same artifact is loading or ready under `code`, nothing restarts and its
+        state is returned with started False. A failed one is retried; another artifact replaces the
+        deployment (what the old one had loaded is dropped)."""
+        with self._guard:
+            current = self._deployments.get(code)
+            if current is not None and current.artifact == artifact and current.status != "failed":
+                return current.state(), False
+            if current is not None:
+                current.loaded = None  # replaced: its weights go, unless a generation still holds them
+            deployment = Deployment(code, base, artifact, family)
+            self._deployments[code] = deployment
+            state = deployment.state()
+        if current is not None:
+            gc.collect()
+        threading.Thread(
+            target=self._load_deployment, args=(deployment,), name=f"ft-deploy-{code}", daemon=True
+        ).start()
+        return state, True
+
+    def deployment(self, code: str) -> dict[str, Any] | None:
+        """The deployment's state, or None when `code` is not deployed."""
+        with self._guard:
+            found = self._deployments.get(code)
+            return None if found is None else found.state()
+
+    def undeploy(self, code: str) -> bool:
+        """Forgets the deployment and frees its weights (a generation in flight keeps them until it
+        ends; a load in flight is dropped when it finishes). False when `code` was not deployed."""
+        with self._guard:
+            removed = self._deployments.pop(code, None)
+            if removed is not None:
+                removed.loaded = None
+        if removed is None:
+            return False
+        gc.collect()
+        return True
+
+    def deployed(self, code: str, artifact: str | None) -> LoadedModel:
+        """The ready deployment of `code` (of `artifact`, when the chat names one), else a 409."""
+        with self._guard:
+            found = self._deployments.get(code)
+            if found is None:
+                detail = ""
+            elif found.status == "loading":
+                detail = " (its deployment is still loading)"
+            elif found.status == "failed":
+                detail = f" (its deployment failed: {found.error})"
+            elif artifact is not None and artifact != found.artifact:
+                detail = " (the deployment serves another artifact)"
+            else:
+                assert found.loaded is not None
+                return found.loaded
+        raise model_not_deployed(code, detail)
+
+    def _load_deployment(self, deployment: Deployment) -> None:
+        loaded: LoadedModel | None = None
+        error: str | None = None
         try:
-            family = detect_family(base)
-        except ConfigError as error:
-            raise ApiError(500, str(error), "server_error") from error
+            loaded = self._load(ModelSpec(deployment.base, "full", deployment.artifact), deployment.family)
+        except ApiError as failure:
+            error = failure.message
+        except Exception as failure:  # a broken artifact, S3 trouble: the deployment reports it
+            error = f"the model could not be loaded: {failure}"
+        with self._guard:
+            if self._deployments.get(deployment.code) is not deployment:
+                return  # deleted or replaced meanwhile: what was loaded is dropped here
+            if loaded is None:
+                deployment.status, deployment.error = "failed", error
+            else:
+                deployment.status, deployment.loaded = "ready", loaded
+
+    def _load(self, spec: ModelSpec, family: Family | None = None) -> LoadedModel:
+        base = self.base_dir(spec.base)
+        if family is None:
+            try:
+                family = detect_family(base)
+            except ConfigError as error:
+                raise ApiError(500, str(error), "server_error") from error
         adapter = full = None
         if spec.artifact is not None:
             local = self.artifacts.local_dir(spec.artifact)

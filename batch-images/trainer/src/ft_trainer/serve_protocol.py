@@ -8,15 +8,22 @@ image (batch-images/inference) honours the same contract, so the chat Lambda can
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .chat_format import Message
+from .chat_format import FAMILIES, Family, Message
 
 DEFAULT_MAX_TOKENS = 256
 MAX_STOP_STRINGS = 4  # OpenAI's limit
+# A base model's directory name under --base-models-dir.
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# A model code in an admin path: the platform's codes (lambdas/core/jobs/model-code.ts) and, leniently,
+# OpenAI-style `ft:base:org:suffix` names.
+MODEL_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+MAX_URI_LENGTH = 2048
 
 
 class ApiError(Exception):
@@ -47,6 +54,17 @@ def model_not_found(message: str) -> ApiError:
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
     return ApiError(400, message, code=code, param=param)
+
+
+def model_not_deployed(code: str, detail: str = "") -> ApiError:
+    """A chat for a full-parameter model that is not deployed and ready (`detail`: why, in brackets)."""
+    return ApiError(
+        409,
+        f"The model '{code}' is not deployed{detail}: deploy it with POST /v4/models/{code}/deploy, "
+        "then retry once its deployment is ready",
+        code="model_not_deployed",
+        param="model",
+    )
 
 
 @dataclass(frozen=True)
@@ -177,6 +195,69 @@ def _seed(raw: object) -> int | None:
     if not isinstance(raw, int) or isinstance(raw, bool):
         raise bad_request("'seed' must be an integer", "seed")
     return raw
+
+
+# --- deployments (the loopback admin endpoints) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeploymentRequest:
+    """The body of `PUT /admin/deployments/{model_code}`."""
+
+    base_model: str
+    artifact_uri: str
+    family: Family | None = None
+
+
+_DEPLOYMENT_FIELDS = ("base_model", "artifact_uri", "family")
+
+
+def parse_deployment(body: bytes) -> DeploymentRequest:
+    """A deployment body; anything malformed is a 400 naming the offending field."""
+    try:
+        obj = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise bad_request(f"the body is not valid JSON: {error}") from error
+    if not isinstance(obj, dict):
+        raise bad_request("the body must be a JSON object")
+    unknown = sorted(set(obj) - set(_DEPLOYMENT_FIELDS))
+    if unknown:
+        raise bad_request(
+            f"unknown field '{unknown[0]}': the body takes {', '.join(_DEPLOYMENT_FIELDS)}",
+            unknown[0],
+            "unknown_parameter",
+        )
+    base = obj.get("base_model")
+    if not isinstance(base, str) or not MODEL_NAME.fullmatch(base):
+        raise bad_request("'base_model' must be a base model's name", "base_model")
+    return DeploymentRequest(base, _artifact_uri(obj.get("artifact_uri")), _family(obj.get("family")))
+
+
+def _artifact_uri(uri: object) -> str:
+    if (
+        not isinstance(uri, str)
+        or not uri
+        or len(uri) > MAX_URI_LENGTH
+        or any(ord(c) < 32 or ord(c) == 127 for c in uri)
+    ):
+        raise bad_request(
+            f"'artifact_uri' must be an s3:// prefix or a local directory of at most {MAX_URI_LENGTH} "
+            "characters",
+            "artifact_uri",
+        )
+    if uri.startswith("s3://"):
+        bucket, _, key = uri[5:].partition("/")
+        if not bucket or not key or ".." in key.split("/"):
+            raise bad_request(f"'artifact_uri' {uri!r} is not a valid artifact prefix", "artifact_uri")
+    return uri
+
+
+def _family(family: object) -> Family | None:
+    if family is None:
+        return None
+    if family not in FAMILIES:
+        raise bad_request(f"'family' must be one of {', '.join(FAMILIES)}", "family")
+    return family  # type: ignore[return-value]
 
 
 # --- stop strings ------------------------------------------------------------------------------------
