@@ -10,6 +10,7 @@ import { FILES_COMMANDS, FILES_USAGE } from "./files.ts";
 import { JOBS_COMMANDS, JOBS_USAGE, MODELS_COMMANDS, MODELS_USAGE } from "./jobs.ts";
 import type { ProgressStream } from "./progress.ts";
 import { ApiError, type CommandContext, type CommandSpec, ConnectionError, TenantApi } from "./tenant-api.ts";
+import { USAGE_COMMANDS, USAGE_USAGE } from "./usage.ts";
 
 const indent = (text: string) => text.replace(/^/gm, "  ");
 
@@ -20,6 +21,7 @@ ${indent(FILES_USAGE)}
 ${indent(JOBS_USAGE)}
 ${indent(MODELS_USAGE)}
   ftctl chat <model> "<prompt>" [--system s] [--max-tokens N] [--temperature X]   streamed answer
+${indent(USAGE_USAGE)}
 
   --base-url <url>  the API, e.g. https://…/v4 (else FT_BASE_URL, OPENAI_BASE_URL, or the local platform
                     at http://localhost:\${PORT:-8787}/v4)
@@ -63,6 +65,7 @@ const TENANT_COMMANDS: Record<string, CommandSpec> = {
   ...JOBS_COMMANDS,
   ...MODELS_COMMANDS,
   ...CHAT_COMMANDS,
+  ...USAGE_COMMANDS,
 };
 
 const GROUP_USAGE: Record<string, string> = {
@@ -70,6 +73,7 @@ const GROUP_USAGE: Record<string, string> = {
   jobs: JOBS_USAGE,
   models: MODELS_USAGE,
   chat: CHAT_USAGE,
+  usage: USAGE_COMMANDS.usage!.usage,
 };
 
 const COMMON_OPTIONS = {
@@ -217,7 +221,8 @@ async function tenantMain(
     strict: false,
     options: Object.assign({}, COMMON_OPTIONS, ...Object.values(TENANT_COMMANDS).map((c) => c.options)),
   });
-  const verb = area === "chat" ? undefined : loose.positionals[1];
+  // chat and usage are commands of their own; the other areas take a verb.
+  const verb = area in TENANT_COMMANDS ? undefined : loose.positionals[1];
   const spec = TENANT_COMMANDS[verb ? `${area} ${verb}` : area];
   if (!spec) {
     if (!verb && loose.values.help) {

@@ -5,6 +5,7 @@ import {
   type CommandContext,
   type CommandSpec,
   ConnectionError,
+  type DeploymentObject,
   type JobEvent,
   type JobObject,
   type ModelObject,
@@ -26,7 +27,20 @@ ftctl jobs follow <job id>                  status, messages, live loss until it
 export const MODELS_USAGE = `ftctl models list                           base models and your fine-tuned models
 ftctl models get <model code>
 ftctl models rename <model code> <name>     the display name ("" clears it)
-ftctl models delete <model code>`;
+ftctl models delete <model code>
+ftctl models deploy <model code> [--wait]   a full-parameter model's own server; --wait until deployed
+ftctl models undeploy <model code>          release that server (chat with it stops at once)`;
+
+const DEPLOY_USAGE = `usage: ftctl models deploy <model code> [--wait]
+
+Starts a server of its own for a full-parameter fine-tuned model (POST /models/{code}/deploy) and prints
+the deployment's status, tensor-parallel size and instance type. A LoRA model needs no deploy: it is
+served on its base model's server. --wait polls the model every second until the deployment is deployed
+(exit 0) or failed or undeployed (prints the reason, exit 1).`;
+
+const UNDEPLOY_USAGE = `usage: ftctl models undeploy <model code>
+
+Releases a full-parameter model's server (DELETE /models/{code}/deploy); chat with it stops at once.`;
 
 const CREATE_USAGE = `usage: ftctl jobs create --model <base model> --training-file <file id> [options]
 
@@ -261,7 +275,111 @@ export const MODELS_COMMANDS: Record<string, CommandSpec> = {
       return 0;
     },
   },
+  "models deploy": {
+    usage: DEPLOY_USAGE,
+    options: { wait: { type: "boolean" } },
+    run: async (ctx, args, values) => {
+      const code = oneId(args, DEPLOY_USAGE);
+      let model = await ctx.api.deployModel(code);
+      if (values.wait) model = await waitForDeployment(ctx, model);
+      const deployment = deploymentOf(model);
+      if (ctx.json) ctx.out(JSON.stringify(model, null, 2));
+      else {
+        ctx.out(`${model.id}: ${deploymentText(deployment)}`);
+        if (deployment.status === "deployed") {
+          ctx.out(`Chat with it: ftctl chat ${model.id} "<prompt>"`);
+        } else if (!values.wait && deployment.status === "deploying") {
+          ctx.err(`The server starts now; see it with 'ftctl models get ${model.id}' (or use --wait).`);
+        } else if (values.wait && deployment.status === "undeployed") {
+          ctx.out("It was undeployed before its server came up.");
+        }
+      }
+      return !values.wait || deployment.status === "deployed" ? 0 : 1;
+    },
+  },
+  "models undeploy": {
+    usage: UNDEPLOY_USAGE,
+    options: {},
+    run: async (ctx, args) => {
+      const model = await ctx.api.undeployModel(oneId(args, UNDEPLOY_USAGE));
+      ctx.out(ctx.json ? JSON.stringify(model, null, 2) : `${model.id}: ${deploymentOf(model).status}`);
+      return 0;
+    },
+  },
 };
+
+/** A model object's deployment; an answer without one is no full-parameter model's. */
+function deploymentOf(model: ModelObject): DeploymentObject {
+  if (!model.deployment) {
+    throw new Error(`the API's answer for '${model.id}' has no deployment (is it a full-parameter model?)`);
+  }
+  return model.deployment;
+}
+
+const DEPLOY_POLL_MS = 1000;
+const FINAL_DEPLOYMENT_STATUSES = new Set(["deployed", "failed", "undeployed"]);
+
+/**
+ * Polls a model until its deployment is deployed, failed or undeployed: each status it passes through
+ * on stderr, and on a TTY a line redrawn with the seconds waited. Rides out a few failed polls.
+ */
+async function waitForDeployment(ctx: CommandContext, initial: ModelObject): Promise<ModelObject> {
+  const started = Date.now();
+  const tty = Boolean(ctx.progress.isTTY) && !ctx.json;
+  let model = initial;
+  let shown = "";
+  let failures = 0;
+  let lineOpen = false;
+  const endLine = () => {
+    if (lineOpen) ctx.progress.write("\n");
+    lineOpen = false;
+  };
+  for (;;) {
+    const deployment = deploymentOf(model);
+    if (deployment.status !== shown && !ctx.json) {
+      endLine();
+      ctx.err(`${model.id}: ${deployment.status}`);
+    }
+    shown = deployment.status;
+    if (FINAL_DEPLOYMENT_STATUSES.has(deployment.status)) {
+      endLine();
+      return model;
+    }
+    if (tty) {
+      const waited = Math.round((Date.now() - started) / 1000);
+      ctx.progress.write(`\r${model.id}: ${deploymentText(deployment)}  ${waited} s\x1b[K`);
+      lineOpen = true;
+    }
+    await ctx.sleep(Math.min(ctx.pollIntervalMs, DEPLOY_POLL_MS));
+    try {
+      model = await ctx.api.getModel(model.id);
+      failures = 0;
+    } catch (error) {
+      const transient =
+        error instanceof ConnectionError ||
+        (error instanceof ApiError && (error.status >= 500 || error.status === 429));
+      if (!transient || ++failures > MAX_POLL_FAILURES) {
+        endLine();
+        throw error;
+      }
+      endLine();
+      ctx.err(
+        `(poll failed, retrying: ${error instanceof ApiError ? error.describe() : (error as Error).message})`,
+      );
+    }
+  }
+}
+
+/** `deployed (tp 1, m7i.large)`; a failed one with its reason. */
+export function deploymentText(deployment: DeploymentObject): string {
+  const where = [
+    deployment.tensor_parallel_size != null ? `tp ${deployment.tensor_parallel_size}` : "",
+    deployment.instance_type ?? "",
+  ].filter(Boolean);
+  const reason =
+    deployment.status === "failed" && deployment.failure_reason ? `: ${deployment.failure_reason}` : "";
+  return `${deployment.status}${where.length ? ` (${where.join(", ")})` : ""}${reason}`;
+}
 
 /** Consecutive failed polls (5xx, 429, unreachable) that `follow` rides out before giving up. */
 const MAX_POLL_FAILURES = 5;
@@ -466,6 +584,7 @@ function modelLine(model: ModelObject): string {
     model.id.padEnd(28),
     model.owned_by ?? "",
     model.status ? `status ${model.status}` : "",
+    model.deployment ? `deployment ${deploymentText(model.deployment)}` : "",
     model.root && model.root !== model.id ? `base ${model.root}` : "",
     model.fine_tuning_job_id ?? "",
     model.name ? `"${model.name}"` : "",

@@ -3,7 +3,7 @@ import type { ProgressStream } from "./progress.ts";
 
 /**
  * A small client of the platform's public API (`/v4`), on plain `fetch`: what the tenant commands of
- * ftctl (files, jobs, models, chat) call. Every non-2xx answer becomes an {@link ApiError} holding the
+ * ftctl (files, jobs, models, chat, usage) call. Every non-2xx answer becomes an {@link ApiError} holding the
  * OpenAI error envelope's fields; an unreachable endpoint becomes a {@link ConnectionError}.
  */
 
@@ -94,6 +94,19 @@ export interface JobEvent {
   readonly data?: Record<string, unknown> | null;
 }
 
+export type DeploymentStatus = "deploying" | "deployed" | "failed" | "undeployed";
+
+/** A full-parameter model's (latest) deployment: its own server; null fields before the first deploy. */
+export interface DeploymentObject {
+  readonly id?: string;
+  readonly status: DeploymentStatus;
+  readonly tensor_parallel_size: number | null;
+  readonly instance_type: string | null;
+  readonly requested_at?: number;
+  readonly deployed_at: number | null;
+  readonly failure_reason?: string;
+}
+
 export interface ModelObject {
   readonly id: string;
   readonly created?: number;
@@ -102,6 +115,27 @@ export interface ModelObject {
   readonly name?: string | null;
   readonly status?: string;
   readonly fine_tuning_job_id?: string;
+  readonly method?: string;
+  /** Only on a full-parameter model (a LoRA model is served on its base model's server). */
+  readonly deployment?: DeploymentObject;
+}
+
+/** One row of `GET /usage`: a model's chat totals on one UTC day. */
+export interface DailyUsageObject {
+  readonly object: "usage.daily";
+  readonly date: string;
+  readonly model: string;
+  readonly requests: number;
+  readonly prompt_tokens: number;
+  readonly completion_tokens: number;
+  readonly total_tokens: number;
+}
+
+export interface UsageList {
+  readonly object: "list";
+  readonly start: string;
+  readonly end: string;
+  readonly data: DailyUsageObject[];
 }
 
 export class TenantApi {
@@ -218,6 +252,21 @@ export class TenantApi {
 
   deleteModel(code: string): Promise<{ id: string; deleted: boolean }> {
     return this.request("DELETE", `/models/${encodeURIComponent(code)}`);
+  }
+
+  /** Starts (or answers as it is) the deployment of a full-parameter model; the model object. */
+  deployModel(code: string): Promise<ModelObject> {
+    return this.request("POST", `/models/${encodeURIComponent(code)}/deploy`);
+  }
+
+  /** Releases a full-parameter model's server; the model object. */
+  undeployModel(code: string): Promise<ModelObject> {
+    return this.request("DELETE", `/models/${encodeURIComponent(code)}/deploy`);
+  }
+
+  /** The tenant's chat tokens per UTC day and model, `start` to `end` (YYYY-MM-DD, both included). */
+  getUsage(start: string, end: string): Promise<UsageList> {
+    return this.request("GET", "/usage", { query: { start, end } });
   }
 
   /** `POST /chat/completions` with `stream: true`: the response, whose body is the SSE stream. */

@@ -19,7 +19,7 @@ import { InvalidRequestError } from "../errors.ts";
  * | `n_epochs`                 | integer 1–50                   | 3, raised so that examples × epochs ≥ 100 (≤ 25), lowered so that it stays ≤ 25,000 (≥ 1) |
  * | `batch_size`               | integer 1–256, ≤ examples      | round(0.2% of examples), clamped 1–32              |
  * | `learning_rate_multiplier` | 0 < x ≤ 10                     | √(batch_size / 8) clamped 0.5–2 (square-root scaling for Adam) |
- * | `lora_r`                   | integer 1–64 (LoRA only)      | 8                                                 |
+ * | `lora_r`                   | integer 1–64 (LoRA only)       | 8                                                 |
  * | `lora_alpha`               | integer 1–1024 (LoRA only)     | 2 × lora_r                                        |
  * | `lora_dropout`             | 0–0.5 (LoRA only)              | 0.05                                              |
  * | `max_seq_length`           | integer 64 – the model's max   | the longest example's tokens rounded up to a power of two, clamped 64 – the model's max; 2048 (or the max) without statistics |

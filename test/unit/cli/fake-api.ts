@@ -83,3 +83,152 @@ export async function run(base: string, argv: string[], deps: MainDeps = {}) {
     progress: progress.join(""),
   };
 }
+
+/** A deployment as the API shows it (`deployment` of a full-parameter model object). */
+export const deploymentObject = (status: string, over: Record<string, unknown> = {}) => ({
+  id: "dep-1",
+  status,
+  tensor_parallel_size: 1,
+  instance_type: "m7i.large",
+  requested_at: 1_700_000_000,
+  deployed_at: status === "deployed" ? 1_700_000_090 : null,
+  ...over,
+});
+
+const fullModel = (id: string, status: string, deployment: Record<string, unknown>) => ({
+  id,
+  object: "model",
+  created: 1_700_000_000,
+  owned_by: "tn_1",
+  name: null,
+  root: "tiny-chat",
+  parent: "tiny-chat",
+  status,
+  fine_tuning_job_id: "ftjob-1",
+  method: "full",
+  deployment,
+});
+
+export interface ModelsFakeOptions {
+  /** Polls of `GET /v4/models/{code}` after the deploy that still answer deploying (default 2). */
+  readonly pollsUntilDone?: number;
+  /** How the deployment ends (default deployed). */
+  readonly outcome?: "deployed" | "failed" | "undeployed";
+  /** Live deployments the tenant holds already, and the limit (default 0 of 2). */
+  readonly live?: number;
+  readonly limit?: number;
+  /** Rows `GET /v4/usage` holds; those in the asked range are answered. */
+  readonly usage?: readonly Record<string, unknown>[];
+}
+
+/**
+ * The models, deploy and usage routes as the platform answers them: the base model `tiny-chat`, the LoRA
+ * model `lora-facts`, the full model `full-facts` (ready, not deployed) whose deployment goes deploying →
+ * the outcome after `pollsUntilDone` polls, and `still-training` (pending). Errors carry the platform's
+ * codes and messages (400 model_not_deployable, 404 model_not_found, 409 model_not_ready, 429
+ * quota_exceeded).
+ */
+export function modelsFake(options: ModelsFakeOptions = {}): Handler {
+  const { pollsUntilDone = 2, outcome = "deployed", live = 0, limit = 2, usage = [] } = options;
+  const lora = {
+    id: "lora-facts",
+    object: "model",
+    owned_by: "tn_1",
+    root: "tiny-chat",
+    status: "ready",
+    fine_tuning_job_id: "ftjob-2",
+    method: "lora",
+  };
+  let deployment: Record<string, unknown> = {
+    status: "undeployed",
+    tensor_parallel_size: null,
+    instance_type: null,
+    deployed_at: null,
+  };
+  let polls = 0;
+  const full = () => fullModel("full-facts", "ready", deployment);
+  const pending = fullModel("still-training", "pending", deployment);
+  return (req, res) => {
+    const match = /^\/v4\/models\/([^/]+)(\/deploy)?$/.exec(req.path);
+    const code = match ? decodeURIComponent(match[1]!) : undefined;
+    if (req.path === "/v4/usage" && req.method === "GET") {
+      const start = req.query.get("start");
+      const end = req.query.get("end");
+      if (!start || !end) return apiError(res, 400, "start and end are required", "invalid_request");
+      const data = usage.filter((row) => String(row.date) >= start && String(row.date) <= end);
+      return json(res, 200, { object: "list", start, end, data });
+    }
+    if (req.path === "/v4/models" && req.method === "GET") {
+      return json(res, 200, {
+        object: "list",
+        data: [{ id: "tiny-chat", object: "model", owned_by: "ft-platform" }, lora, full()],
+        has_more: false,
+      });
+    }
+    if (!match) return apiError(res, 404, `No route ${req.method} ${req.path}`, "not_found");
+    const known =
+      code === "tiny-chat" || code === "lora-facts" || code === "full-facts" || code === "still-training";
+    if (!known) return apiError(res, 404, `The model '${code}' does not exist.`, "model_not_found");
+    if (!match[2]) {
+      if (req.method !== "GET") return apiError(res, 405, "Method not allowed", "method_not_allowed");
+      if (code === "lora-facts") return json(res, 200, lora);
+      if (code === "still-training") return json(res, 200, pending);
+      if (deployment.status === "deploying" && ++polls >= pollsUntilDone) {
+        deployment =
+          outcome === "failed"
+            ? deploymentObject("failed", {
+                failure_reason: "The server did not pass its health check within 900 seconds.",
+              })
+            : deploymentObject(outcome);
+      }
+      return json(res, 200, full());
+    }
+    const verb = req.method === "POST" ? "deployed" : "undeployed";
+    if (code === "tiny-chat") {
+      return apiError(
+        res,
+        400,
+        `'${code}' is a base model: the platform serves it; it can not be ${verb}.`,
+        "model_not_deployable",
+      );
+    }
+    if (code === "lora-facts") {
+      return apiError(
+        res,
+        400,
+        `'${code}' is a LoRA model: it is served on its base model 'tiny-chat''s server and needs no deploy. Chat with it directly.`,
+        "model_not_deployable",
+      );
+    }
+    if (req.method === "POST") {
+      if (code === "still-training") {
+        return apiError(
+          res,
+          409,
+          `The model '${code}' is still training (job ftjob-1); deploy it once its job has succeeded.`,
+          "model_not_ready",
+        );
+      }
+      if (deployment.status === "deploying" || deployment.status === "deployed")
+        return json(res, 200, full());
+      if (live >= limit) {
+        return apiError(
+          res,
+          429,
+          `Your organization has ${live} live deployments; the limit is ${limit} (deployments per tenant, set by the operator). Undeploy one with DELETE /v4/models/{code}/deploy, then retry.`,
+          "quota_exceeded",
+        );
+      }
+      polls = 0;
+      deployment = deploymentObject("deploying");
+      return json(res, 200, full());
+    }
+    if (req.method === "DELETE") {
+      if (deployment.status === "deploying" || deployment.status === "deployed") {
+        deployment = { ...deployment, status: "undeployed" };
+      }
+      return json(res, 200, code === "still-training" ? pending : full());
+    }
+    return apiError(res, 405, "Method not allowed", "method_not_allowed");
+  };
+}
