@@ -11,6 +11,7 @@ import {
 } from "../core/files/file-record.ts";
 import { parseMultipartFields, parseUploadRequest } from "../core/files/requests.ts";
 import { servedContentType, toFileObject } from "../core/files/wire.ts";
+import { fitsInlineResponse, mayFitInlineResponse } from "../core/http/api-gateway.ts";
 import { listEnvelope, parseListParams } from "../core/http/pagination.ts";
 import { jsonBody, type RequestContext, type Route, type RouteResult } from "../core/http/router.ts";
 import { isId, newId } from "../core/ids.ts";
@@ -23,8 +24,8 @@ export interface FilesDependencies {
   readonly now?: () => number;
 }
 
-/** Files up to this size come back inline from GET /content; larger ones through a redirect. */
-const INLINE_CONTENT_BYTES = 5 * 1024 * 1024;
+/** How long the redirect of GET /content to the object stays valid. */
+const CONTENT_URL_TTL_SECONDS = 300;
 
 /** The files API: `/v4/files…`, each route a small function of the request and the tenant. */
 export function filesRoutes(deps: FilesDependencies): Route[] {
@@ -142,16 +143,20 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
             "file_id",
           );
         }
-        if (record.bytes > INLINE_CONTENT_BYTES) {
-          return { redirect: await deps.datasets.presignGet(record.objectKey, 300, record.filename) };
-        }
-        return {
-          raw: {
-            status: 200,
-            contentType: servedContentType(record),
-            body: await deps.datasets.getBytes(record.objectKey),
-          },
-        };
+        // Inline only what fits Lambda's response payload once encoded (JSON-escaped text, base64
+        // binary); anything larger through a presigned URL, which has no such limit.
+        const contentType = servedContentType(record);
+        const redirect = async (): Promise<RouteResult> => ({
+          redirect: await deps.datasets.presignGet(
+            record.objectKey,
+            CONTENT_URL_TTL_SECONDS,
+            record.filename,
+          ),
+        });
+        if (!mayFitInlineResponse(contentType, record.bytes)) return redirect();
+        const body = await deps.datasets.getBytes(record.objectKey);
+        if (!fitsInlineResponse(contentType, body)) return redirect();
+        return { raw: { status: 200, contentType, body } };
       },
     },
     {

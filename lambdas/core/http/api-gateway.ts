@@ -47,14 +47,10 @@ function toHttp(result: RouteResult, requestId: string): HttpResponse {
     return { statusCode: 302, headers: { location: result.redirect, "x-request-id": requestId }, body: "" };
   }
   if ("raw" in result) {
-    // Text goes as text: API Gateway decodes a base64 body only for its `binaryMediaTypes` (and a client
-    // whose Accept names one), so a CSV or JSONL file sent base64 would reach the client still encoded.
-    const text = isText(result.raw.contentType);
     return {
       statusCode: result.raw.status,
       headers: { "content-type": result.raw.contentType, "x-request-id": requestId },
-      body: result.raw.body.toString(text ? "utf8" : "base64"),
-      isBase64Encoded: !text,
+      ...encodeRawBody(result.raw.contentType, result.raw.body),
     };
   }
   return jsonResponse(result.status, result.body, requestId);
@@ -68,3 +64,59 @@ export function isText(contentType: string): boolean {
     ["application/json", "application/jsonl", "application/x-ndjson"].includes(type)
   );
 }
+
+/**
+ * A raw body as the proxy response carries it. Text goes as text: API Gateway decodes a base64 body
+ * only for its `binaryMediaTypes` (and a client whose Accept names one), so a CSV or JSONL file sent
+ * base64 would reach the client still encoded.
+ */
+export function encodeRawBody(contentType: string, body: Buffer): { body: string; isBase64Encoded: boolean } {
+  const text = isText(contentType);
+  return { body: body.toString(text ? "utf8" : "base64"), isBase64Encoded: !text };
+}
+
+/**
+ * Lambda's limit on a synchronous invocation's response payload: the proxy response as the runtime
+ * serializes it (JSON). A larger one fails the invocation, and API Gateway answers 502.
+ */
+export const LAMBDA_RESPONSE_PAYLOAD_LIMIT_BYTES = 6_291_456;
+
+/**
+ * Room left in the payload for everything but the body: status code, headers (content type, request
+ * id) and the field names and punctuation of the proxy response's JSON; a few hundred bytes in fact.
+ */
+export const PROXY_RESPONSE_MARGIN_BYTES = 8 * 1024;
+
+/**
+ * The bytes a raw body takes in the serialized proxy response: base64 for binary types
+ * (`4 * ceil(n / 3)`, no character of which JSON escapes); for text, its UTF-8 as a JSON string, where
+ * every quote, backslash and newline takes two bytes and other control characters six. JSONL is full of
+ * quotes: a typical chat dataset grows by about a fifth, so under 5 MiB of it can exceed the limit.
+ */
+export function encodedBodyBytes(contentType: string, body: Buffer): number {
+  if (!isText(contentType)) return base64Bytes(body.length);
+  // The quotes JSON.stringify adds around the string are not part of the body.
+  return Buffer.byteLength(JSON.stringify(body.toString("utf8")), "utf8") - 2;
+}
+
+/**
+ * Whether a raw body of this type fits Lambda's response payload limit when returned inline; a route
+ * answers with a redirect to the object (a presigned URL) when it does not.
+ */
+export function fitsInlineResponse(contentType: string, body: Buffer): boolean {
+  return (
+    encodedBodyBytes(contentType, body) + PROXY_RESPONSE_MARGIN_BYTES <= LAMBDA_RESPONSE_PAYLOAD_LIMIT_BYTES
+  );
+}
+
+/**
+ * Whether a body of `bytes` bytes could fit at all, before reading it: its encoded size is at least
+ * `bytes` for text (escaping and UTF-8 repair only ever add) and exactly the base64 length for binary.
+ * False means it certainly does not fit; true still needs {@link fitsInlineResponse} on the bytes.
+ */
+export function mayFitInlineResponse(contentType: string, bytes: number): boolean {
+  const least = isText(contentType) ? bytes : base64Bytes(bytes);
+  return least + PROXY_RESPONSE_MARGIN_BYTES <= LAMBDA_RESPONSE_PAYLOAD_LIMIT_BYTES;
+}
+
+const base64Bytes = (bytes: number): number => 4 * Math.ceil(bytes / 3);

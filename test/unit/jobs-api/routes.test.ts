@@ -45,6 +45,8 @@ describe("the jobs API's route table", () => {
       "GET /v4/models",
       "GET /v4/models/{model}",
       "DELETE /v4/models/{model}",
+      "POST /v4/models/{model}/deploy",
+      "DELETE /v4/models/{model}/deploy",
       "POST /v4/models/{model}",
       "DELETE /v4/fine_tuning/fine_tuned_models/{model}",
     ]);
