@@ -33,8 +33,9 @@ import { PlatformStack } from "../stacks/platform-stack.ts";
  * Chat:
  * - `inferenceEndpointUrl`: an external OpenAI-compatible base URL (ending in `/v1`) for every model; or
  * - `inferenceServers`: base model names served privately by vLLM on GPU instances, plus
- *   `fullModelDeployments` (model codes of full-parameter models, one server each), `inferenceImageUri`,
- *   `inferenceInstanceType`;
+ *   `inferenceImageUri`, `inferenceInstanceType`. With them, tenants can also deploy full-parameter models
+ *   through the API (`POST /v4/models/{code}/deploy`): each gets a server of its own, on the instance type
+ *   the serving planner chooses (infra/constructs/deployments.ts);
  * - `chatRateLimitPerMinute`.
  */
 const app = new App();
@@ -126,7 +127,6 @@ new PlatformStack(app, `${prefix}-platform`, {
   inference: defined({
     endpointUrl: text("inferenceEndpointUrl"),
     servers: list("inferenceServers"),
-    fullModelDeployments: list("fullModelDeployments"),
     imageUri: text("inferenceImageUri"),
     instanceType: text("inferenceInstanceType"),
   }),

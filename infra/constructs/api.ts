@@ -15,6 +15,8 @@ export interface ApiProps {
   /** The files function refuses to delete a file that unfinished jobs use. */
   readonly jobsTable: TableRef<"jobs">;
   readonly datasetsBucket: BucketRef<"datasets">;
+  /** The usage function reads tenants' daily chat tokens from it (the chat function writes them). */
+  readonly usageTable: TableRef<"usage">;
   /** Steady-state requests per second for the whole stage; default 50. */
   readonly throttlingRateLimit?: number;
   /** Burst for the whole stage; default 100. */
@@ -32,7 +34,8 @@ function envelope(message: string, type: string, code: string): string {
 
 /**
  * The API bounded context: the REST API under `/v4`, its API key authorizer, stage throttling, access
- * logs, gateway responses in the OpenAI error envelope, and the files API function. Other contexts'
+ * logs, gateway responses in the OpenAI error envelope, the files API function and the usage API
+ * function (`GET /v4/usage`, read-only over the usage table). Other contexts'
  * functions are routed here: the jobs function ({@link Api.routeJobs}) and chat ({@link Api.route}).
  */
 export class Api extends Construct {
@@ -40,6 +43,7 @@ export class Api extends Construct {
   readonly v4: apigateway.Resource;
   readonly authorizer: apigateway.TokenAuthorizer;
   readonly filesFunction: PlatformFunction;
+  readonly usageFunction: PlatformFunction;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
@@ -196,9 +200,21 @@ export class Api extends Construct {
     this.route(file, "GET", this.filesFunction);
     this.route(file, "DELETE", this.filesFunction);
     this.route(file.addResource("content"), "GET", this.filesFunction);
+
+    this.usageFunction = new PlatformFunction(this, "UsageApi", {
+      entry: "lambdas/usage-api/index.ts",
+      service: SERVICES.usageApi,
+      description: "/v4/usage: a tenant's chat tokens per day and model",
+      // One key-range query of at most 366 days times the tenant's models.
+      timeout: Duration.seconds(10),
+      memorySize: 256,
+    });
+    // Read-only: the chat function alone adds to the totals (chat.ts).
+    bind(this.usageFunction, props.usageTable, { actions: ["Query"] });
+    this.route(this.v4.addResource("usage"), "GET", this.usageFunction);
   }
 
-  /** `/v4/fine_tuning/jobs…` and `/v4/models…` to the jobs function (jobs.ts). */
+  /** `/v4/fine_tuning/jobs…` and `/v4/models…` (with `…/{model_code}/deploy`) to the jobs function (jobs.ts). */
   routeJobs(fn: PlatformFunction): void {
     const fineTuning = this.v4.addResource("fine_tuning");
     const jobs = fineTuning.addResource("jobs");
@@ -219,6 +235,10 @@ export class Api extends Construct {
     this.route(model, "GET", fn);
     this.route(model, "POST", fn);
     this.route(model, "DELETE", fn);
+    // A full-parameter model's own server: deploy, undeploy (the deployer does the work).
+    const deploy = model.addResource("deploy");
+    this.route(deploy, "POST", fn);
+    this.route(deploy, "DELETE", fn);
   }
 
   /** A proxy route behind the API key authorizer. */

@@ -18,10 +18,11 @@ import { PlatformFunction } from "./platform-function.ts";
 export interface InferenceOptions {
   /** An external OpenAI-compatible endpoint (base URL ending in `/v1`) serving every model (`"*"`). */
   readonly endpointUrl?: string;
-  /** Base model names to serve privately with vLLM on GPU instances (LoRA models share their base's server). */
+  /**
+   * Base model names to serve privately with vLLM on GPU instances (LoRA models share their base's
+   * server). With them, full-parameter models can be deployed through the API too (deployments.ts).
+   */
   readonly servers?: readonly string[];
-  /** Model codes of full-parameter models, each served by its own server. */
-  readonly fullModelDeployments?: readonly string[];
   /** The inference image in a registry; by default built from `batch-images/inference/Dockerfile` at deploy. */
   readonly imageUri?: string;
   /** EC2 instance type of the inference servers; g6e.2xlarge (one 48 GiB L40S) by default. */
@@ -33,6 +34,8 @@ export interface ChatProps {
   /** On the Function URL path there is no authorizer: the function looks the key's hash up itself. */
   readonly apiKeysTable: TableRef<"api-keys">;
   readonly modelsTable: TableRef<"models">;
+  /** The function adds each answered chat's tokens to its tenant's daily totals there. */
+  readonly usageTable: TableRef<"usage">;
   /** Private inference servers read weights and adapters from it. */
   readonly artifactsBucket: BucketRef<"artifacts">;
   /** Base model names a request may use; the private servers' families and weights. */
@@ -55,6 +58,8 @@ export class Chat extends Construct {
   readonly function: PlatformFunction;
   readonly functionUrl: lambda.FunctionUrl;
   readonly inference?: Inference;
+  /** The function's security group, when it runs in the VPC (with private inference servers). */
+  readonly securityGroup?: ec2.SecurityGroup;
 
   constructor(scope: Construct, id: string, props: ChatProps) {
     super(scope, id);
@@ -66,12 +71,10 @@ export class Chat extends Construct {
       this.inference = new Inference(this, "Inference", {
         network: props.network,
         artifactsBucket: props.artifactsBucket,
-        modelsTable: props.modelsTable,
         catalog: props.catalog,
         alarmTopic: props.alarmTopic,
         accessLogsBucket: props.accessLogsBucket,
         baseModels: options.servers,
-        fullModelDeployments: options.fullModelDeployments ?? [],
         ...(options.imageUri ? { imageUri: options.imageUri } : {}),
         ...(options.instanceType ? { instanceType: options.instanceType } : {}),
       });
@@ -98,8 +101,10 @@ export class Chat extends Construct {
     });
     bind(this.function, props.modelsTable, { actions: ["GetItem"] });
     bind(this.function, props.apiKeysTable, { actions: ["GetItem"] });
+    // Adds to a day's counters (ADD); it never reads usage back, nor deletes it.
+    bind(this.function, props.usageTable, { actions: ["UpdateItem"] });
     props.catalog.bind(this.function);
-    if (this.inference) this.attachToVpc(props.network, this.inference);
+    if (this.inference) this.securityGroup = this.attachToVpc(props.network, this.inference);
 
     this.functionUrl = this.function.addFunctionUrl({
       // The function authenticates the `Authorization: Bearer` API key itself, like the authorizer does.
@@ -118,10 +123,11 @@ export class Chat extends Construct {
   }
 
   /**
-   * Puts the function into the VPC, beside the private inference servers. PlatformFunction takes no VPC
-   * props, so the CloudFormation properties are set here, with the ENI permissions Lambda needs.
+   * Puts the function into the VPC, beside the private inference servers and the deployed models'
+   * servers. PlatformFunction takes no VPC props, so the CloudFormation properties are set here, with the
+   * ENI permissions Lambda needs. Returns the function's security group.
    */
-  private attachToVpc(network: Network, inference: Inference): void {
+  private attachToVpc(network: Network, inference: Inference): ec2.SecurityGroup {
     const securityGroup = new ec2.SecurityGroup(this, "ChatSecurityGroup", {
       vpc: network.vpc,
       description: "The chat function: outbound to the inference load balancer and the VPC endpoints",
@@ -157,5 +163,6 @@ export class Chat extends Construct {
       "AwsSolutions-IAM5[Resource::*]",
       "Lambda's VPC networking (ENI create/describe/delete) supports no resource-level permissions.",
     );
+    return securityGroup;
   }
 }

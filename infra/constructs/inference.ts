@@ -9,10 +9,11 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as s3 from "aws-cdk-lib/aws-s3";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
+import { SERVER_PORT } from "../../lambdas/aws/ecs-deployment-runtime.ts";
 import type { BaseModel } from "../../lambdas/core/catalog/base-models.ts";
 import { CONFIG_ENV } from "../resources/definitions.ts";
 import { KEY_PATTERNS } from "../resources/key-patterns.ts";
-import { type BucketRef, grant, resourceEnv, type TableRef } from "./bind.ts";
+import { type BucketRef, grant, resourceEnv } from "./bind.ts";
 import type { PlatformCatalog } from "./catalog.ts";
 import { containerImage, repoPath } from "./container-image.ts";
 import { acknowledge } from "./nag.ts";
@@ -21,8 +22,6 @@ import type { Network } from "./network.ts";
 export interface InferenceProps {
   readonly network: Network;
   readonly artifactsBucket: BucketRef<"artifacts">;
-  /** Full-parameter deployments resolve their model code to its weights here. */
-  readonly modelsTable: TableRef<"models">;
   /** Each served base model's family (its chat template) and weights location. */
   readonly catalog: PlatformCatalog;
   readonly alarmTopic: sns.ITopic;
@@ -30,8 +29,6 @@ export interface InferenceProps {
   readonly accessLogsBucket: s3.IBucket;
   /** One server per base model (catalog names); its tenants' LoRA adapters are loaded on it from S3. */
   readonly baseModels: readonly string[];
-  /** Model codes of full-parameter models, each on its own server. */
-  readonly fullModelDeployments: readonly string[];
   /** The vLLM image in a registry; by default built from `batch-images/inference/Dockerfile` at deploy. */
   readonly imageUri?: string;
   /** g6e.2xlarge by default: one L40S (48 GiB), enough for the catalog's 6–9B models in bf16. */
@@ -44,14 +41,17 @@ export interface InferenceProps {
 
 /** The first listener port; server i listens on FIRST_PORT + i of the internal load balancer. */
 const FIRST_PORT = 8000;
-/** The port vLLM's OpenAI-compatible server listens on inside the container. */
-const CONTAINER_PORT = 8000;
+/**
+ * The port the container serves on: the image's adapter proxy (batch-images/inference), in front of vLLM
+ * on 127.0.0.1:8000 inside the container.
+ */
+const CONTAINER_PORT = SERVER_PORT;
 
 /**
  * Private inference: vLLM (OpenAI-compatible, LoRA adapters loaded from S3) as ECS services on GPU
  * instances in the private subnets, behind an internal Application Load Balancer that only the chat
- * function's security group may reach. One service per base model (LoRA models share it) and one per
- * full-parameter model code listed for deployment.
+ * function's security group may reach. One service per base model (LoRA models share it). Full-parameter
+ * models get servers of their own through the API (`POST /v4/models/{code}/deploy`, deployments.ts).
  */
 export class Inference extends Construct {
   readonly cluster: ecs.Cluster;
@@ -66,11 +66,7 @@ export class Inference extends Construct {
     const { vpc, subnets } = props.network;
     // A name the catalog lacks fails the synth, not the server's start.
     const baseModels = props.baseModels.map((name) => props.catalog.model(name));
-    const deployments = [
-      ...baseModels.map((model) => ({ kind: "base" as const, name: model.name, model })),
-      ...props.fullModelDeployments.map((name) => ({ kind: "full" as const, name, model: undefined })),
-    ];
-    this.ports = deployments.length;
+    this.ports = baseModels.length;
     const gpus = props.gpusPerServer ?? 1;
 
     const dockerfile = "batch-images/inference/Dockerfile";
@@ -119,7 +115,7 @@ export class Inference extends Construct {
       launchTemplate,
       minCapacity: 0,
       // One GPU server per instance, plus one for a rolling deployment.
-      maxCapacity: deployments.length + 1,
+      maxCapacity: baseModels.length + 1,
       notifications: [{ topic: props.alarmTopic }],
     });
     const capacityProvider = new ecs.AsgCapacityProvider(this, "CapacityProvider", {
@@ -176,7 +172,7 @@ export class Inference extends Construct {
     });
     taskSecurityGroup.connections.allowFrom(this.loadBalancer, ec2.Port.tcp(CONTAINER_PORT), "load balancer");
 
-    deployments.forEach((deployment, i) => {
+    baseModels.forEach((model, i) => {
       const port = FIRST_PORT + i;
       const serviceId = `Server${i}`;
       const taskDefinition = new ecs.Ec2TaskDefinition(this, `${serviceId}Task`, {
@@ -194,15 +190,11 @@ export class Inference extends Construct {
         environment: {
           ...resourceEnv(props.artifactsBucket),
           PORT: String(CONTAINER_PORT),
-          ...(deployment.model
-            ? {
-                BASE_MODEL: deployment.name,
-                // The catalog's facts, so the server formats prompts as the trainer did and finds the
-                // weights where the catalog (and the trainer) put them.
-                [CONFIG_ENV.modelFamily]: deployment.model.family,
-                [CONFIG_ENV.baseModelUri]: `s3://${props.artifactsBucket.bucket.bucketName}/${deployment.model.weightsPrefix}`,
-              }
-            : { MODEL_CODE: deployment.name, ...resourceEnv(props.modelsTable) }),
+          BASE_MODEL: model.name,
+          // The catalog's facts, so the server formats prompts as the trainer did and finds the
+          // weights where the catalog (and the trainer) put them.
+          [CONFIG_ENV.modelFamily]: model.family,
+          [CONFIG_ENV.baseModelUri]: `s3://${props.artifactsBucket.bucket.bucketName}/${model.weightsPrefix}`,
         },
         // vLLM's workers share tensors through /dev/shm.
         linuxParameters: new ecs.LinuxParameters(this, `${serviceId}Linux`, {
@@ -240,7 +232,7 @@ export class Inference extends Construct {
         healthCheck: { path: "/health", interval: Duration.seconds(30), healthyThresholdCount: 2 },
         deregistrationDelay: Duration.seconds(30),
       });
-      this.endpoints[deployment.name] = `http://${this.loadBalancer.loadBalancerDnsName}:${port}/v1`;
+      this.endpoints[model.name] = `http://${this.loadBalancer.loadBalancerDnsName}:${port}/v1`;
     });
 
     acknowledge(
@@ -264,24 +256,23 @@ export class Inference extends Construct {
     );
   }
 
-  /** The server reads its base models' weights and trained adapters / full models; nothing else. */
+  /** The server reads its base models' weights and trained adapters; nothing else. */
   private createTaskRole(props: InferenceProps, baseModels: readonly BaseModel[]): iam.Role {
     const role = new iam.Role(this, "TaskRole", {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-      description: "vLLM server: reads base weights, adapters and full models",
+      description: "vLLM server: reads base weights and adapters",
     });
-    const keys = [...props.catalog.weightsKeys(baseModels), KEY_PATTERNS.adapters, KEY_PATTERNS.models];
+    const keys = [...props.catalog.weightsKeys(baseModels), KEY_PATTERNS.adapters];
     grant(role, props.artifactsBucket, {
       objects: [
         {
           keys,
           actions: ["GetObject"],
-          why: "Reads the served models' weights, and adapters and full models of any tenant: the server loads whichever a chat request names.",
+          why: "Reads the served models' weights, and adapters of any tenant: the server loads whichever a chat request names.",
         },
       ],
       list: keys,
     });
-    if (props.fullModelDeployments.length > 0) grant(role, props.modelsTable, { actions: ["GetItem"] });
     return role;
   }
 }

@@ -17,6 +17,8 @@ export interface JobsProps {
   readonly artifactsBucket: BucketRef<"artifacts">;
   /** The `training` queue a created job is sent to. */
   readonly trainingQueue: QueueRef<"training">;
+  /** The `deployments` queue `POST`/`DELETE /v4/models/{code}/deploy` send the deployer's work to. */
+  readonly deploymentsQueue: QueueRef<"deployments">;
   /** Base models a job may start from, their methods, bounds and prices. */
   readonly catalog: PlatformCatalog;
   /** The training compute's instance types: the resource planner chooses among them. */
@@ -53,6 +55,7 @@ export class Jobs extends Construct {
     });
     bind(fn, props.idempotencyTable, { actions: ["GetItem", "PutItem"] });
     bind(fn, props.trainingQueue, { actions: ["SendMessage", "GetQueueAttributes"] });
+    bind(fn, props.deploymentsQueue, { actions: ["SendMessage"] });
     // Checkpoints: lists a job's checkpoint prefixes and reads each checkpoint.json (routes.ts).
     const checkpoints = KEY_PATTERNS.checkpoints;
     bind(fn, props.artifactsBucket, {

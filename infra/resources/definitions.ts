@@ -51,8 +51,8 @@ export interface BucketDefinition {
   readonly versioned: boolean;
 }
 
-export type TableId = "files" | "jobs" | "job-events" | "models" | "api-keys" | "idempotency";
-export type QueueId = "validation" | "training";
+export type TableId = "files" | "jobs" | "job-events" | "models" | "api-keys" | "idempotency" | "usage";
+export type QueueId = "validation" | "training" | "deployments";
 export type BucketId = "datasets" | "artifacts";
 
 const S = (name: string): KeyAttribute => ({ name, type: "S" });
@@ -99,6 +99,15 @@ export const TABLES: readonly TableDefinition[] = [
     globalSecondaryIndexes: [],
     timeToLiveAttribute: "expiration",
   },
+  {
+    // Not in the original design: chat tokens per tenant for billing (`GET /v4/usage`). One item per
+    // tenant, UTC day and model (`{YYYY-MM-DD}#{model}`, lambdas/core/usage), whose counters each
+    // answered chat adds to; a date range is one key-condition query.
+    id: "usage",
+    partitionKey: S("tenantId"),
+    sortKey: S("usageKey"),
+    globalSecondaryIndexes: [],
+  },
 ];
 
 export const QUEUES: readonly QueueDefinition[] = [
@@ -116,6 +125,14 @@ export const QUEUES: readonly QueueDefinition[] = [
     retentionPeriodSeconds: FOUR_DAYS,
     // The dispatcher fails a job whose run cannot be submitted on the last delivery.
     maxReceiveCount: TRAINING_QUEUE_MAX_RECEIVES,
+    dlqRetentionPeriodSeconds: FOURTEEN_DAYS,
+  },
+  {
+    // The deployer: starts, health-checks (a delayed message per check) and releases model servers.
+    id: "deployments",
+    visibilityTimeoutSeconds: 360,
+    retentionPeriodSeconds: FOUR_DAYS,
+    maxReceiveCount: 5,
     dlqRetentionPeriodSeconds: FOURTEEN_DAYS,
   },
 ];
@@ -172,6 +189,7 @@ export const TABLE_ENV: Record<TableId, string> = {
   models: "MODELS_TABLE",
   "api-keys": "API_KEYS_TABLE",
   idempotency: "IDEMPOTENCY_TABLE",
+  usage: "USAGE_TABLE",
 };
 
 export const BUCKET_ENV: Record<BucketId, string> = {
@@ -182,6 +200,7 @@ export const BUCKET_ENV: Record<BucketId, string> = {
 export const QUEUE_ENV: Record<QueueId, string> = {
   validation: "VALIDATION_QUEUE_URL",
   training: "TRAINING_QUEUE_URL",
+  deployments: "DEPLOYMENTS_QUEUE_URL",
 };
 
 /**
@@ -215,6 +234,31 @@ export const CONFIG_ENV = {
    * trainer's and each private inference server's.
    */
   baseModelUri: "BASE_MODEL_URI",
+  /** Live (deploying or deployed) model deployments a tenant may hold at once; 2 by default. */
+  deploymentsPerTenant: "DEPLOYMENTS_PER_TENANT",
+  /** Minutes a model server may take to pass its health check before its deployment fails; 45 by default. */
+  deploymentTimeoutMinutes: "DEPLOYMENT_TIMEOUT_MINUTES",
+  /** Seconds between the deployer's health checks of a starting server; 30 by default. */
+  deploymentCheckSeconds: "DEPLOYMENT_CHECK_SECONDS",
+  /**
+   * `true` where the stack has the deployer and its ECS capacity (infra/constructs/deployments.ts: with
+   * private inference servers); unset otherwise, when nothing would start a deployment's server.
+   */
+  deploymentsEnabled: "DEPLOYMENTS_ENABLED",
+  // The deployer's ECS runtime (lambdas/aws/ecs-deployment-runtime.ts), set by the deployments construct.
+  /** The ECS cluster model servers run in. */
+  deploymentCluster: "DEPLOYMENT_CLUSTER",
+  /** Family of the template task definition each deployment's own copy starts from. */
+  deploymentTaskFamily: "DEPLOYMENT_TASK_FAMILY",
+  /** JSON: the private subnet ids of the servers' tasks. */
+  deploymentSubnets: "DEPLOYMENT_SUBNETS",
+  /** The servers' security group (only the chat function may reach them). */
+  deploymentSecurityGroup: "DEPLOYMENT_SECURITY_GROUP",
+  /** The Cloud Map private DNS namespace a server's name is registered in: its id and DNS name. */
+  deploymentNamespaceId: "DEPLOYMENT_NAMESPACE_ID",
+  deploymentNamespaceName: "DEPLOYMENT_NAMESPACE_NAME",
+  /** JSON: instance type → ECS capacity provider name. */
+  deploymentCapacityProviders: "DEPLOYMENT_CAPACITY_PROVIDERS",
 } as const;
 
 /**
@@ -225,11 +269,13 @@ export const CONFIG_ENV = {
 export const SERVICES = {
   authorizer: "authorizer",
   filesApi: "files-api",
+  usageApi: "usage-api",
   jobsApi: "jobs-api",
   chat: "chat",
   validator: "validator",
   dispatcher: "dispatcher",
   jobStatus: "job-status",
+  deployer: "deployer",
 } as const;
 export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
 

@@ -4,6 +4,7 @@ import type { CatalogOverride } from "../../lambdas/core/catalog/base-models.ts"
 import { Api } from "../constructs/api.ts";
 import { PlatformCatalog } from "../constructs/catalog.ts";
 import { Chat, type InferenceOptions } from "../constructs/chat.ts";
+import { Deployments } from "../constructs/deployments.ts";
 import { DurableQueue } from "../constructs/durable-queue.ts";
 import { Jobs } from "../constructs/jobs.ts";
 import { Network } from "../constructs/network.ts";
@@ -16,7 +17,14 @@ import {
 } from "../constructs/training-compute.ts";
 import { TrainingPipeline, type TrainingPipelineProps } from "../constructs/training-pipeline.ts";
 import { Validation } from "../constructs/validation.ts";
-import { BUCKET_ENV, QUEUE_ENV, QUEUES, type QueueId, TABLE_ENV } from "../resources/definitions.ts";
+import {
+  BUCKET_ENV,
+  CONFIG_ENV,
+  QUEUE_ENV,
+  QUEUES,
+  type QueueId,
+  TABLE_ENV,
+} from "../resources/definitions.ts";
 
 export interface PlatformStackProps extends StackProps {
   /** Prefix of physical resource names (tables, queues). */
@@ -66,6 +74,8 @@ export class PlatformStack extends Stack {
   readonly trainingCompute: TrainingCompute;
   readonly trainingPipeline: TrainingPipeline;
   readonly chat: Chat;
+  /** Full-parameter models' servers, deployed through the API; only with private inference servers. */
+  readonly deployments?: Deployments;
 
   constructor(scope: Construct, id: string, props: PlatformStackProps) {
     super(scope, id, props);
@@ -99,6 +109,7 @@ export class PlatformStack extends Stack {
       filesTable: storage.table("files"),
       jobsTable: storage.table("jobs"),
       datasetsBucket: storage.bucket("datasets"),
+      usageTable: storage.table("usage"),
     });
     this.validation = new Validation(this, "Validation", {
       datasetsBucket: storage.bucket("datasets"),
@@ -128,6 +139,7 @@ export class PlatformStack extends Stack {
       idempotencyTable: storage.table("idempotency"),
       artifactsBucket: storage.bucket("artifacts"),
       trainingQueue: queues.training.ref,
+      deploymentsQueue: queues.deployments.ref,
       catalog,
       // The planner in the jobs function chooses among the instance types the training compute has.
       instanceTypes: this.trainingCompute.instanceTypes,
@@ -147,6 +159,7 @@ export class PlatformStack extends Stack {
       api: this.api,
       apiKeysTable: storage.table("api-keys"),
       modelsTable: storage.table("models"),
+      usageTable: storage.table("usage"),
       artifactsBucket: storage.bucket("artifacts"),
       accessLogsBucket: storage.accessLogsBucket,
       network: this.network,
@@ -157,6 +170,23 @@ export class PlatformStack extends Stack {
         ? { rateLimitPerMinute: props.chatRateLimitPerMinute }
         : {}),
     });
+    // Deployed models' servers answer chat inside the VPC, where the chat function is only beside private
+    // inference servers (an external endpoint needs it outside: the VPC has no internet route).
+    if (this.chat.inference && this.chat.securityGroup) {
+      this.deployments = new Deployments(this, "Deployments", {
+        network: this.network,
+        artifactsBucket: storage.bucket("artifacts"),
+        modelsTable: storage.table("models"),
+        queue: queues.deployments,
+        catalog,
+        alarmTopic: this.observability.alarmTopic,
+        prefix: props.prefix,
+        cluster: this.chat.inference.cluster,
+        ...(props.inference?.imageUri ? { imageUri: props.inference.imageUri } : {}),
+      });
+      this.deployments.allowFrom(this.chat.securityGroup);
+      this.jobs.function.addEnvironment(CONFIG_ENV.deploymentsEnabled, "true");
+    }
     new CfnOutput(this, "ChatFunctionUrl", { value: this.chat.functionUrl.url, description: "CHAT_URL" });
     new CfnOutput(this, "LoraJobQueueArn", {
       value: this.trainingCompute.jobQueues.lora.jobQueueArn,

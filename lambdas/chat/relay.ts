@@ -1,4 +1,11 @@
 import {
+  type ClientRequest,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+} from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import {
   type RelayedEvent,
   type RewriteOptions,
   relayEvent,
@@ -53,16 +60,54 @@ class DeadlineReached extends Error {}
 class TooLarge extends Error {}
 
 /**
+ * The inference server's answer as the relay reads it, from node:http (the default) or from an injected
+ * `fetch` (tests, the in-memory benchmark).
+ */
+interface UpstreamResponse {
+  readonly status: number;
+  /** False only for a fetch Response without a body. */
+  readonly hasBody: boolean;
+  /** The next piece of the body, `undefined` at its end; rejects when it broke off or was aborted. */
+  read(): Promise<Uint8Array | undefined>;
+  /** Reads the rest in the background, so the connection can be reused; gives up after a second. */
+  drain(): void;
+}
+
+/**
+ * Connections to the inference servers, kept open between requests. Idle ones are closed after 4 s
+ * (sooner when the server announces a shorter `Keep-Alive: timeout`), before a server's usual 5 s, so
+ * a request is not sent on a connection the server is closing. Nagle is off (`noDelay`).
+ */
+const KEEP_ALIVE_MS = 4_000;
+const httpAgent = new HttpAgent({
+  keepAlive: true,
+  timeout: KEEP_ALIVE_MS,
+  scheduling: "lifo",
+  noDelay: true,
+});
+const httpsAgent = new HttpsAgent({
+  keepAlive: true,
+  timeout: KEEP_ALIVE_MS,
+  scheduling: "lifo",
+  noDelay: true,
+});
+
+/**
  * POSTs the request to `{baseUrl}/chat/completions` and relays the answer. Errors before the first byte
  * to the client are thrown as PlatformErrors (the caller sends the envelope); once the stream has
  * started, an error is one SSE event `data: {"error": …}` and the stream ends without `[DONE]`: the
  * openai npm client throws an APIError on it, the zhipuai SDK raises APIRequestFailedError, just as
  * with OpenAI's and Zhipu's own mid-stream errors.
+ *
+ * The upstream request goes through node:http with a keep-alive agent unless `fetchImpl` is given: each
+ * piece the server sends is parsed, rewritten and written to the sink in the same event-loop turn as
+ * its socket read (global fetch's WHATWG streams cost ~1 ms more per request and per chunk; see
+ * bench/chat/run.ts).
  */
 export async function relay(
   request: RelayRequest,
   sink: ChatSink,
-  fetchImpl: typeof fetch = fetch,
+  fetchImpl?: typeof fetch,
 ): Promise<RelayResult> {
   const controller = new AbortController();
   const onClientAbort = () => controller.abort(new ClientGone());
@@ -74,19 +119,20 @@ export async function relay(
       : setTimeout(() => controller.abort(new DeadlineReached()), Math.max(0, request.deadline - Date.now()));
   const started = performance.now();
   try {
-    let response: Response;
+    let response: UpstreamResponse;
     try {
-      response = await fetchImpl(`${request.baseUrl}/chat/completions`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          accept: request.stream ? "text/event-stream" : "application/json",
-          "x-request-id": request.requestId,
-          ...request.headers,
-        },
-        body: JSON.stringify(request.body),
-        signal: controller.signal,
-      });
+      const url = `${request.baseUrl}/chat/completions`;
+      const headers = {
+        "content-type": "application/json",
+        accept: request.stream ? "text/event-stream" : "application/json",
+        "x-request-id": request.requestId,
+        ...request.headers,
+      };
+      (globalThis as any).__mark?.("relay.start");
+      const body = JSON.stringify(request.body);
+      response = await (fetchImpl
+        ? fetchUpstream(fetchImpl, url, headers, body, controller.signal)
+        : postUpstream(url, headers, body, controller.signal));
     } catch (error) {
       const reason: unknown = controller.signal.reason;
       if (reason instanceof ClientGone) return { outcome: "client_gone", chunks: 0 };
@@ -97,7 +143,7 @@ export async function relay(
       );
     }
     const upstreamHeadersMs = performance.now() - started;
-    if (!response.ok) {
+    if (response.status < 200 || response.status > 299) {
       const text = await readText(response, MAX_ERROR_BODY, controller).catch(() => "");
       throw upstreamHttpError(response.status, text);
     }
@@ -109,8 +155,139 @@ export async function relay(
   }
 }
 
+/** The POST through node:http; resolves at the response's headers. */
+function postUpstream(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  signal: AbortSignal,
+): Promise<UpstreamResponse> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const secure = target.protocol === "https:";
+    const payload = Buffer.from(body, "utf8");
+    const req = (secure ? httpsRequest : httpRequest)(
+      target,
+      {
+        method: "POST",
+        agent: secure ? httpsAgent : httpAgent,
+        headers: { ...headers, "content-length": String(payload.length) },
+        signal,
+      },
+      (res) => {
+        (globalThis as any).__mark?.("upstream.headers");
+        resolve(nodeResponse(req, res));
+      },
+    );
+    // Before the response: the rejection. After it: the response's own error or close ends its reads.
+    req.on("error", reject);
+    req.end(payload);
+    (globalThis as any).__mark?.("req.end");
+  });
+}
+
+/**
+ * The response's body as reads: a piece that arrives while a read waits resolves it at once (the relay
+ * goes on in the same event-loop turn); one that arrives while nobody reads is queued and the socket
+ * paused, which is the backpressure of a slow client.
+ */
+function nodeResponse(req: ClientRequest, res: IncomingMessage): UpstreamResponse {
+  const queue: Buffer[] = [];
+  let ended = false;
+  let failure: Error | undefined;
+  let draining = false;
+  let waiting:
+    | { resolve: (value: Uint8Array | undefined) => void; reject: (error: Error) => void }
+    | undefined;
+  const settle = () => {
+    const wait = waiting;
+    if (!wait) return;
+    if (queue.length > 0) {
+      waiting = undefined;
+      wait.resolve(queue.shift());
+    } else if (failure) {
+      waiting = undefined;
+      wait.reject(failure);
+    } else if (ended) {
+      waiting = undefined;
+      wait.resolve(undefined);
+    }
+  };
+  res.on("data", (piece: Buffer) => {
+    (globalThis as any).__mark?.("upstream.data");
+    if (draining) return;
+    queue.push(piece);
+    if (waiting) settle();
+    else res.pause();
+  });
+  res.on("end", () => {
+    ended = true;
+    settle();
+  });
+  res.on("error", (error) => {
+    failure ??= error;
+    settle();
+  });
+  res.on("close", () => {
+    if (ended) return;
+    failure ??= new Error("the connection closed before the response ended");
+    settle();
+  });
+  return {
+    status: res.statusCode ?? 0,
+    hasBody: true,
+    read() {
+      const piece = queue.shift();
+      if (piece) {
+        if (queue.length === 0 && !ended) res.resume();
+        return Promise.resolve(piece);
+      }
+      if (failure) return Promise.reject(failure);
+      if (ended) return Promise.resolve(undefined);
+      res.resume();
+      return new Promise((resolve, reject) => {
+        waiting = { resolve, reject };
+      });
+    },
+    drain() {
+      draining = true;
+      queue.length = 0;
+      if (ended || failure) return;
+      // A server that keeps the stream open after [DONE] is not worth a connection: give up after a second.
+      const timer = setTimeout(() => req.destroy(), 1_000);
+      timer.unref();
+      res.once("close", () => clearTimeout(timer));
+      res.resume();
+    },
+  };
+}
+
+/** The same through an injected fetch. */
+async function fetchUpstream(
+  fetchImpl: typeof fetch,
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  signal: AbortSignal,
+): Promise<UpstreamResponse> {
+  const response = await fetchImpl(url, { method: "POST", headers, body, signal });
+  const reader = response.body?.getReader();
+  return {
+    status: response.status,
+    hasBody: reader !== undefined,
+    async read() {
+      if (!reader) return undefined;
+      const { value, done } = await reader.read();
+      return done ? undefined : value;
+    },
+    drain() {
+      if (reader) void drainReader(reader);
+    },
+  };
+}
+
 async function relayCompletion(
-  response: Response,
+  response: UpstreamResponse,
   request: RelayRequest,
   sink: ChatSink,
   controller: AbortController,
@@ -145,15 +322,14 @@ async function relayCompletion(
 }
 
 async function relayStream(
-  response: Response,
+  response: UpstreamResponse,
   request: RelayRequest,
   sink: ChatSink,
   controller: AbortController,
   upstreamHeadersMs: number,
 ): Promise<RelayResult> {
   const base = { upstreamStatus: response.status, upstreamHeadersMs };
-  if (!response.body) throw new UpstreamError("The inference server answered without a body.");
-  const reader = response.body.getReader();
+  if (!response.hasBody) throw new UpstreamError("The inference server answered without a body.");
   sink.start(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",
@@ -167,9 +343,9 @@ async function relayStream(
     usage ? { outcome, chunks, usage, ...base } : { outcome, chunks, ...base };
 
   for (;;) {
-    let read: Awaited<ReturnType<typeof reader.read>>;
+    let piece: Uint8Array | undefined;
     try {
-      read = await reader.read();
+      piece = await response.read();
     } catch (error) {
       const reason: unknown = controller.signal.reason;
       if (reason instanceof ClientGone) {
@@ -187,12 +363,12 @@ async function relayStream(
       );
       return result("upstream_error");
     }
-    if (read.done) break;
+    if (piece === undefined) break;
     // Everything this read completed goes out in one write, before the next read: nothing waits for
     // a later upstream chunk.
     let out = "";
     let finished: RelayedEvent | undefined;
-    for (const event of parser.push(read.value)) {
+    for (const event of parser.push(piece)) {
       const relayed = relayEvent(event, request.rewrite);
       if (relayed.kind === "chunk") {
         out += relayed.text;
@@ -215,13 +391,18 @@ async function relayStream(
         break;
       }
     }
-    if (out) await sink.write(out);
     if (finished?.kind === "done") {
-      await sink.write(SSE_DONE);
+      // The last chunks and the end marker in one write.
+      await sink.write(out + SSE_DONE);
       await sink.end();
-      // Drain the rest (normally just the chunked encoding's end) so the connection can be reused.
-      void drain(reader);
+      // Read the rest (normally just the chunked encoding's end) so the connection can be reused.
+      response.drain();
       return result("completed");
+    }
+    if (out) {
+      // A write that returns nothing went to the socket already; only backpressure is awaited.
+      const pending = sink.write(out);
+      if (pending) await pending;
     }
     if (finished?.kind === "error") {
       await sink.write(withRequestId(finished.text, request.requestId));
@@ -310,7 +491,7 @@ async function endQuietly(sink: ChatSink): Promise<void> {
   }
 }
 
-async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+async function drainReader(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
   // A server that keeps the stream open after [DONE] is not worth a connection: give up after a second.
   const timer = setTimeout(() => void reader.cancel().catch(() => {}), 1_000);
   timer.unref();
@@ -323,20 +504,22 @@ async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<v
   }
 }
 
-async function readText(response: Response, limit: number, controller: AbortController): Promise<string> {
-  if (!response.body) return "";
-  const reader = response.body.getReader();
+async function readText(
+  response: UpstreamResponse,
+  limit: number,
+  controller: AbortController,
+): Promise<string> {
   const parts: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    size += value.length;
+    const piece = await response.read();
+    if (piece === undefined) break;
+    size += piece.length;
     if (size > limit) {
       controller.abort(new TooLarge());
       throw new Error(`more than ${limit} bytes`);
     }
-    parts.push(value);
+    parts.push(piece);
   }
   return Buffer.concat(parts).toString("utf8");
 }

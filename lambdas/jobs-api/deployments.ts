@@ -24,6 +24,11 @@ import { causedBy, modelNotFound } from "./errors.ts";
  * is served on its base model's server and needs no deploy.
  */
 export interface DeploymentsDependencies extends Clock {
+  /**
+   * Whether this platform runs model servers of its own: in AWS only with private inference servers
+   * (CDK context `inferenceServers`); always on the local platform.
+   */
+  readonly deploymentsEnabled: boolean;
   readonly deployments: DeploymentsStore;
   readonly deploymentQueue: DeploymentQueue;
   /** Live (deploying or deployed) deployments a tenant may hold at once (operator setting). */
@@ -43,6 +48,12 @@ export async function deployModel(
 ): Promise<ModelRecord> {
   const record = await deployableModel(deps, tenantId, code, "deployed");
   if (isLive(record.deployment)) return record;
+  if (!deps.deploymentsEnabled) {
+    throw new ServiceUnavailableError(
+      "This platform serves chat through an external endpoint and runs no model servers of its own, so full-parameter models can not be deployed here. The operator enables deployments with private inference servers (CDK context inferenceServers).",
+      "deployments_unavailable",
+    );
+  }
   const live = await deps.deployments.liveDeployments(tenantId);
   if (live >= deps.deploymentsPerTenant) {
     throw new RateLimitError(

@@ -46,6 +46,7 @@ export function createJobsRouter(runner?: TrainingRunner): Router {
       ...(instanceTypes ? { instanceTypes } : {}),
       deployments: new DeploymentsRepository(documentClient(), tableName("models")),
       deploymentQueue: new SqsDeploymentQueue(sqsClient(), queueUrl("deployments")),
+      deploymentsEnabled: configEnv("deploymentsEnabled") === "true",
       deploymentsPerTenant: settings.deploymentsPerTenant,
       deploymentTimeoutSeconds: settings.deploymentTimeoutSeconds,
       ready: catalogGuard(catalog, async (code) => (await jobs.getModel(code)) !== undefined, logError),

@@ -81,6 +81,8 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
       : {}),
     // A local model loads in seconds: the deployer looks every second, not every 30.
     [CONFIG_ENV.deploymentCheckSeconds]: process.env[CONFIG_ENV.deploymentCheckSeconds] ?? "1",
+    // The deployer drives the local inference server (or fails deployments when there is none).
+    [CONFIG_ENV.deploymentsEnabled]: "true",
   });
 
   // A catalog naming a model a tenant already holds as a code is refused here, before anything serves.

@@ -80,6 +80,57 @@ describe("API construct", () => {
     expect(JSON.stringify(s3[1]!.Resource)).toMatch(/StorageDatasets.*"\/tenants\/\*\/files\/\*\.csv"\]/);
   });
 
+  it("routes GET /v4/usage to the usage function behind the API key authorizer", () => {
+    const usage = Object.entries(template.findResources("AWS::ApiGateway::Resource")).find(
+      ([, r]) => r.Properties.PathPart === "usage",
+    );
+    expect(usage).toBeDefined();
+    expect(usage![1].Properties.ParentId).toEqual({ Ref: expect.stringMatching(/^ApiRestApiv4/) });
+    const methods = Object.values(template.findResources("AWS::ApiGateway::Method"))
+      .map((m) => m.Properties)
+      .filter((m) => m.ResourceId.Ref === usage![0]);
+    expect(methods).toHaveLength(1);
+    expect(methods[0]).toMatchObject({
+      HttpMethod: "GET",
+      AuthorizationType: "CUSTOM",
+      AuthorizerId: { Ref: expect.stringMatching(/^ApiApiKeyAuthorizer/) },
+      Integration: { Type: "AWS_PROXY" },
+    });
+    expect(JSON.stringify(methods[0]!.Integration.Uri)).toMatch(/"ApiUsageApi[0-9A-F]{8}"/);
+    const fn = Object.entries(template.findResources("AWS::Lambda::Function")).find(([id]) =>
+      /^ApiUsageApi[0-9A-F]{8}$/.test(id),
+    )![1];
+    expect(Object.keys(fn.Properties.Environment.Variables)).toContain("USAGE_TABLE");
+  });
+
+  it("lets the usage function only query the usage table", () => {
+    const statements = Object.entries(template.findResources("AWS::IAM::Policy"))
+      .filter(([id]) => id.startsWith("ApiUsageApiRole"))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
+    // Beside its log group and X-Ray: DynamoDB, and only this.
+    const data = statements.filter((s) => !/"(logs|xray):/.test(JSON.stringify(s.Action)));
+    expect(data).toEqual([
+      {
+        Action: "dynamodb:Query",
+        Effect: "Allow",
+        Resource: { "Fn::GetAtt": [expect.stringMatching(/^StorageUsageTable/), "Arn"] },
+      },
+    ]);
+  });
+
+  it("lets no function but the chat function write usage", () => {
+    const writers = Object.entries(template.findResources("AWS::IAM::Policy"))
+      .filter(([, p]) =>
+        (p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]).some(
+          (s) =>
+            JSON.stringify(s.Resource).includes("StorageUsageTable") &&
+            /dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem)/.test(JSON.stringify(s.Action)),
+        ),
+      )
+      .map(([id]) => id.replace(/[0-9A-F]{8}$/, ""));
+    expect(writers).toEqual(["ChatChatFunctionRoleDefaultPolicy"]);
+  });
+
   it("builds every function as ARM64 Node.js 24 with tracing, explicit timeout and memory, and its own log group", () => {
     const functions = Object.values(template.findResources("AWS::Lambda::Function")).filter((f) =>
       f.Properties.Runtime?.startsWith("nodejs24"),

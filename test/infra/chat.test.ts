@@ -48,12 +48,18 @@ describe("chat construct", () => {
       .filter(([id]) => id.startsWith("ChatChatFunctionRole"))
       .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
     const dynamo = statements.filter((s) => JSON.stringify(s.Action).includes("dynamodb"));
-    expect(dynamo.map((s) => s.Action)).toEqual(["dynamodb:GetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"]);
+    expect(dynamo.map((s) => s.Action)).toEqual([
+      "dynamodb:GetItem",
+      "dynamodb:GetItem",
+      "dynamodb:UpdateItem",
+    ]);
     expect(JSON.stringify(dynamo.map((s) => s.Resource))).toMatch(
       /StorageModelsTable.*StorageApiKeysTable.*StorageUsageTable/,
     );
     // Only the usage table, by ARN: no index, no other table.
-    expect(dynamo[2]!.Resource).toEqual({ "Fn::GetAtt": [expect.stringMatching(/^StorageUsageTable/), "Arn"] });
+    expect(dynamo[2]!.Resource).toEqual({
+      "Fn::GetAtt": [expect.stringMatching(/^StorageUsageTable/), "Arn"],
+    });
   });
 
   it("routes POST /v4/chat/completions to it, streamed, behind the API key authorizer", () => {
@@ -114,12 +120,14 @@ describe("jobs and models routes", () => {
         "GET /v4/models/{model_code}",
         "POST /v4/models/{model_code}",
         "DELETE /v4/models/{model_code}",
+        "POST /v4/models/{model_code}/deploy",
+        "DELETE /v4/models/{model_code}/deploy",
         "DELETE /v4/fine_tuning/fine_tuned_models/{model_code}",
         "POST /v4/chat/completions",
       ]),
     );
     const jobsMethods = methods.filter((m) => JSON.stringify(m.Integration?.Uri).includes("ApiJobsApi"));
-    expect(jobsMethods).toHaveLength(12);
+    expect(jobsMethods).toHaveLength(14);
     for (const method of jobsMethods) {
       expect(method.AuthorizationType).toBe("CUSTOM");
       expect(method.AuthorizerId).toEqual({ Ref: expect.stringMatching(/^ApiApiKeyAuthorizer/) });
@@ -140,6 +148,7 @@ describe("jobs and models routes", () => {
         catalog: DEFAULT_CATALOG,
         deployments: unused,
         deploymentQueue: unused,
+        deploymentsEnabled: true,
         deploymentsPerTenant: 2,
         deploymentTimeoutSeconds: 60,
       }),
@@ -211,30 +220,28 @@ describe("private inference servers", () => {
     env: { account: "123456789012", region: "us-east-1" },
     inference: {
       servers: ["glm-4-9b-chat", "qwen2.5-7b-instruct"],
-      fullModelDeployments: ["acme-full-1"],
       imageUri: ECR_IMAGE,
     },
   });
 
-  it("runs one vLLM service per base model and per full deployment on ECS GPU instances", () => {
-    template.resourceCountIs("AWS::ECS::Service", 3);
-    const containers = Object.values(template.findResources("AWS::ECS::TaskDefinition")).map(
-      (t) => t.Properties.ContainerDefinitions[0],
-    );
-    expect(containers).toHaveLength(3);
+  it("runs one vLLM service per base model on ECS GPU instances (full models are deployed through the API)", () => {
+    template.resourceCountIs("AWS::ECS::Service", 2);
+    const containers = Object.entries(template.findResources("AWS::ECS::TaskDefinition"))
+      .filter(([id]) => id.startsWith("ChatInference"))
+      .map(([, t]) => t.Properties.ContainerDefinitions[0]);
+    expect(containers).toHaveLength(2);
     for (const container of containers) {
       expect(JSON.stringify(container.Image)).toContain("/ft-inference:1");
       expect(container.ResourceRequirements).toEqual([{ Type: "GPU", Value: "1" }]);
-      expect(container.PortMappings).toEqual([expect.objectContaining({ ContainerPort: 8000 })]);
+      // The image's adapter proxy; vLLM itself listens on 127.0.0.1:8000 inside the container.
+      expect(container.PortMappings).toEqual([expect.objectContaining({ ContainerPort: 8080 })]);
     }
     const env = containers.map((c) =>
       Object.fromEntries(c.Environment.map((e: { Name: string; Value: unknown }) => [e.Name, e.Value])),
     );
-    expect(env.map((e) => e.BASE_MODEL ?? e.MODEL_CODE)).toEqual([
-      "glm-4-9b-chat",
-      "qwen2.5-7b-instruct",
-      "acme-full-1",
-    ]);
+    expect(env.map((e) => e.BASE_MODEL)).toEqual(["glm-4-9b-chat", "qwen2.5-7b-instruct"]);
+    expect(env.map((e) => e.PORT)).toEqual(["8080", "8080"]);
+    expect(env.some((e) => "MODEL_CODE" in e)).toBe(false);
     template.hasResourceProperties("AWS::ElasticLoadBalancingV2::LoadBalancer", { Scheme: "internal" });
     template.hasResourceProperties("AWS::ElasticLoadBalancingV2::TargetGroup", {
       HealthCheckPath: "/health",
@@ -260,9 +267,8 @@ describe("private inference servers", () => {
     const fn = chatFunction(template);
     expect(fn.Properties.VpcConfig.SubnetIds).toHaveLength(2);
     const endpoints = JSON.stringify(fn.Properties.Environment.Variables.INFERENCE_ENDPOINTS);
-    for (const name of ["glm-4-9b-chat", "qwen2.5-7b-instruct", "acme-full-1"])
-      expect(endpoints).toContain(name);
-    expect(endpoints).toMatch(/:800[0-2]\/v1/);
+    for (const name of ["glm-4-9b-chat", "qwen2.5-7b-instruct"]) expect(endpoints).toContain(name);
+    expect(endpoints).toMatch(/:800[0-1]\/v1/);
     const ingress = Object.values(template.findResources("AWS::EC2::SecurityGroupIngress"))
       .map((r) => r.Properties)
       .filter((p) => JSON.stringify(p.GroupId).includes("LoadBalancerSecurityGroup"));
@@ -272,20 +278,21 @@ describe("private inference servers", () => {
     });
   });
 
-  it("lets the servers read weights, adapters and full models only", () => {
+  it("lets the servers read their weights and adapters only", () => {
     const statements = Object.entries(template.findResources("AWS::IAM::Policy"))
       .filter(([id]) => id.startsWith("ChatInferenceTaskRole"))
       .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
-    expect(statements.map((s) => s.Action)).toEqual(["s3:GetObject", "s3:ListBucket", "dynamodb:GetItem"]);
+    expect(statements.map((s) => s.Action)).toEqual(["s3:GetObject", "s3:ListBucket"]);
     const text = JSON.stringify(statements[0]!.Resource);
     for (const pattern of [
       "/base-models/glm-4-9b-chat/*",
       "/base-models/qwen2.5-7b-instruct/*",
       "/tenants/*/jobs/*/adapter/*",
-      "/tenants/*/jobs/*/model/*",
     ]) {
       expect(text).toContain(`"${pattern}"`);
     }
+    // Full models have servers of their own (deployments.ts).
+    expect(text).not.toContain("/model/*");
     // The base models it serves, not every model under base-models/.
     expect(text).not.toContain('"/base-models/*"');
   });

@@ -18,6 +18,7 @@ describe("every function", () => {
     expect(services).toEqual({
       ApiAuthorizer: SERVICES.authorizer,
       ApiFilesApi: SERVICES.filesApi,
+      ApiUsageApi: SERVICES.usageApi,
       ApiJobsApi: SERVICES.jobsApi,
       ValidationValidator: SERVICES.validator,
       TrainingDispatcher: SERVICES.dispatcher,

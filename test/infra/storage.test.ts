@@ -75,7 +75,7 @@ describe("storage construct", () => {
   });
 
   it("leads every tenant-owned key with the tenant id", () => {
-    for (const id of ["files", "jobs"] as const) {
+    for (const id of ["files", "jobs", "usage"] as const) {
       template.hasResourceProperties("AWS::DynamoDB::Table", {
         TableName: `ft-${id}`,
         KeySchema: Match.arrayWith([{ AttributeName: "tenantId", KeyType: "HASH" }]),
@@ -90,6 +90,21 @@ describe("storage construct", () => {
         }),
       ],
     });
+  });
+
+  it("keeps usage per tenant by day and model: tenantId, then usageKey", () => {
+    template.hasResourceProperties("AWS::DynamoDB::Table", {
+      TableName: "ft-usage",
+      KeySchema: [
+        { AttributeName: "tenantId", KeyType: "HASH" },
+        { AttributeName: "usageKey", KeyType: "RANGE" },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: "tenantId", AttributeType: "S" },
+        { AttributeName: "usageKey", AttributeType: "S" },
+      ],
+    });
+    template.hasOutput("UsageTableName", { Description: "USAGE_TABLE" });
   });
 
   it("gives every queue an encrypted DLQ and an alarm on it", () => {

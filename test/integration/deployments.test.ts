@@ -54,6 +54,7 @@ describe("deployment records and the deployer queue (LocalStack)", () => {
     deps = {
       deployments: store,
       deploymentQueue: queue,
+      deploymentsEnabled: true,
       deploymentsPerTenant: 2,
       deploymentTimeoutSeconds: 600,
       catalog: DEFAULT_CATALOG,

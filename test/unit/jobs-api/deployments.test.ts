@@ -123,6 +123,18 @@ describe("deploy", () => {
     expect((await deployModel(fakes.deps, TENANT, codes[2]!)).deployment?.status).toBe("deploying");
   });
 
+  it("answers 503 deployments_unavailable where the platform runs no model servers of its own", async () => {
+    const { fakes, code } = await readyModel();
+    await expect(
+      deployModel({ ...fakes.deps, deploymentsEnabled: false }, TENANT, code),
+    ).rejects.toMatchObject({
+      status: 503,
+      code: "deployments_unavailable",
+      message: expect.stringContaining("CDK context inferenceServers"),
+    });
+    expect(fakes.deploymentQueue.sent).toEqual([]);
+  });
+
   it("marks the deployment failed and answers 503 when it can not be queued, so a retry deploys again", async () => {
     const { fakes, code } = await readyModel();
     fakes.deploymentQueue.failure = new Error("sqs down");

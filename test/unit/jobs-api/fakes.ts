@@ -396,6 +396,7 @@ export function fakeDependencies() {
     now: () => NOW,
     deployments,
     deploymentQueue,
+    deploymentsEnabled: true,
     deploymentsPerTenant: 2,
     deploymentTimeoutSeconds: 600,
   };
