@@ -131,6 +131,10 @@ new PlatformStack(app, `${prefix}-platform`, {
     instanceType: text("inferenceInstanceType"),
   }),
   ...defined({ chatRateLimitPerMinute: num("chatRateLimitPerMinute") }),
+  deployments: defined({
+    perTenant: num("deploymentsPerTenant"),
+    timeoutMinutes: num("deploymentTimeoutMinutes"),
+  }),
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   description: "Self-hosted LLM fine-tuning platform (files, fine-tuning jobs, chat completions)",
 });

@@ -46,6 +46,8 @@ export interface PlatformStackProps extends StackProps {
   /** Where chat completions are served: an external endpoint or private vLLM servers. */
   readonly inference?: InferenceOptions;
   readonly chatRateLimitPerMinute?: number;
+  /** The operator's deployment limits (jobs API): live deployments per tenant, minutes to become healthy. */
+  readonly deployments?: { readonly perTenant?: number; readonly timeoutMinutes?: number };
 }
 
 /**
@@ -186,6 +188,15 @@ export class PlatformStack extends Stack {
       });
       this.deployments.allowFrom(this.chat.securityGroup);
       this.jobs.function.addEnvironment(CONFIG_ENV.deploymentsEnabled, "true");
+    }
+    if (props.deployments?.perTenant !== undefined) {
+      this.jobs.function.addEnvironment(CONFIG_ENV.deploymentsPerTenant, String(props.deployments.perTenant));
+    }
+    if (props.deployments?.timeoutMinutes !== undefined) {
+      this.jobs.function.addEnvironment(
+        CONFIG_ENV.deploymentTimeoutMinutes,
+        String(props.deployments.timeoutMinutes),
+      );
     }
     new CfnOutput(this, "ChatFunctionUrl", { value: this.chat.functionUrl.url, description: "CHAT_URL" });
     new CfnOutput(this, "LoraJobQueueArn", {

@@ -281,3 +281,15 @@ describe("without private inference servers", () => {
     expect(env[CONFIG_ENV.deploymentsEnabled]).toBeUndefined();
   });
 });
+
+describe("the operator's deployment limits", () => {
+  it("reach the jobs function from the stack's props (CDK context deploymentsPerTenant, deploymentTimeoutMinutes)", () => {
+    const { template } = synthPlatform({
+      inference: { servers: ["glm-4-9b-chat"], imageUri: ECR_IMAGE },
+      deployments: { perTenant: 5, timeoutMinutes: 60 },
+    });
+    const env = functionOf(template, "ApiJobsApi").Properties.Environment.Variables;
+    expect(env[CONFIG_ENV.deploymentsPerTenant]).toBe("5");
+    expect(env[CONFIG_ENV.deploymentTimeoutMinutes]).toBe("60");
+  });
+});

@@ -30,12 +30,15 @@ export class FakeUpstream {
   pieces = ["Hel", "lo", " wor", "ld"];
   intervalMs = 0;
   readonly requests: RecordedRequest[] = [];
+  /** TCP connections accepted so far (a kept-alive one serves several requests). */
+  connections = 0;
   private server: Server | undefined;
   private readonly sockets = new Set<import("node:net").Socket>();
 
   async start(): Promise<string> {
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.on("connection", (socket) => {
+      this.connections += 1;
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
     });
