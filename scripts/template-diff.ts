@@ -27,7 +27,6 @@ const SCENARIOS: Record<string, Record<string, unknown>> = {
     env: { account: "123456789012", region: "us-east-1" },
     inference: {
       servers: ["glm-4-9b-chat", "qwen2.5-7b-instruct"],
-      fullModelDeployments: ["acme-full-1"],
       imageUri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/ft-inference:1",
     },
   },

@@ -128,7 +128,6 @@ export async function relay(
         "x-request-id": request.requestId,
         ...request.headers,
       };
-      (globalThis as any).__mark?.("relay.start");
       const body = JSON.stringify(request.body);
       response = await (fetchImpl
         ? fetchUpstream(fetchImpl, url, headers, body, controller.signal)
@@ -155,17 +154,23 @@ export async function relay(
   }
 }
 
-/** The POST through node:http; resolves at the response's headers. */
+/**
+ * The POST through node:http; resolves at the response's headers. A kept-alive connection that the
+ * server closed while it sat idle (or while a Lambda was frozen) fails at once with a reset, before the
+ * server got the request: that one is retried once on a new connection.
+ */
 function postUpstream(
   url: string,
   headers: Record<string, string>,
   body: string,
   signal: AbortSignal,
+  retry = true,
 ): Promise<UpstreamResponse> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const secure = target.protocol === "https:";
     const payload = Buffer.from(body, "utf8");
+    let answered = false;
     const req = (secure ? httpsRequest : httpRequest)(
       target,
       {
@@ -175,14 +180,18 @@ function postUpstream(
         signal,
       },
       (res) => {
-        (globalThis as any).__mark?.("upstream.headers");
+        answered = true;
         resolve(nodeResponse(req, res));
       },
     );
     // Before the response: the rejection. After it: the response's own error or close ends its reads.
-    req.on("error", reject);
+    req.on("error", (error: NodeJS.ErrnoException) => {
+      if (answered) return;
+      const stale = req.reusedSocket && (error.code === "ECONNRESET" || error.code === "EPIPE");
+      if (retry && stale && !signal.aborted) resolve(postUpstream(url, headers, body, signal, false));
+      else reject(error);
+    });
     req.end(payload);
-    (globalThis as any).__mark?.("req.end");
   });
 }
 
@@ -214,7 +223,6 @@ function nodeResponse(req: ClientRequest, res: IncomingMessage): UpstreamRespons
     }
   };
   res.on("data", (piece: Buffer) => {
-    (globalThis as any).__mark?.("upstream.data");
     if (draining) return;
     queue.push(piece);
     if (waiting) settle();
