@@ -44,9 +44,9 @@ export class Jobs extends Construct {
       environment: { [CONFIG_ENV.trainingInstanceTypes]: JSON.stringify(props.instanceTypes) },
     });
     // Creating a job is one transaction: job + model code (conditional put) + idempotency record, with
-    // a condition check that the training file is still there.
+    // a conditional update that adds the job to its files' users (still processed, not being deleted).
     // Deleting a job removes its item (conditional on a finished status) and then its events.
-    bind(fn, props.filesTable, { actions: ["GetItem", "ConditionCheckItem"] });
+    bind(fn, props.filesTable, { actions: ["GetItem", "UpdateItem"] });
     bind(fn, props.jobsTable, { actions: ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"] });
     bind(fn, props.eventsTable, { actions: ["PutItem", "Query", "BatchWriteItem"] });
     bind(fn, props.modelsTable, {

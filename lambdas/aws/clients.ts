@@ -20,7 +20,14 @@ let documents: DynamoDBDocumentClient | undefined;
 let batch: BatchClient | undefined;
 
 export function s3Client(): S3Client {
-  s3 ??= tracer().captureAWSv3Client(new S3Client({ forcePathStyle: endpoint() !== undefined }));
+  s3 ??= tracer().captureAWSv3Client(
+    new S3Client({
+      forcePathStyle: endpoint() !== undefined,
+      // Otherwise the SDK signs the CRC32 of an empty body into every presigned PUT URL, and S3 refuses
+      // the real upload whose body does not match it.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+    }),
+  );
   return s3;
 }
 

@@ -59,9 +59,11 @@ export class JobsRepository implements JobsStore, ModelsStore, IdempotencyStore 
   ) {}
 
   /**
-   * Creates a job in one transaction: the training (and validation) files must still be `processed`,
-   * the model code must be free (conditional put on the `models` table, whose key it is — this is
-   * what makes codes globally unique), and the Idempotency-Key, when given, must be new.
+   * Creates a job in one transaction: the training (and validation) files must still be `processed`
+   * and not claimed by a delete, and each gets the job added to its `usedByJobs` (what a file delete
+   * reads to know the file is needed: lambdas/aws/file-usage.ts); the model code must be free
+   * (conditional put on the `models` table, whose key it is — this is what makes codes globally
+   * unique), and the Idempotency-Key, when given, must be new.
    */
   async create(args: NewJob): Promise<CreateJobOutcome> {
     const { job } = args;
@@ -69,17 +71,20 @@ export class JobsRepository implements JobsStore, ModelsStore, IdempotencyStore 
     if (!filesTable || !idempotencyTable)
       throw new Error("JobsRepository.create needs the files and idempotency tables");
     const files: [JobFileParam, string][] = [["training_file", job.trainingFile]];
-    if (job.validationFile) files.push(["validation_file", job.validationFile]);
+    // One item per file: a transaction may not write the same item twice.
+    if (job.validationFile && job.validationFile !== job.trainingFile)
+      files.push(["validation_file", job.validationFile]);
     const items: NamedItem<CreateCondition>[] = [
       ...files.map(([param, fileId]) => ({
         name: param,
         item: {
-          ConditionCheck: {
+          Update: {
             TableName: filesTable,
             Key: { tenantId: job.tenantId, fileId },
-            ConditionExpression: "#status = :processed",
+            UpdateExpression: "ADD usedByJobs :job",
+            ConditionExpression: "#status = :processed AND attribute_not_exists(deletingAt)",
             ExpressionAttributeNames: { "#status": "status" },
-            ExpressionAttributeValues: { ":processed": "processed" },
+            ExpressionAttributeValues: { ":processed": "processed", ":job": new Set([job.jobId]) },
           },
         },
       })),
@@ -517,27 +522,35 @@ type TransactionResult<Name extends string> =
   /** `failed`: the items whose condition failed, in item order (never empty); `error` the cancellation. */
   | { readonly committed: false; readonly failed: readonly Name[]; readonly error: unknown };
 
+/** Tries of a transaction that a conflicting one cancelled (e.g. a file delete reading the same file). */
+const CONFLICT_ATTEMPTS = 4;
+
 /**
  * Runs the items as one transaction and says which named conditions failed. DynamoDB reports one
  * CancellationReason per item, in item order: this is the one place that relies on it. A cancellation
- * without a failed condition (a conflicting transaction, throttling) is thrown as it came.
+ * by a conflicting transaction alone is tried again (a few times, then thrown); any other without a
+ * failed condition (throttling) is thrown as it came.
  */
 async function transact<Name extends string>(
   documents: DynamoDBDocumentClient,
   items: readonly NamedItem<Name>[],
 ): Promise<TransactionResult<Name>> {
-  try {
-    await documents.send(new TransactWriteCommand({ TransactItems: items.map(({ item }) => item) }));
-    return { committed: true };
-  } catch (error) {
-    const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-    if ((error as { name?: string }).name !== "TransactionCanceledException" || !reasons) throw error;
-    if (reasons.length !== items.length) throw error;
-    const failed = items
-      .filter((_, i) => reasons[i]?.Code === "ConditionalCheckFailed")
-      .map(({ name }) => name);
-    if (failed.length === 0) throw error;
-    return { committed: false, failed, error };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await documents.send(new TransactWriteCommand({ TransactItems: items.map(({ item }) => item) }));
+      return { committed: true };
+    } catch (error) {
+      const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+      if ((error as { name?: string }).name !== "TransactionCanceledException" || !reasons) throw error;
+      if (reasons.length !== items.length) throw error;
+      const failed = items
+        .filter((_, i) => reasons[i]?.Code === "ConditionalCheckFailed")
+        .map(({ name }) => name);
+      if (failed.length > 0) return { committed: false, failed, error };
+      const conflictOnly = reasons.every((r) => r.Code === "None" || r.Code === "TransactionConflict");
+      if (!conflictOnly || attempt >= CONFLICT_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt * (0.5 + Math.random())));
+    }
   }
 }
 

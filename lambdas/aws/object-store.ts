@@ -8,6 +8,7 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import type { UploadHeaders } from "../core/files/file-record.ts";
 
 export class ObjectNotFoundError extends Error {
   constructor(key: string) {
@@ -49,14 +50,23 @@ export class ObjectStore {
   }
 
   /**
-   * A presigned PUT that pins the key, the exact size and the content type: S3 rejects an upload that
-   * differs in any of them, so a tenant cannot write elsewhere or more than declared.
+   * A presigned PUT that signs the key and every one of `headers` (`uploadHeaders` in
+   * lambdas/core/files): S3 rejects an upload whose size or type differs from the signed ones, or that
+   * leaves out `If-None-Match: *`, with 403; with it, a PUT to a key that already has an object fails
+   * with 412. So a tenant cannot write elsewhere, more than declared, or twice.
    */
-  async presignPut(key: string, bytes: number, contentType: string, expiresIn: number): Promise<string> {
+  async presignPut(key: string, headers: UploadHeaders, expiresIn: number): Promise<string> {
     return getSignedUrl(
       this.s3,
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentLength: bytes, ContentType: contentType }),
-      { expiresIn, signableHeaders: new Set(["content-type", "content-length"]) },
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ContentLength: Number(headers["content-length"]),
+        ContentType: headers["content-type"],
+        IfNoneMatch: headers["if-none-match"],
+      }),
+      // The presigner leaves content-type unsigned unless told; the others are listed to be explicit.
+      { expiresIn, signableHeaders: new Set(Object.keys(headers)) },
     );
   }
 

@@ -2,7 +2,7 @@ import type { APIGatewayProxyEvent } from "aws-lambda";
 import { SERVICES } from "../../infra/resources/definitions.ts";
 import { documentClient, s3Client } from "../aws/clients.ts";
 import { bucketName, tableName } from "../aws/env.ts";
-import { unfinishedJobsUsingFile } from "../aws/file-usage.ts";
+import { claimFileForDeletion } from "../aws/file-usage.ts";
 import { FilesRepository } from "../aws/files-repository.ts";
 import { ObjectStore } from "../aws/object-store.ts";
 import { observability } from "../aws/observability.ts";
@@ -12,13 +12,13 @@ import { Router } from "../core/http/router.ts";
 import { filesRoutes } from "./routes.ts";
 
 const { logger } = observability(SERVICES.filesApi);
-const jobsTable = tableName("jobs");
+const tables = { files: tableName("files"), jobs: tableName("jobs") };
 const router = new Router(
   filesRoutes({
-    files: new FilesRepository(documentClient(), tableName("files")),
+    files: new FilesRepository(documentClient(), tables.files),
     datasets: new ObjectStore(s3Client(), bucketName("datasets")),
-    unfinishedJobsUsing: (tenantId, fileId) =>
-      unfinishedJobsUsingFile(documentClient(), jobsTable, tenantId, fileId),
+    claimForDeletion: (tenantId, fileId) =>
+      claimFileForDeletion(documentClient(), tables, tenantId, fileId, Math.floor(Date.now() / 1000)),
   }),
 );
 

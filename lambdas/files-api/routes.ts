@@ -1,3 +1,4 @@
+import type { DeletionClaim } from "../aws/file-usage.ts";
 import type { FilesRepository } from "../aws/files-repository.ts";
 import type { ObjectStore } from "../aws/object-store.ts";
 import { ConflictError, InvalidRequestError, NotFoundError } from "../core/errors.ts";
@@ -8,11 +9,12 @@ import {
   type FileRecord,
   MAX_MULTIPART_FILE_BYTES,
   UPLOAD_URL_TTL_SECONDS,
+  uploadHeaders,
 } from "../core/files/file-record.ts";
 import { parseMultipartFields, parseUploadRequest } from "../core/files/requests.ts";
 import { servedContentType, toFileObject } from "../core/files/wire.ts";
 import { fitsInlineResponse, mayFitInlineResponse } from "../core/http/api-gateway.ts";
-import { listEnvelope, parseListParams } from "../core/http/pagination.ts";
+import { LIST_QUERY, listEnvelope, parseListParams } from "../core/http/pagination.ts";
 import { jsonBody, type RequestContext, type Route, type RouteResult } from "../core/http/router.ts";
 import { isId, newId } from "../core/ids.ts";
 import { parseMultipart } from "./multipart.ts";
@@ -20,7 +22,11 @@ import { parseMultipart } from "./multipart.ts";
 export interface FilesDependencies {
   readonly files: Pick<FilesRepository, "create" | "get" | "list" | "transition" | "delete">;
   readonly datasets: Pick<ObjectStore, "put" | "presignPut" | "presignGet" | "getBytes" | "delete">;
-  readonly unfinishedJobsUsing: (tenantId: string, fileId: string) => Promise<string[]>;
+  /**
+   * Claims the file for deletion unless unfinished jobs need it (`claimFileForDeletion` in
+   * lambdas/aws/file-usage.ts): once claimed, no job can take the file.
+   */
+  readonly claimForDeletion: (tenantId: string, fileId: string) => Promise<DeletionClaim>;
   readonly now?: () => number;
 }
 
@@ -93,19 +99,16 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
           status: "pending_upload",
         };
         await deps.files.create(record);
-        const url = await deps.datasets.presignPut(
-          record.objectKey,
-          record.bytes,
-          record.contentType,
-          UPLOAD_URL_TTL_SECONDS,
-        );
+        // One upload per URL: the headers include If-None-Match, so a second PUT gets 412.
+        const headers = uploadHeaders(record);
+        const url = await deps.datasets.presignPut(record.objectKey, headers, UPLOAD_URL_TTL_SECONDS);
         return {
           status: 200,
           body: {
             ...toFileObject(record),
             upload_url: url,
             upload_method: "PUT",
-            upload_headers: { "content-type": record.contentType, "content-length": String(record.bytes) },
+            upload_headers: { ...headers },
             expires_at: now() + UPLOAD_URL_TTL_SECONDS,
           },
         };
@@ -114,6 +117,7 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
     {
       method: "GET",
       pattern: "/v4/files",
+      query: [...LIST_QUERY, "purpose", "order"],
       handler: async (request) => {
         const { limit, after } = parseListParams(request.query, {
           defaultLimit: 20,
@@ -164,15 +168,16 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
       pattern: "/v4/files/{file_id}",
       handler: async (request) => {
         const record = await ownFile(request);
-        const jobs = await deps.unfinishedJobsUsing(request.tenantId, record.fileId);
-        if (jobs.length > 0) {
+        const claim = await deps.claimForDeletion(request.tenantId, record.fileId);
+        if (!claim.claimed) {
           throw new ConflictError(
-            `The file is used by unfinished fine-tuning jobs (${jobs.join(", ")}); cancel them or wait until they finish.`,
+            `The file is used by unfinished fine-tuning jobs (${claim.jobIds.join(", ")}); cancel them or wait until they finish.`,
             "file_in_use",
             "file_id",
           );
         }
-        // The object first: a record without an object is visible and retried; the reverse would leak data.
+        // The object first: a claimed record without its object is visible, can not be trained on, and
+        // the next delete finishes it; the reverse would leak data.
         await deps.datasets.delete(record.objectKey);
         await deps.files.delete(request.tenantId, record.fileId);
         return { status: 200, body: { id: record.fileId, object: "file", deleted: true } };

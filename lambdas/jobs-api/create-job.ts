@@ -86,9 +86,9 @@ export async function createJob(
 
   const { objective } = request;
   const training = await datasetFile(deps, tenantId, request.trainingFile, "training_file", objective);
-  if (request.validationFile) {
-    await datasetFile(deps, tenantId, request.validationFile, "validation_file", objective);
-  }
+  const validation = request.validationFile
+    ? await datasetFile(deps, tenantId, request.validationFile, "validation_file", objective)
+    : undefined;
   const fineTunedModel = await startingModel(deps, tenantId, request);
   const jobId = newJobId(nowMs(deps));
   const { totalTokens, ...dataset } = trainingDataSize(parseTrainingFileStatistics(training.statistics));
@@ -112,7 +112,9 @@ export async function createJob(
     return { kind: "estimate", estimate: { ...estimate, model_code: plan.modelCode } };
   }
 
-  const write = newJobWrite(deps, tenantId, jobId, request, plan);
+  // The job records which objects were validated; the trainer reads those or fails (dispatch.ts).
+  const fileETags = { training: training.validatedETag, validation: validation?.validatedETag };
+  const write = newJobWrite(deps, tenantId, jobId, request, plan, fileETags);
   const outcome = await deps.jobs.create({
     ...write,
     ...(key ? { idempotency: idempotencyRecord(key, jobId, nowSeconds(deps)) } : {}),
@@ -143,7 +145,8 @@ async function datasetFile(
   objective: TrainingObjective,
 ): Promise<FileRecord> {
   const file = isId(FILE_ID_PREFIX, fileId) ? await deps.files.get(tenantId, fileId) : undefined;
-  if (!file) throw fileNotFound(fileId, param);
+  // A file a delete has claimed is as good as gone (the create transaction would refuse it too).
+  if (!file || file.deletingAt !== undefined) throw fileNotFound(fileId, param);
   if (!isTrainingFile(file)) throw fileNotForTraining(file, param);
   if (file.status !== "processed") throw fileNotProcessed(file, param);
   const preference = file.format === "preference";
@@ -174,9 +177,10 @@ function newJobWrite(
   jobId: string,
   request: CreateJobRequest,
   plan: JobPlan,
+  fileETags: Parameters<typeof newJobRecord>[0]["fileETags"],
 ): Omit<NewJob, "idempotency"> {
   const created = nowSeconds(deps);
-  const draft = newJobRecord({ tenantId, jobId, createdAt: created, request, plan });
+  const draft = newJobRecord({ tenantId, jobId, createdAt: created, request, plan, fileETags });
   // The files were checked above (and again inside the transaction), so the job starts queued.
   const validated = transition(draft.status, { type: "files_validated" });
   if (!validated.ok) throw new Error("a new job must accept files_validated");

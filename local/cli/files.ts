@@ -139,8 +139,9 @@ function stripUpload(session: FileObject & { upload_url?: string }): FileObject 
 
 /**
  * PUTs a file to a presigned URL, streamed from disk with exactly the given headers (S3 rejects
- * chunked transfer encoding and checks the signed content-type and content-length). Node's http
- * module rather than fetch, so the length is sent as is and never chunked.
+ * chunked transfer encoding and checks the signed content-type, content-length and If-None-Match, the
+ * last of which makes the URL good for one upload). Node's http module rather than fetch, so the
+ * length is sent as is and never chunked.
  */
 export function putFile(
   url: string,
@@ -164,6 +165,11 @@ export function putFile(
         const body = Buffer.concat(chunks).toString("utf8");
         const code = /<Code>([^<]*)<\/Code>/.exec(body)?.[1] ?? null;
         const message = /<Message>([^<]*)<\/Message>/.exec(body)?.[1] ?? (body.slice(0, 200) || "no details");
+        if (code === "PreconditionFailed") {
+          // The URL signs If-None-Match: * (one upload per URL) and an object is there already.
+          const used = "the upload URL was used already; upload the file again to get a new file id and URL";
+          return reject(new ApiError(status, used, code));
+        }
         reject(new ApiError(status, `the upload to storage was refused: ${message}`, code));
       });
     });

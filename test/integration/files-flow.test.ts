@@ -60,11 +60,9 @@ describe("training files with validation on upload", () => {
       status: string;
     };
     expect(body.status).toBe("pending_upload");
-    const put = await fetch(body.upload_url, {
-      method: "PUT",
-      body: content,
-      headers: { "content-type": body.upload_headers["content-type"]! },
-    });
+    // Every signed header as given (If-None-Match included); fetch sets content-length from the body.
+    const { "content-length": _length, ...headers } = body.upload_headers;
+    const put = await fetch(body.upload_url, { method: "PUT", body: content, headers });
     expect(put.status).toBe(200);
     return body.id;
   }
@@ -149,6 +147,21 @@ describe("training files with validation on upload", () => {
     expect(listA.object).toBe("list");
     expect(listA.data.map((f) => f.id)).toContain(id);
     expect((await api(keyA, `/files/${id}`)).status).toBe(200);
+  });
+
+  it("answers a wrong method 405 with Allow, a malformed escape and an unknown query parameter 400", async () => {
+    const wrong = await api(keyA, "/files/uploads", { method: "GET" });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get("allow")).toBe("POST");
+    const malformed = await api(keyA, "/files/file-%E0%A4%A");
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { error: { code: string } }).error.code).toBe("invalid_path");
+    const unknown = await api(keyA, "/files?limit=2&purpose=fine-tune&sort=asc");
+    expect(unknown.status).toBe(400);
+    expect(((await unknown.json()) as { error: { param: string } }).error).toMatchObject({
+      code: "unknown_parameter",
+      param: "sort",
+    });
   });
 
   it("deletes a file and its object", async () => {

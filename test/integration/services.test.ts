@@ -9,6 +9,7 @@ import {
 import { GetCommand, PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ObjectStore } from "../../lambdas/aws/object-store.ts";
+import { uploadHeaders } from "../../lambdas/core/files/file-record.ts";
 import type { BootstrappedResources } from "../../local/bootstrap.ts";
 import { freshResources, localClients } from "./aws.ts";
 
@@ -29,21 +30,15 @@ describe("LocalStack services the platform relies on", () => {
       expect(await got.Body?.transformToString("utf-8")).toBe(body);
     });
 
-    it("accepts a PUT to a presigned URL with the pinned size and type and rejects any other", async () => {
+    it("accepts one PUT to a presigned URL with the pinned size and type and rejects any other", async () => {
       const Bucket = resources.buckets.datasets;
       const Key = "tenants/t1/files/presigned.jsonl";
-      const url = await new ObjectStore(s3, Bucket).presignPut(Key, 11, "application/jsonl", 300);
-      const tooLong = await fetch(url, {
-        method: "PUT",
-        body: "hello world!",
-        headers: { "content-type": "application/jsonl" },
-      });
+      const headers = uploadHeaders({ contentType: "application/jsonl", bytes: 11 });
+      const url = await new ObjectStore(s3, Bucket).presignPut(Key, headers, 300);
+      const sent = { "content-type": "application/jsonl", "if-none-match": "*" };
+      const tooLong = await fetch(url, { method: "PUT", body: "hello world!", headers: sent });
       expect(tooLong.status).toBe(403);
-      const ok = await fetch(url, {
-        method: "PUT",
-        body: "hello world",
-        headers: { "content-type": "application/jsonl" },
-      });
+      const ok = await fetch(url, { method: "PUT", body: "hello world", headers: sent });
       expect(ok.status).toBe(200);
       const got = await s3.send(new GetObjectCommand({ Bucket, Key }));
       expect(await got.Body?.transformToString()).toBe("hello world");
@@ -51,9 +46,11 @@ describe("LocalStack services the platform relies on", () => {
       const tampered = await fetch(url, {
         method: "PUT",
         body: "hello world",
-        headers: { "content-type": "text/html" },
+        headers: { ...sent, "content-type": "text/html" },
       });
       expect(tampered.status).toBe(403);
+      const again = await fetch(url, { method: "PUT", body: "HELLO WORLD", headers: sent });
+      expect(again.status).toBe(412);
     });
   });
 

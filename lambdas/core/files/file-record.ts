@@ -1,5 +1,6 @@
 import { resultsFileObjectKey } from "../contract.ts";
 import { JOB_ID_PREFIX } from "../jobs/ids.ts";
+import { isTerminal, type JobStatus } from "../jobs/state-machine.ts";
 
 /** Lifecycle of a training file. `pending_upload` precedes a presigned PUT; the rest follow OpenAI. */
 export type FileStatus = "pending_upload" | "uploaded" | "processed" | "error";
@@ -28,8 +29,18 @@ export interface FileRecord {
   readonly objectKey: string;
   readonly createdAt: number;
   readonly status: FileStatus;
-  /** Set by the validator: which object version it validated (idempotency of redelivered events). */
+  /**
+   * Set by the validator: the ETag of the exact object it read. A job records it and the trainer
+   * downloads with `If-Match` on it, so a job trains the bytes that were validated or fails.
+   */
   readonly validatedETag?: string;
+  /**
+   * Every job created on this file (a DynamoDB string set, added to in the job's create transaction;
+   * never shrinks). The delete reads these jobs to know whether one still needs the file.
+   */
+  readonly usedByJobs?: ReadonlySet<string>;
+  /** Set when a delete claimed the file (epoch seconds): from then on no job may take it. */
+  readonly deletingAt?: number;
   readonly validatedAt?: number;
   readonly statusDetails?: string;
   readonly format?: string | null;
@@ -63,6 +74,42 @@ export const JSONL_CONTENT_TYPES = [
 ] as const;
 /** How long a presigned upload URL stays valid. */
 export const UPLOAD_URL_TTL_SECONDS = 3600;
+
+/** The headers a presigned upload signs, which the client must send exactly (`upload_headers`). */
+export interface UploadHeaders {
+  readonly "content-type": string;
+  readonly "content-length": string;
+  /** S3 conditional write: the PUT succeeds only while no object has the key (412 otherwise). */
+  readonly "if-none-match": "*";
+}
+
+/**
+ * The headers of a file's presigned PUT. Signing them pins the declared type and size, and
+ * `If-None-Match: *` makes the URL good for one upload: once the object exists, a second PUT to the
+ * same URL (to swap validated bytes for others of the same size) is refused with 412.
+ */
+export function uploadHeaders(record: Pick<FileRecord, "contentType" | "bytes">): UploadHeaders {
+  return {
+    "content-type": record.contentType,
+    "content-length": String(record.bytes),
+    "if-none-match": "*",
+  };
+}
+
+/** A job of {@link FileRecord.usedByJobs} as a consistent read found it: undefined when it is gone. */
+export interface FileUser {
+  readonly jobId: string;
+  readonly status: JobStatus | undefined;
+}
+
+/**
+ * The jobs among a file's users that still need it: those that have not ended. An ended job never
+ * needs the file again (terminal statuses never change), and a job that is gone was deleted, which only
+ * an ended job can be.
+ */
+export function jobsStillUsing(users: readonly FileUser[]): string[] {
+  return users.filter((user) => user.status !== undefined && !isTerminal(user.status)).map((u) => u.jobId);
+}
 
 /** The purpose of a job's results file. */
 export const RESULTS_FILE_PURPOSE = "fine-tune-results" satisfies FilePurpose;

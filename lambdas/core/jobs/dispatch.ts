@@ -66,7 +66,8 @@ export interface TrainingLocations {
 /**
  * The trainer's environment for a job, exactly as the container contract names it. `OBJECTIVE` is
  * always set (`supervised` for a record older than DPO); `INIT_MODEL_URI` only for a job that starts
- * from a fine-tuned model: that model's job's result, `adapter/` or `model/`, under the same tenant.
+ * from a fine-tuned model: that model's job's result, `adapter/` or `model/`, under the same tenant;
+ * `TRAINING_FILE_ETAG` / `VALIDATION_FILE_ETAG` when the job recorded the validated objects' ETags.
  */
 export function trainerEnvironment(
   job: JobRecord,
@@ -91,6 +92,10 @@ export function trainerEnvironment(
     BASE_MODEL_SPEC: JSON.stringify(baseModel),
   };
   if (job.validationFile) env.VALIDATION_FILE_URI = dataset(job.validationFile);
+  // The objects the validator read: the trainer downloads with If-Match on them and fails as invalid
+  // input when the object under the key is another one.
+  if (job.trainingFileETag) env.TRAINING_FILE_ETAG = job.trainingFileETag;
+  if (job.validationFile && job.validationFileETag) env.VALIDATION_FILE_ETAG = job.validationFileETag;
   if (job.initModel) {
     // The parent is the same tenant's model (the jobs API checked the owner), so the URI stays under
     // tenants/{TENANT_ID}/, the only prefix the trainer reads.

@@ -32,6 +32,13 @@ export interface JobRecord {
   readonly model: string;
   readonly trainingFile: string;
   readonly validationFile: string | null;
+  /**
+   * The ETag of the training (validation) file's object as the validator read it: the trainer
+   * downloads with `If-Match` on it and fails as invalid input on any other object. Absent on records
+   * older than this check and for files validated before ETags were recorded.
+   */
+  readonly trainingFileETag?: string;
+  readonly validationFileETag?: string;
   readonly method: TrainingMethod;
   /** What the job optimises; absent on records older than DPO, which are all supervised. */
   readonly objective?: TrainingObjective;
@@ -113,14 +120,19 @@ export function newJobRecord(args: {
   createdAt: number;
   request: CreateJobRequest;
   plan: JobPlan;
+  /** The files' `validatedETag`s, as the create checked them. */
+  fileETags?: { readonly training?: string | undefined; readonly validation?: string | undefined };
 }): JobRecord {
   const { request, plan } = args;
+  const etags = args.fileETags ?? {};
   return {
     tenantId: args.tenantId,
     jobId: args.jobId,
     model: plan.baseModel.name,
     trainingFile: request.trainingFile,
     validationFile: request.validationFile,
+    ...(etags.training ? { trainingFileETag: etags.training } : {}),
+    ...(request.validationFile && etags.validation ? { validationFileETag: etags.validation } : {}),
     method: plan.method,
     objective: plan.objective,
     ...(plan.initModel ? { initModel: { ...plan.initModel } } : {}),

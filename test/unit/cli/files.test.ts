@@ -58,14 +58,18 @@ describe("ftctl files upload", () => {
     expect(result.out).toContain("file-1");
   });
 
-  it("sends a large file through /files/uploads and a PUT with the pinned headers", async () => {
+  it("sends a large file through /files/uploads and a PUT with the pinned headers, If-None-Match included", async () => {
     const api = await fakeApi((req, res, base) => {
       if (req.path === "/v4/files/uploads") {
         return json(res, 200, {
           ...fileObject({ status: "pending_upload" }),
           upload_url: `${base}/bucket/tenants/t/files/file-1.jsonl?X-Amz-Signature=abc`,
           upload_method: "PUT",
-          upload_headers: { "content-type": "application/jsonl", "content-length": String(content.length) },
+          upload_headers: {
+            "content-type": "application/jsonl",
+            "content-length": String(content.length),
+            "if-none-match": "*",
+          },
         });
       }
       if (req.method === "PUT") return void res.writeHead(200).end();
@@ -86,6 +90,7 @@ describe("ftctl files upload", () => {
     expect(put?.query.get("X-Amz-Signature")).toBe("abc");
     expect(put?.headers["content-type"]).toBe("application/jsonl");
     expect(put?.headers["content-length"]).toBe(String(content.length));
+    expect(put?.headers["if-none-match"]).toBe("*");
     expect(put?.headers["transfer-encoding"]).toBeUndefined();
     expect(put?.headers.authorization).toBeUndefined();
     expect(put?.body.toString()).toBe(content);
@@ -110,6 +115,24 @@ describe("ftctl files upload", () => {
     expect(result.err).toContain(
       "error: the upload to storage was refused: The signature does not match. (SignatureDoesNotMatch, HTTP 403)",
     );
+  });
+
+  it("says an upload URL was used already when storage answers 412", async () => {
+    const api = await fakeApi((req, res, base) => {
+      if (req.path === "/v4/files/uploads") {
+        return json(res, 200, { ...fileObject(), upload_url: `${base}/bucket/x`, upload_headers: {} });
+      }
+      res
+        .writeHead(412, { "content-type": "application/xml" })
+        .end(
+          "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>",
+        );
+    });
+    close = api.close;
+    const result = await run(api.base, ["files", "upload", path], { multipartLimitBytes: 1 });
+    expect(result.code).toBe(1);
+    expect(result.err).toContain("the upload URL was used already");
+    expect(result.err).toContain("(PreconditionFailed, HTTP 412)");
   });
 
   it("--wait polls until error, prints the line-level report and exits 1", async () => {

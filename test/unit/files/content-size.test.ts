@@ -76,7 +76,7 @@ function filesWith(content: Buffer) {
         presignPut: unused,
         delete: unused,
       },
-      unfinishedJobsUsing: unused,
+      claimForDeletion: unused,
     }),
   );
   const get = () => handleApiEvent(router, event(`/v4/files/${FILE_ID}/content`), () => {});

@@ -4,6 +4,7 @@ import {
   type FileRecord,
   type FileStatus,
   resultsFileRecord,
+  type UploadHeaders,
 } from "../../../lambdas/core/files/file-record.ts";
 import { type RequestContext, Router } from "../../../lambdas/core/http/router.ts";
 import { filesRoutes } from "../../../lambdas/files-api/routes.ts";
@@ -53,8 +54,9 @@ function fakes() {
         async put(k: string, body: Buffer | string) {
           objects.set(k, Buffer.from(body));
         },
-        async presignPut(k: string, bytes: number, type: string) {
-          return `https://signed.example/${k}?len=${bytes}&type=${type}`;
+        async presignPut(k: string, headers: UploadHeaders) {
+          const signed = Object.keys(headers).join(";");
+          return `https://signed.example/${k}?len=${headers["content-length"]}&type=${headers["content-type"]}&signed=${signed}`;
         },
         async presignGet(k: string) {
           return `https://signed.example/${k}`;
@@ -66,7 +68,8 @@ function fakes() {
           objects.delete(k);
         },
       },
-      unfinishedJobsUsing: async (_t: string, f: string) => (busy.has(f) ? ["ftjob-1"] : []),
+      claimForDeletion: async (_t: string, f: string) =>
+        busy.has(f) ? { claimed: false as const, jobIds: ["ftjob-1"] } : { claimed: true as const },
     },
   };
 }
@@ -193,7 +196,7 @@ describe("files API", () => {
     });
   });
 
-  it("presigns an upload pinned to the tenant's key, the declared size and type", async () => {
+  it("presigns a one-time upload pinned to the tenant's key, the declared size and type", async () => {
     const { call, records } = setup();
     const result = (await call("tn_a", "POST", "/v4/files/uploads", {
       body: { filename: "big.jsonl", purpose: "fine-tune", bytes: 500_000_000 },
@@ -204,9 +207,12 @@ describe("files API", () => {
     expect(result.body.status).toBe("pending_upload");
     expect(result.body.upload_url).toContain(`tenants/tn_a/files/${result.body.id}.jsonl`);
     expect(result.body.upload_url).toContain("len=500000000&type=application/jsonl");
+    // The URL signs exactly the headers the client is told to send, If-None-Match included.
+    expect(result.body.upload_url).toContain("signed=content-type;content-length;if-none-match");
     expect(result.body.upload_headers).toEqual({
       "content-type": "application/jsonl",
       "content-length": "500000000",
+      "if-none-match": "*",
     });
     expect(records.size).toBe(1);
   });

@@ -82,6 +82,8 @@ export class InMemoryFiles implements FilesReader {
       createdAt: NOW / 1000,
       status,
       statistics,
+      // The validator records the ETag of the object it read (a quoted MD5, as S3 answers it).
+      ...(status === "processed" || status === "error" ? { validatedETag: `"etag-${fileId}"` } : {}),
     });
     return fileId;
   }
@@ -144,13 +146,22 @@ export class InMemoryJobs implements JobsStore, ModelsStore, IdempotencyStore {
       ["validation_file", job.validationFile],
     ] as const) {
       if (fileId === null) continue;
-      if ((await this.files.get(job.tenantId, fileId))?.status !== "processed") {
+      const file = await this.files.get(job.tenantId, fileId);
+      if (file?.status !== "processed" || file.deletingAt !== undefined) {
         return { outcome: "file_not_processed", param, fileId };
       }
     }
     if (this.jobs.has(key(job.tenantId, job.jobId))) throw new Error(`job ${job.jobId} exists`);
     if (this.models.has(write.model.modelCode))
       return { outcome: "model_code_taken", modelCode: job.modelCode };
+    // The files' users gain the job, as the transaction's conditional updates add it.
+    for (const fileId of new Set([job.trainingFile, job.validationFile])) {
+      const file = fileId === null ? undefined : await this.files.get(job.tenantId, fileId);
+      if (file && fileId !== null) {
+        const usedByJobs = new Set([...(file.usedByJobs ?? []), job.jobId]);
+        this.files.update(job.tenantId, fileId, { usedByJobs });
+      }
+    }
     this.jobs.set(key(job.tenantId, job.jobId), job);
     this.models.set(write.model.modelCode, write.model);
     this.events.set(jobKey(job.tenantId, job.jobId), [...write.events]);

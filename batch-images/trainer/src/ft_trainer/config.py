@@ -10,6 +10,7 @@ from typing import Any, Literal, Mapping
 from ft_contract import CatalogError, ModelSpec, load_catalog, parse_model
 
 from .chat_format import FAMILIES, Family
+from .failures import TenantFacingError
 
 Method = Literal["lora", "full"]
 # What a job optimises (OpenAI's method.type): supervised fine-tuning, or preference tuning with DPO on
@@ -22,8 +23,8 @@ OBJECTIVES: tuple[Objective, ...] = ("supervised", "dpo")
 CATALOG = load_catalog()
 
 
-class ConfigError(ValueError):
-    """Bad input in the job's configuration: reported as an error event, exit code 2."""
+class ConfigError(TenantFacingError, ValueError):
+    """Bad input in the job's configuration or data: reported to the tenant as it is, exit code 2."""
 
 
 def _default(name: str) -> Any:
@@ -138,6 +139,10 @@ class JobConfig:
     # INIT_MODEL_URI: a succeeded SFT job's result (`adapter/` for lora, `model/` for full) under the
     # tenant's prefix; training starts from it (and DPO's reference is it) instead of the bare base model.
     init_model_uri: str | None = None
+    # TRAINING_FILE_ETAG / VALIDATION_FILE_ETAG: the ETags of the objects the platform validated. The
+    # files are downloaded with If-Match on them: another object under the key is refused as bad input.
+    training_file_etag: str | None = None
+    validation_file_etag: str | None = None
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -200,4 +205,6 @@ def from_environment(env: Mapping[str, str] = os.environ) -> JobConfig:
         base_model=model,
         objective=objective,
         init_model_uri=env.get("INIT_MODEL_URI", "").strip() or None,
+        training_file_etag=env.get("TRAINING_FILE_ETAG", "").strip() or None,
+        validation_file_etag=env.get("VALIDATION_FILE_ETAG", "").strip() or None,
     )

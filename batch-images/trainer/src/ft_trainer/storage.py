@@ -9,7 +9,7 @@ from typing import Any
 
 from ft_contract import load_platform
 
-from .aws import client_options
+from .aws import client, client_options
 from .config import ConfigError
 
 
@@ -61,13 +61,12 @@ def check_base_model_uri(uri: str, weights_prefix: str | None = None) -> S3Uri |
 
 
 def s3_client() -> Any:
-    import boto3
+    """The S3 client of the process's session (tenant-scoped on AWS: aws.py)."""
     from botocore.config import Config
 
-    options = client_options()
     # Path-style against LocalStack: its virtual-host names would need DNS.
-    style = "path" if options["endpoint_url"] else "auto"
-    return boto3.client("s3", **options, config=Config(s3={"addressing_style": style}))
+    style = "path" if client_options()["endpoint_url"] else "auto"
+    return client("s3", config=Config(s3={"addressing_style": style}))
 
 
 class ObjectStore:
@@ -88,6 +87,35 @@ class ObjectStore:
             if "404" in str(error) or "NoSuchKey" in str(error) or "Not Found" in str(error):
                 raise ConfigError(f"{uri} does not exist") from error
             raise
+        return dest
+
+    def download_validated(self, uri: S3Uri, dest: Path, etag: str | None, what: str) -> Path:
+        """A dataset the platform validated: with `etag`, only the object that has it (GetObject with
+        If-Match), so a job never trains on bytes that replaced the validated ones; any other object
+        under the key is bad input (ChangedInputError). Without one (a job from before the platform
+        recorded ETags), whatever the key holds."""
+        if etag is None:
+            return self.download_file(uri, dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            body = self.client.get_object(Bucket=uri.bucket, Key=uri.key, IfMatch=_quoted(etag))["Body"]
+        except Exception as error:
+            code = _error_code(error)
+            if code in ("PreconditionFailed", "412"):
+                raise ChangedInputError(
+                    f"the {what} changed after it was validated; upload it again as a new file and "
+                    "create a new job with it"
+                ) from error
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise ConfigError(f"the {what} no longer exists; it may have been deleted") from error
+            raise
+        partial = dest.with_name(dest.name + ".part")
+        try:
+            with partial.open("wb") as out:
+                shutil.copyfileobj(body, out, 8 * 1024 * 1024)
+        finally:
+            body.close()
+        partial.replace(dest)
         return dest
 
     def download_prefix(self, uri: S3Uri, dest: Path) -> int:
@@ -136,6 +164,25 @@ class ObjectStore:
             return True
         except Exception:
             return False
+
+
+class ChangedInputError(ConfigError):
+    """A dataset's object is not the one the platform validated (its ETag differs): bad input."""
+
+
+def _quoted(etag: str) -> str:
+    """S3 answers ETags in double quotes; an If-Match header carries them the same way."""
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def _error_code(error: Exception) -> str:
+    """A botocore ClientError's code (`PreconditionFailed`, `NoSuchKey`, or the HTTP status)."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return ""
 
 
 def copy_tree(src: Path, dest: Path) -> None:
