@@ -116,8 +116,9 @@ export class Api extends Construct {
         "payload_too_large",
       ],
       [
+        // A path without a resource; another method of a routed path reaches its function (route()).
         apigateway.ResponseType.MISSING_AUTHENTICATION_TOKEN,
-        "Unknown path or method.",
+        "Unknown path.",
         "not_found_error",
         "unknown_url",
       ],
@@ -174,7 +175,9 @@ export class Api extends Construct {
     bind(this.filesFunction, props.filesTable, {
       actions: ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],
     });
-    bind(this.filesFunction, props.jobsTable, { actions: ["Query"] });
+    // Delete reads the jobs that used a file, by key in a transaction (file-usage.ts), and queries
+    // the tenant's jobs for those that predate that record.
+    bind(this.filesFunction, props.jobsTable, { actions: ["Query", "GetItem"] });
     bind(this.filesFunction, props.datasetsBucket, {
       objects: [
         {
@@ -241,27 +244,44 @@ export class Api extends Construct {
     this.route(deploy, "DELETE", fn);
   }
 
-  /** A proxy route behind the API key authorizer. */
+  /**
+   * A proxy route behind the API key authorizer. The resource's first route also adds an `ANY` method
+   * to the same function, which API Gateway uses only for the methods not declared explicitly: a
+   * method the path does not have reaches the function's router, which answers 405 with `Allow` (API
+   * Gateway alone could only answer 404). `ANY` is behind the same authorizer, and its invoke
+   * permission is one per function and API (`scopePermissionToMethod: false`) so that the functions'
+   * resource policies stay far below Lambda's 20 KB limit.
+   */
   route(
     resource: apigateway.IResource,
     method: string,
     fn: PlatformFunction,
     options: { stream?: boolean } = {},
   ): void {
-    resource.addMethod(
-      method,
-      new apigateway.LambdaIntegration(fn, {
-        // A streamed response may last up to 15 minutes (a buffered one 29 seconds).
-        ...(options.stream
-          ? { responseTransferMode: apigateway.ResponseTransferMode.STREAM, timeout: Duration.minutes(15) }
-          : {}),
-      }),
-      { authorizer: this.authorizer, authorizationType: apigateway.AuthorizationType.CUSTOM },
-    );
-    acknowledge(
-      resource.node.findChild(method),
-      "AwsSolutions-COG4",
-      "Tenants authenticate with platform API keys (OpenAI-style bearer keys) through the Lambda authorizer, not Cognito users.",
-    );
+    // A streamed response may last up to 15 minutes (a buffered one 29 seconds).
+    const transfer = options.stream
+      ? { responseTransferMode: apigateway.ResponseTransferMode.STREAM, timeout: Duration.minutes(15) }
+      : {};
+    const authorization = {
+      authorizer: this.authorizer,
+      authorizationType: apigateway.AuthorizationType.CUSTOM,
+    };
+    resource.addMethod(method, new apigateway.LambdaIntegration(fn, transfer), authorization);
+    const methods = [method];
+    if (!resource.node.tryFindChild("ANY")) {
+      resource.addMethod(
+        "ANY",
+        new apigateway.LambdaIntegration(fn, { ...transfer, scopePermissionToMethod: false }),
+        authorization,
+      );
+      methods.push("ANY");
+    }
+    for (const name of methods) {
+      acknowledge(
+        resource.node.findChild(name),
+        "AwsSolutions-COG4",
+        "Tenants authenticate with platform API keys (OpenAI-style bearer keys) through the Lambda authorizer, not Cognito users.",
+      );
+    }
   }
 }

@@ -18,7 +18,14 @@ import {
   parseChatRequest,
   upstreamBody,
 } from "../core/chat/request.ts";
-import { NotFoundError, PlatformError, toErrorEnvelope } from "../core/errors.ts";
+import {
+  errorHeaders,
+  MethodNotAllowedError,
+  NotFoundError,
+  PlatformError,
+  toErrorEnvelope,
+} from "../core/errors.ts";
+import { requireJsonBody } from "../core/http/content-type.ts";
 import type { ChatUsage, UsageRecorder } from "../core/usage/usage.ts";
 import { type ChatSink, type RelayResult, relay } from "./relay.ts";
 
@@ -120,15 +127,18 @@ export async function serveChat(request: ChatRequest, sink: ChatSink, deps: Chat
   let stream: boolean | undefined;
   let named: Pick<ChatLogEntry, "user" | "clientRequestId"> = {};
   try {
-    // As API Gateway answers a path or method it does not have (infra/constructs/api.ts).
-    if (!CHAT_PATH.test(request.path) || request.method !== "POST") {
-      throw new NotFoundError(`Unknown path or method: ${request.method} ${request.path}.`, "unknown_url");
+    // As the API functions' routers answer (lambdas/core/http/router.ts): API Gateway hands the
+    // resource's other methods to this function too (infra/constructs/api.ts).
+    if (!CHAT_PATH.test(request.path)) {
+      throw new NotFoundError(`Unknown path: ${request.method} ${request.path}.`, "unknown_url");
     }
+    if (request.method !== "POST") throw new MethodNotAllowedError(request.method, request.path, ["POST"]);
     await deps.ready?.();
     const admitted = deps.limiter.take(request.tenantId, now());
     if (!admitted.allowed)
       throw new ChatRateLimitError(deps.limiter.limitPerMinute, admitted.retryAfterSeconds);
 
+    requireJsonBody(request.body, request.headers["content-type"]);
     const chat = parseChatRequest(request.body, deps.limits ?? DEFAULT_CHAT_LIMITS);
     model = chat.model;
     stream = chat.stream;
@@ -245,6 +255,7 @@ async function sendError(sink: GuardedSink, error: unknown, requestId: string): 
       const headers: Record<string, string> = {
         "content-type": "application/json",
         "x-request-id": requestId,
+        ...errorHeaders(error),
       };
       if (error instanceof ChatRateLimitError) headers["retry-after"] = String(error.retryAfterSeconds);
       sink.start(status, headers);

@@ -56,6 +56,20 @@ export class NotFoundError extends PlatformError {
   }
 }
 
+/**
+ * 405: the path exists, but not with this method. `allow` lists the path's methods, sent as the `Allow`
+ * header (RFC 9110) beside the envelope.
+ */
+export class MethodNotAllowedError extends PlatformError {
+  readonly status = 405;
+  readonly type = "invalid_request_error" as const;
+  readonly allow: readonly string[];
+  constructor(method: string, path: string, allow: readonly string[]) {
+    super(`${path} does not take ${method}; it takes ${allow.join(", ")}.`, "method_not_allowed");
+    this.allow = allow;
+  }
+}
+
 /** 409: the request conflicts with the current state (a lost race, a taken name, a file in use). */
 export class ConflictError extends PlatformError {
   readonly status = 409;
@@ -71,6 +85,15 @@ export class PayloadTooLargeError extends PlatformError {
   readonly type = "invalid_request_error" as const;
   constructor(message: string, param: string | null = null) {
     super(message, "payload_too_large", param);
+  }
+}
+
+/** 415: the body is not of the media type the endpoint reads (JSON endpoints: `application/json`). */
+export class UnsupportedMediaTypeError extends PlatformError {
+  readonly status = 415;
+  readonly type = "invalid_request_error" as const;
+  constructor(message: string) {
+    super(message, "unsupported_media_type");
   }
 }
 
@@ -99,6 +122,11 @@ export class ServiceUnavailableError extends PlatformError {
   constructor(message: string, code = "service_unavailable") {
     super(message, code);
   }
+}
+
+/** Headers an error's response carries beside the envelope: `Allow` on a 405. */
+export function errorHeaders(error: unknown): Record<string, string> {
+  return error instanceof MethodNotAllowedError ? { allow: error.allow.join(", ") } : {};
 }
 
 export interface ErrorEnvelope {

@@ -44,6 +44,11 @@ export async function parseMultipart(
       fields[name] = value;
     });
     parser.on("file", (name, stream, info) => {
+      // A form cut short destroys the part's stream with an error as well as the parser's; unheard,
+      // it would be an uncaught exception that ends the process (a 502), not this request's 400.
+      stream.on("error", () => {
+        failure ??= new InvalidRequestError("Malformed multipart/form-data body.", null, "invalid_multipart");
+      });
       if (name !== "file") {
         failure ??= new InvalidRequestError(`Unexpected file part '${name}'; name it 'file'.`, name);
         stream.resume();

@@ -1,5 +1,5 @@
 import { toBaseModelObject } from "../core/catalog/base-models.ts";
-import { type ListParams, listEnvelope, parseListParams } from "../core/http/pagination.ts";
+import { LIST_QUERY, type ListParams, listEnvelope, parseListParams } from "../core/http/pagination.ts";
 import { jsonBody, type RequestContext, type Route, type RouteResult } from "../core/http/router.ts";
 import type { Page } from "../core/jobs/ports.ts";
 import {
@@ -30,6 +30,7 @@ export type { JobsDependencies } from "./dependencies.ts";
 export interface JobsRoute {
   readonly method: Route["method"];
   readonly pattern: string;
+  readonly query?: Route["query"];
   readonly handler: (request: RequestContext, deps: JobsDependencies) => Promise<RouteResult>;
 }
 
@@ -71,6 +72,7 @@ export const JOBS_ROUTES: readonly JobsRoute[] = [
   {
     method: "GET",
     pattern: "/v4/fine_tuning/jobs",
+    query: LIST_QUERY,
     handler: async (request, deps) => {
       const page = await listJobs(deps, request.tenantId, parseListParams(request.query, JOB_LISTS));
       return ok(listEnvelope(page.items.map(toJobObject), page.hasMore));
@@ -99,11 +101,13 @@ export const JOBS_ROUTES: readonly JobsRoute[] = [
   {
     method: "GET",
     pattern: "/v4/fine_tuning/jobs/{job_id}/events",
+    query: LIST_QUERY,
     handler: jobList(listJobEvents, toJobEventObject, JOB_LISTS),
   },
   {
     method: "GET",
     pattern: "/v4/fine_tuning/jobs/{job_id}/checkpoints",
+    query: LIST_QUERY,
     handler: jobList(listCheckpoints, toCheckpointObject, { defaultLimit: 10, maxLimit: 100 }),
   },
   {
@@ -180,9 +184,10 @@ export const JOBS_ROUTES: readonly JobsRoute[] = [
 
 /** The route table bound to its dependencies, each handler after `deps.ready` (the catalog's check). */
 export function jobsRoutes(deps: JobsDependencies): Route[] {
-  return JOBS_ROUTES.map(({ method, pattern, handler }) => ({
+  return JOBS_ROUTES.map(({ method, pattern, query, handler }) => ({
     method,
     pattern,
+    ...(query ? { query } : {}),
     handler: async (request: RequestContext) => {
       await deps.ready?.();
       return handler(request, deps);

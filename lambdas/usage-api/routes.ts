@@ -1,5 +1,5 @@
 import type { Route } from "../core/http/router.ts";
-import { parseUsageQuery } from "../core/usage/query.ts";
+import { parseUsageQuery, USAGE_QUERY } from "../core/usage/query.ts";
 import type { UsageReader } from "../core/usage/usage.ts";
 import { toUsageList } from "../core/usage/wire.ts";
 
@@ -13,6 +13,7 @@ export function usageRoutes(deps: UsageDependencies): Route[] {
     {
       method: "GET",
       pattern: "/v4/usage",
+      query: USAGE_QUERY,
       handler: async (request) => {
         const range = parseUsageQuery(request.query);
         // The tenant from the authorizer: a tenant reads its own usage, never another's.

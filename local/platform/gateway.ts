@@ -72,7 +72,7 @@ async function serve(
   try {
     const route = routes.find((r) => url.pathname === r.prefix || url.pathname.startsWith(`${r.prefix}/`));
     if (!route) {
-      return send(res, envelope(404, "Unknown path or method.", "not_found_error", "unknown_url", requestId));
+      return send(res, envelope(404, "Unknown path.", "not_found_error", "unknown_url", requestId));
     }
     const body = await readBody(req);
     const authorization = header(req, "authorization");

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { synthPlatform } from "./synth.ts";
 
 describe("API construct", () => {
-  const { template } = synthPlatform();
+  const { template, violations } = synthPlatform();
 
   it("puts every files route behind the API key authorizer", () => {
     const methods = Object.values(template.findResources("AWS::ApiGateway::Method")).map((m) => m.Properties);
@@ -18,6 +18,28 @@ describe("API construct", () => {
       IdentitySource: "method.request.header.Authorization",
       AuthorizerResultTtlInSeconds: 60,
     });
+  });
+
+  it("answers every method of every routed path: ANY behind the authorizer to the path's function", () => {
+    const methods = Object.values(template.findResources("AWS::ApiGateway::Method")).map((m) => m.Properties);
+    const routed = new Set(methods.map((m) => m.ResourceId.Ref as string));
+    const any = methods.filter((m) => m.HttpMethod === "ANY");
+    expect(new Set(any.map((m) => m.ResourceId.Ref as string))).toEqual(routed);
+    expect(any).toHaveLength(routed.size);
+    for (const method of any) {
+      expect(method).toMatchObject({ AuthorizationType: "CUSTOM", Integration: { Type: "AWS_PROXY" } });
+      expect(method.AuthorizerId).toEqual({ Ref: expect.stringMatching(/^ApiApiKeyAuthorizer/) });
+    }
+    // Only a path without a resource is API Gateway's own 404.
+    template.hasResourceProperties("AWS::ApiGateway::GatewayResponse", {
+      ResponseType: "MISSING_AUTHENTICATION_TOKEN",
+      StatusCode: "404",
+      ResponseTemplates: { "application/json": Match.stringLikeRegexp('"code":"unknown_url"') },
+    });
+  });
+
+  it("reports no unacknowledged cdk-nag finding, ANY methods included", () => {
+    expect(violations).toEqual([]);
   });
 
   it("throttles the stage, writes access logs and traces", () => {
@@ -86,10 +108,12 @@ describe("API construct", () => {
     );
     expect(usage).toBeDefined();
     expect(usage![1].Properties.ParentId).toEqual({ Ref: expect.stringMatching(/^ApiRestApiv4/) });
-    const methods = Object.values(template.findResources("AWS::ApiGateway::Method"))
+    const all = Object.values(template.findResources("AWS::ApiGateway::Method"))
       .map((m) => m.Properties)
       .filter((m) => m.ResourceId.Ref === usage![0]);
-    expect(methods).toHaveLength(1);
+    // ANY hands other methods to the function, whose router answers 405.
+    expect(all.map((m) => m.HttpMethod).sort()).toEqual(["ANY", "GET"]);
+    const methods = all.filter((m) => m.HttpMethod === "GET");
     expect(methods[0]).toMatchObject({
       HttpMethod: "GET",
       AuthorizationType: "CUSTOM",

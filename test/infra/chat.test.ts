@@ -1,5 +1,6 @@
 import { Match } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
+import { principalTag } from "../../infra/constructs/tenant-scope.ts";
 import { CHAT_COMPLETIONS_PATH } from "../../lambdas/chat/local.ts";
 import { DEFAULT_CATALOG } from "../../lambdas/core/catalog/base-models.ts";
 import { filesRoutes } from "../../lambdas/files-api/routes.ts";
@@ -102,7 +103,7 @@ describe("jobs and models routes", () => {
       return `${parent ? path(parent) : ""}/${resource.Properties.PathPart}`;
     };
     return methods
-      .filter((m) => m.HttpMethod !== "OPTIONS")
+      .filter((m) => m.HttpMethod !== "OPTIONS" && m.HttpMethod !== "ANY")
       .map((m) => `${m.HttpMethod} ${path(m.ResourceId.Ref as string)}`);
   }
 
@@ -127,7 +128,9 @@ describe("jobs and models routes", () => {
       ]),
     );
     const jobsMethods = methods.filter((m) => JSON.stringify(m.Integration?.Uri).includes("ApiJobsApi"));
-    expect(jobsMethods).toHaveLength(14);
+    // 14 routes on 9 resources, each resource with its ANY (the 405 path).
+    expect(jobsMethods.filter((m) => m.HttpMethod !== "ANY")).toHaveLength(14);
+    expect(jobsMethods.filter((m) => m.HttpMethod === "ANY")).toHaveLength(9);
     for (const method of jobsMethods) {
       expect(method.AuthorizationType).toBe("CUSTOM");
       expect(method.AuthorizerId).toEqual({ Ref: expect.stringMatching(/^ApiApiKeyAuthorizer/) });
@@ -138,7 +141,7 @@ describe("jobs and models routes", () => {
     // Only the patterns are read: the routers' dependencies are never called.
     const unused = {} as never;
     const routers = [
-      ...filesRoutes({ files: unused, datasets: unused, unfinishedJobsUsing: unused }),
+      ...filesRoutes({ files: unused, datasets: unused, claimForDeletion: unused }),
       ...jobsRoutes({
         jobs: unused,
         files: unused,
@@ -157,6 +160,46 @@ describe("jobs and models routes", () => {
     ].map((route) => `${route.method} ${route.pattern.replace(/\{\w+\}/g, "{}")}`);
     const gateway = routes().map((route) => route.replace(/\{\w+\}/g, "{}"));
     expect([...new Set(gateway)].sort()).toEqual([...new Set(routers)].sort());
+  });
+
+  it("hands every other method of a routed path to the path's function (ANY), so its router answers 405 with Allow", () => {
+    const byResource = new Map<string, typeof methods>();
+    for (const method of methods) {
+      const ref = method.ResourceId.Ref as string;
+      byResource.set(ref, [...(byResource.get(ref) ?? []), method]);
+    }
+    expect(byResource.size).toBeGreaterThanOrEqual(15);
+    for (const [ref, onResource] of byResource) {
+      const any = onResource.filter((m) => m.HttpMethod === "ANY");
+      expect(any, ref).toHaveLength(1);
+      expect(any[0]).toMatchObject({
+        AuthorizationType: "CUSTOM",
+        AuthorizerId: { Ref: expect.stringMatching(/^ApiApiKeyAuthorizer/) },
+        Integration: { Type: "AWS_PROXY" },
+      });
+      // The same function (and transfer mode: chat streams) as the resource's declared methods.
+      for (const declared of onResource.filter((m) => m.HttpMethod !== "ANY")) {
+        expect(any[0]!.Integration.Uri, ref).toEqual(declared.Integration.Uri);
+        expect(any[0]!.Integration.ResponseTransferMode, ref).toEqual(
+          declared.Integration.ResponseTransferMode,
+        );
+      }
+    }
+  });
+
+  it("lets API Gateway invoke each function from its ANY methods with one API-wide permission, keeping resource policies small", () => {
+    const permissions = Object.values(template.findResources("AWS::Lambda::Permission")).map(
+      (p) => p.Properties,
+    );
+    const apiScoped = permissions
+      .filter((p) => (JSON.stringify(p.SourceArn) ?? "").endsWith('/*/*/*"]]}'))
+      .map((p) => (p.FunctionName["Fn::GetAtt"][0] as string).replace(/[0-9A-F]{8}$/, ""))
+      .sort();
+    expect(apiScoped).toEqual(["ApiFilesApi", "ApiJobsApi", "ApiUsageApi", "ChatChatFunction"]);
+    // Lambda caps a resource policy at 20 KB: the jobs function's 14 routes (and their test
+    // invocations) plus that one.
+    const jobs = permissions.filter((p) => JSON.stringify(p.FunctionName).includes("ApiJobsApi"));
+    expect(jobs).toHaveLength(2 * 14 + 1);
   });
 
   it("gives the jobs function its tables, the training queue, checkpoints and cancel", () => {
@@ -181,7 +224,6 @@ describe("jobs and models routes", () => {
     for (const action of [
       "sqs:SendMessage",
       "batch:TerminateJob",
-      "dynamodb:ConditionCheckItem",
       "dynamodb:DeleteItem",
       "dynamodb:BatchWriteItem",
     ]) {
@@ -195,6 +237,14 @@ describe("jobs and models routes", () => {
       /^\{"Fn::GetAtt":\["StorageModelsTable[0-9A-F]+","Arn"\]\}$/.test(JSON.stringify(s.Resource)),
     );
     expect(models.flatMap((s) => s.Action as string[])).toContain("dynamodb:GetItem");
+    // Create adds the job to its files' users (a conditional update); it never puts or deletes a file.
+    const files = statements.filter((s) =>
+      /^\{"Fn::GetAtt":\["StorageFilesTable[0-9A-F]+","Arn"\]\}$/.test(JSON.stringify(s.Resource)),
+    );
+    expect(files.flatMap((s) => s.Action as string[]).sort()).toEqual([
+      "dynamodb:GetItem",
+      "dynamodb:UpdateItem",
+    ]);
   });
 
   it("lets the jobs function read and list checkpoints only, not the rest of a job's artifacts", () => {
@@ -278,23 +328,30 @@ describe("private inference servers", () => {
     });
   });
 
-  it("lets the servers read their weights and adapters only", () => {
-    const statements = Object.entries(template.findResources("AWS::IAM::Policy"))
-      .filter(([id]) => id.startsWith("ChatInferenceTaskRole"))
-      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
-    expect(statements.map((s) => s.Action)).toEqual(["s3:GetObject", "s3:ListBucket"]);
+  it("lets the servers read their weights, and adapters only through the tenant-scoped reader", () => {
+    const statementsOf = (prefix: string) =>
+      Object.entries(template.findResources("AWS::IAM::Policy"))
+        .filter(([id]) => id.startsWith(prefix))
+        .flatMap(
+          ([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[],
+        );
+    const statements = statementsOf("ChatInferenceTaskRole");
+    expect(statements.map((s) => s.Action)).toEqual([
+      "s3:GetObject",
+      "s3:ListBucket",
+      ["sts:AssumeRole", "sts:TagSession"],
+    ]);
     const text = JSON.stringify(statements[0]!.Resource);
-    for (const pattern of [
-      "/base-models/glm-4-9b-chat/*",
-      "/base-models/qwen2.5-7b-instruct/*",
-      "/tenants/*/jobs/*/adapter/*",
-    ]) {
+    for (const pattern of ["/base-models/glm-4-9b-chat/*", "/base-models/qwen2.5-7b-instruct/*"]) {
       expect(text).toContain(`"${pattern}"`);
     }
-    // Full models have servers of their own (deployments.ts).
-    expect(text).not.toContain("/model/*");
+    // No tenant's data with the task role itself; full models have servers of their own (deployments.ts).
+    expect(JSON.stringify(statements)).not.toContain("tenants/");
     // The base models it serves, not every model under base-models/.
     expect(text).not.toContain('"/base-models/*"');
+    const reader = JSON.stringify(statementsOf("ChatInferenceTenantAdapterReaderRole"));
+    expect(reader).toContain(`"/tenants/${principalTag("tenantId")}/jobs/*/adapter/*"`);
+    expect(reader).not.toContain("/model/*");
   });
 
   it("reports no unacknowledged cdk-nag finding", () => {

@@ -485,10 +485,24 @@ describe("fine-tuning jobs pipeline", () => {
     expect((await api(keyA, "/models/chatglm3-6b-it01")).status).toBe(404);
   });
 
-  it("answers a method a path does not have with 404 unknown_url, as API Gateway does", async () => {
-    const response = await api(keyA, "/fine_tuning/jobs", { method: "DELETE" });
-    expect(response.status).toBe(404);
-    expect(response.body.error.code).toBe("unknown_url");
+  it("answers a method a path does not have with 405 and the path's methods in Allow, as in AWS (ANY)", async () => {
+    const response = await fetch(`${platform.baseUrl}/fine_tuning/jobs`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${keyA}` },
+    });
+    expect(response.status).toBe(405);
+    expect(response.headers.get("allow")).toBe("GET, POST");
+    expect(((await response.json()) as Json).error.code).toBe("method_not_allowed");
+  });
+
+  it("refuses a job body not declared JSON with 415", async () => {
+    const response = await api(keyA, "/fine_tuning/jobs", {
+      method: "POST",
+      body: JSON.stringify({ model: "tiny-chat", training_file: fileA }),
+      headers: { "content-type": "text/plain" },
+    });
+    expect(response.status).toBe(415);
+    expect(response.body.error.code).toBe("unsupported_media_type");
   });
   it("refuses to start with a catalog that names a model a tenant already holds as a code", async () => {
     const created = await createJob(keyA, jobBody("llama-3-8b"));

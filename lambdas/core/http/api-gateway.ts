@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEvent } from "aws-lambda";
 import { AuthenticationError } from "../errors.ts";
 import { errorResponse, type HttpResponse, jsonResponse } from "./response.ts";
-import type { RequestContext, RouteResult, Router } from "./router.ts";
+import { type RequestContext, type RouteResult, type Router, rejectUnknownQuery } from "./router.ts";
 
 /**
  * Runs a router for an API Gateway REST proxy event: the glue every API function shares, so the
@@ -26,6 +26,7 @@ export async function handleApiEvent(
     for (const [name, value] of Object.entries(event.queryStringParameters ?? {})) {
       if (value !== undefined) query[name] = value;
     }
+    rejectUnknownQuery(query, route.query ?? [], `${route.method} ${route.pattern}`);
     const request: RequestContext = {
       tenantId,
       requestId,

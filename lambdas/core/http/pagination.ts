@@ -5,6 +5,9 @@ export interface ListParams {
   readonly after?: string;
 }
 
+/** The query parameters of a list endpoint ({@link parseListParams}), for its route's `query`. */
+export const LIST_QUERY = ["limit", "after"] as const;
+
 /** `limit` (1..max, default `defaultLimit`) and `after` (an object id) of OpenAI-style list endpoints. */
 export function parseListParams(
   query: Readonly<Record<string, string>>,

@@ -1,4 +1,4 @@
-import { PlatformError, toErrorEnvelope } from "../errors.ts";
+import { errorHeaders, PlatformError, toErrorEnvelope } from "../errors.ts";
 
 /** The API Gateway (REST, proxy integration) response shape; the local gateway relays the same. */
 export interface HttpResponse {
@@ -19,6 +19,7 @@ export function jsonResponse(statusCode: number, body: unknown, requestId: strin
 /**
  * The one place where errors become HTTP: platform errors keep their status and code, anything else
  * is a 500 with a generic message and the request id (the details go to the log, never the client).
+ * A 405 also carries the path's methods as `Allow`.
  */
 export function errorResponse(
   error: unknown,
@@ -34,5 +35,6 @@ export function errorResponse(
     });
   }
   const { status, body } = toErrorEnvelope(error, requestId);
-  return jsonResponse(status, body, requestId);
+  const response = jsonResponse(status, body, requestId);
+  return { ...response, headers: { ...response.headers, ...errorHeaders(error) } };
 }

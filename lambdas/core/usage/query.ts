@@ -1,12 +1,14 @@
 import { z } from "zod";
 import { InvalidRequestError } from "../errors.ts";
 import { toInvalidRequest } from "../http/request-errors.ts";
+import { rejectUnknownQuery } from "../http/router.ts";
 
 /** Days a `GET /v4/usage` range may cover, both ends included: a leap year. */
 export const MAX_USAGE_RANGE_DAYS = 366;
 
 const DAY_MS = 24 * 3600 * 1000;
-const PARAMETERS = ["start", "end"] as const;
+/** The query parameters of `GET /v4/usage`, for its route's `query`. */
+export const USAGE_QUERY = ["start", "end"] as const;
 
 /** `YYYY-MM-DD` naming a day that exists (no 2026-02-30), read as a UTC day. */
 export function isCalendarDate(value: string): boolean {
@@ -34,14 +36,7 @@ export interface UsageRange {
  * naming every unknown one (a misspelt `from`/`to` must not silently be ignored).
  */
 export function parseUsageQuery(query: Readonly<Record<string, string>>): UsageRange {
-  const unknown = Object.keys(query).filter((name) => !(PARAMETERS as readonly string[]).includes(name));
-  if (unknown.length > 0) {
-    throw new InvalidRequestError(
-      `Unknown query parameter${unknown.length > 1 ? "s" : ""} ${unknown.map((name) => `'${name}'`).join(", ")}; GET /v4/usage takes start and end (YYYY-MM-DD).`,
-      unknown[0]!,
-      "unknown_parameter",
-    );
-  }
+  rejectUnknownQuery(query, USAGE_QUERY, "GET /v4/usage");
   const parsed = usageQuery.safeParse(query, { reportInput: true });
   if (!parsed.success) throw toInvalidRequest(parsed.error);
   const { start, end } = parsed.data;

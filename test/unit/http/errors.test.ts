@@ -4,11 +4,13 @@ import {
   AuthenticationError,
   ConflictError,
   InvalidRequestError,
+  MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
   RateLimitError,
   toErrorEnvelope,
   UnprocessableError,
+  UnsupportedMediaTypeError,
 } from "../../../lambdas/core/errors.ts";
 import { handleApiEvent } from "../../../lambdas/core/http/api-gateway.ts";
 import { Router } from "../../../lambdas/core/http/router.ts";
@@ -40,6 +42,20 @@ describe("error envelope", () => {
       null,
     ],
     [new RateLimitError(), 429, "rate_limit_error", "rate_limit_exceeded", null],
+    [
+      new MethodNotAllowedError("PUT", "/v4/files", ["GET", "POST"]),
+      405,
+      "invalid_request_error",
+      "method_not_allowed",
+      null,
+    ],
+    [
+      new UnsupportedMediaTypeError("json only"),
+      415,
+      "invalid_request_error",
+      "unsupported_media_type",
+      null,
+    ],
   ])("maps %s to its status, type, code and param", (error, status, type, code, param) => {
     const mapped = toErrorEnvelope(error, "req-1");
     expect(mapped.status).toBe(status);
@@ -96,13 +112,14 @@ describe("API Gateway glue", () => {
     expect(response.statusCode).toBe(401);
   });
 
-  it("returns 404 unknown_url in the envelope for an unknown path and for a method the path lacks, as API Gateway does", async () => {
+  it("returns 404 unknown_url in the envelope for an unknown path, and 405 with Allow for a method the path lacks", async () => {
     const unknown = await handleApiEvent(router, event("GET", "/v4/nothing", "tn_1"), log);
     expect(unknown.statusCode).toBe(404);
     expect(JSON.parse(unknown.body).error.code).toBe("unknown_url");
     const wrong = await handleApiEvent(router, event("DELETE", "/v4/things/x", "tn_1"), log);
-    expect(wrong.statusCode).toBe(404);
-    expect(JSON.parse(wrong.body).error.code).toBe("unknown_url");
+    expect(wrong.statusCode).toBe(405);
+    expect(wrong.headers.allow).toBe("GET");
+    expect(JSON.parse(wrong.body).error).toMatchObject({ code: "method_not_allowed", request_id: "rid" });
   });
 
   it("logs an unexpected error and answers 500 with the request id", async () => {

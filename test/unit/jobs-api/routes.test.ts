@@ -21,7 +21,8 @@ function api(fakes: ReturnType<typeof fakeDependencies>) {
     const event = {
       httpMethod: method,
       path,
-      headers: init.headers ?? {},
+      // As the SDKs send every request (a JSON body without it is a 415).
+      headers: init.headers ?? { "content-type": "application/json" },
       queryStringParameters: init.query ?? null,
       body: init.body ?? null,
       isBase64Encoded: false,

@@ -165,7 +165,7 @@ describe("chat metrics", () => {
         requestId: "req-1",
         method: "POST",
         path: "/v4/chat/completions",
-        headers: {},
+        headers: { "content-type": "application/json" },
         body: Buffer.from(
           JSON.stringify({ model: "acme-support-v1", messages: [{ role: "user", content: "Hi" }], stream }),
         ),
