@@ -13,7 +13,7 @@ import {
   type TableId,
   tableDefinition,
 } from "../resources/definitions.ts";
-import { acknowledge, arnToken } from "./nag.ts";
+import { acknowledge, arnToken, nagResource } from "./nag.ts";
 
 /**
  * One resource of `definitions.ts` with the CDK resource built from it: the id names the environment
@@ -174,7 +174,11 @@ function grantBucket(grantee: iam.IGrantable, { bucket }: BucketRef, access: Buc
       keys.map((key) => bucket.arnForObjects(key)),
     );
     for (const key of keys.filter((k) => k.includes("*"))) {
-      acknowledge(roleOf(grantee), `AwsSolutions-IAM5[Resource::${arnToken(bucket)}/${key}]`, why);
+      acknowledge(
+        roleOf(grantee),
+        `AwsSolutions-IAM5[Resource::${arnToken(bucket)}/${nagResource(key)}]`,
+        why,
+      );
     }
   }
   if (access.list?.length) {

@@ -11,10 +11,10 @@ import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
 import { deploymentName, SERVER_CONTAINER, SERVER_PORT } from "../../lambdas/aws/ecs-deployment-runtime.ts";
 import type { BaseModelCatalog } from "../../lambdas/core/catalog/base-models.ts";
+import { CONTRACT } from "../../lambdas/core/contract.ts";
 import { planServing } from "../../lambdas/core/deployments/plan.ts";
 import { type GpuInstanceType, INSTANCE_TYPES } from "../../lambdas/core/jobs/resources.ts";
 import { CONFIG_ENV, SERVICES } from "../resources/definitions.ts";
-import { KEY_PATTERNS } from "../resources/key-patterns.ts";
 import { type BucketRef, bind, grant, type TableRef } from "./bind.ts";
 import type { PlatformCatalog } from "./catalog.ts";
 import { containerImage, repoPath } from "./container-image.ts";
@@ -22,6 +22,7 @@ import type { DurableQueue } from "./durable-queue.ts";
 import { acknowledge } from "./nag.ts";
 import type { Network } from "./network.ts";
 import { PlatformFunction } from "./platform-function.ts";
+import { SESSION_TAGS, TENANT_READER_ROLE_ENV, tenantScoped, tenantScopedRole } from "./tenant-scope.ts";
 
 export interface DeploymentsProps {
   readonly network: Network;
@@ -112,6 +113,11 @@ export class Deployments extends Construct {
   /** The template each deployment's task definition copies (roles, container, health check, logs). */
   readonly taskDefinition: ecs.Ec2TaskDefinition;
   readonly taskRole: iam.Role;
+  /**
+   * What a server reads its model's weights with: assumed for the tenant that MODEL_ARTIFACT_URI's
+   * `tenants/{tenantId}/` names (the image's weight sync), that tenant's full models only.
+   */
+  readonly readerRole: iam.Role;
   readonly executionRole: iam.Role;
   readonly taskSecurityGroup: ec2.SecurityGroup;
   readonly deployer: PlatformFunction;
@@ -135,18 +141,9 @@ export class Deployments extends Construct {
     });
     this.taskRole = new iam.Role(this, "ServerTaskRole", {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-      description: "A deployed model's server: reads full-parameter models' weights",
+      description: "A deployed model's server: assumes the tenant-scoped reader for its model's weights",
     });
-    grant(this.taskRole, props.artifactsBucket, {
-      objects: [
-        {
-          keys: [KEY_PATTERNS.models],
-          actions: ["GetObject"],
-          why: "Reads full-parameter models' weights; which job's comes from the deployment the deployer started (MODEL_ARTIFACT_URI).",
-        },
-      ],
-      list: [KEY_PATTERNS.models],
-    });
+    this.readerRole = this.createReaderRole(props);
     this.executionRole = new iam.Role(this, "ServerExecutionRole", {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
       description: "Pulls the inference image and writes the deployed servers' logs",
@@ -258,7 +255,7 @@ export class Deployments extends Construct {
       memoryReservationMiB: 4 * 1024,
       portMappings: [{ containerPort: SERVER_PORT }],
       logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: "server" }),
-      environment: { PORT: String(SERVER_PORT) },
+      environment: { PORT: String(SERVER_PORT), [TENANT_READER_ROLE_ENV]: this.readerRole.roleArn },
       // The adapter proxy's /health relays vLLM's. Python, because the image surely has it. ECS caps the
       // start period at 300 s; the service's grace period (the runtime's) covers the long weight download.
       healthCheck: {
@@ -282,6 +279,33 @@ export class Deployments extends Construct {
       "The environment holds the port here and, in each deployment's copy, the model's names and weights URI: no secrets; credentials come from the task role.",
     );
     return taskDefinition;
+  }
+
+  /**
+   * A deployment serves one tenant's model: its server reads the weights through a session tagged with
+   * that tenant (tenant-scope.ts), so a wrong MODEL_ARTIFACT_URI cannot reach another tenant's. Scoping
+   * each deployment to its own model's prefix would take a role per deployment; the tenant is the
+   * isolation boundary that matters.
+   */
+  private createReaderRole(props: DeploymentsProps): iam.Role {
+    const { tenant } = SESSION_TAGS;
+    const role = tenantScopedRole(this, "TenantModelReaderRole", {
+      assumedBy: this.taskRole,
+      tags: [tenant],
+      description: "A deployed server's session for its model's tenant (tag tenantId): its full models only",
+    });
+    const models = `${tenantScoped(CONTRACT.s3.jobRoot, [tenant])}${CONTRACT.s3.result.full}*`;
+    grant(role, props.artifactsBucket, {
+      objects: [
+        {
+          keys: [models],
+          actions: ["GetObject"],
+          why: "The session's own tenant's full-parameter models only (aws:PrincipalTag/tenantId in the key); the deployment names which.",
+        },
+      ],
+      list: [models],
+    });
+    return role;
   }
 
   private createDeployer(props: DeploymentsProps): PlatformFunction {

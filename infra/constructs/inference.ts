@@ -11,13 +11,14 @@ import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
 import { SERVER_PORT } from "../../lambdas/aws/ecs-deployment-runtime.ts";
 import type { BaseModel } from "../../lambdas/core/catalog/base-models.ts";
+import { CONTRACT } from "../../lambdas/core/contract.ts";
 import { CONFIG_ENV } from "../resources/definitions.ts";
-import { KEY_PATTERNS } from "../resources/key-patterns.ts";
 import { type BucketRef, grant, resourceEnv } from "./bind.ts";
 import type { PlatformCatalog } from "./catalog.ts";
 import { containerImage, repoPath } from "./container-image.ts";
 import { acknowledge } from "./nag.ts";
 import type { Network } from "./network.ts";
+import { SESSION_TAGS, TENANT_READER_ROLE_ENV, tenantScoped, tenantScopedRole } from "./tenant-scope.ts";
 
 export interface InferenceProps {
   readonly network: Network;
@@ -152,6 +153,7 @@ export class Inference extends Construct {
     }
 
     const taskRole = this.createTaskRole(props, baseModels);
+    const readerRole = this.createReaderRole(props, taskRole);
     const executionRole = new iam.Role(this, "ExecutionRole", {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
       description: "Pulls the vLLM image and writes its logs",
@@ -189,6 +191,8 @@ export class Inference extends Construct {
         // Names and ports only, no secrets: credentials come from the task role.
         environment: {
           ...resourceEnv(props.artifactsBucket),
+          // The adapter proxy loads each tenant's adapter with this role, assumed for that tenant.
+          [TENANT_READER_ROLE_ENV]: readerRole.roleArn,
           PORT: String(CONTAINER_PORT),
           BASE_MODEL: model.name,
           // The catalog's facts, so the server formats prompts as the trainer did and finds the
@@ -256,22 +260,46 @@ export class Inference extends Construct {
     );
   }
 
-  /** The server reads its base models' weights and trained adapters; nothing else. */
+  /**
+   * The server reads its base models' weights; tenants' adapters only through {@link createReaderRole},
+   * which it may assume.
+   */
   private createTaskRole(props: InferenceProps, baseModels: readonly BaseModel[]): iam.Role {
     const role = new iam.Role(this, "TaskRole", {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-      description: "vLLM server: reads base weights and adapters",
+      description: "vLLM server: reads base weights; assumes the tenant-scoped reader for adapters",
     });
-    const keys = [...props.catalog.weightsKeys(baseModels), KEY_PATTERNS.adapters];
+    const keys = props.catalog.weightsKeys(baseModels);
+    grant(role, props.artifactsBucket, {
+      objects: [{ keys, actions: ["GetObject"], why: "Reads the served models' weights." }],
+      list: keys,
+    });
+    return role;
+  }
+
+  /**
+   * The adapter proxy's session for one tenant (tag `tenantId`, parsed from the artifact URI's
+   * `tenants/{tenantId}/` prefix): that tenant's LoRA adapters and nothing else. The chat function
+   * already checked that the model is the caller's; this keeps a bug there from reading another
+   * tenant's prefix.
+   */
+  private createReaderRole(props: InferenceProps, taskRole: iam.Role): iam.Role {
+    const { tenant } = SESSION_TAGS;
+    const role = tenantScopedRole(this, "TenantAdapterReaderRole", {
+      assumedBy: taskRole,
+      tags: [tenant],
+      description: "The adapter proxy's session for one tenant (tag tenantId): its LoRA adapters only",
+    });
+    const adapters = `${tenantScoped(CONTRACT.s3.jobRoot, [tenant])}${CONTRACT.s3.result.lora}*`;
     grant(role, props.artifactsBucket, {
       objects: [
         {
-          keys,
+          keys: [adapters],
           actions: ["GetObject"],
-          why: "Reads the served models' weights, and adapters of any tenant: the server loads whichever a chat request names.",
+          why: "The session's own tenant's adapters only (aws:PrincipalTag/tenantId in the key); the chat request names which.",
         },
       ],
-      list: keys,
+      list: [adapters],
     });
     return role;
   }

@@ -15,3 +15,11 @@ export function arnToken(resource: IConstruct): string {
   const cfn = resource.node.defaultChild as CfnResource;
   return `<${Stack.of(resource).getLogicalId(cfn)}.Arn>`;
 }
+
+/**
+ * A resource string as cdk-nag prints it inside a finding: IAM policy variables (`${aws:PrincipalTag/x}`)
+ * become `<aws:PrincipalTag/x>`, like the tokens it names.
+ */
+export function nagResource(resource: string): string {
+  return resource.replace(/\$\{([^}]+)\}/g, "<$1>");
+}

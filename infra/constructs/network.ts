@@ -66,8 +66,14 @@ export class Network extends Construct {
       ["Ecs", ec2.InterfaceVpcEndpointAwsService.ECS, "ECS agent: register and manage"],
       ["EcsAgent", ec2.InterfaceVpcEndpointAwsService.ECS_AGENT, "ECS agent: task polling"],
       ["EcsTelemetry", ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY, "ECS agent: metrics"],
-      // No STS endpoint: containers get their task role credentials from the ECS agent's local
-      // credentials endpoint (169.254.170.2), instances from the instance metadata service.
+      // Containers get their task role credentials from the ECS agent's local credentials endpoint
+      // (169.254.170.2), instances from the instance metadata service; STS (regional) is for the
+      // tenant-scoped sessions the trainer and the inference proxy assume (tenant-scope.ts).
+      [
+        "Sts",
+        ec2.InterfaceVpcEndpointAwsService.STS,
+        "tenant-scoped sessions: sts:AssumeRole with session tags",
+      ],
     ];
     if (props.xrayEndpoint) {
       // Active tracing in a VPC-attached Lambda function sends segments to X-Ray over the network.

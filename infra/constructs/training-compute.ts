@@ -6,14 +6,22 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import type { TrainingMethod } from "../../lambdas/core/catalog/base-models.ts";
+import { CONTRACT } from "../../lambdas/core/contract.ts";
 import { type ConfiguredInstanceTypes, configuredInstanceTypes } from "../../lambdas/core/jobs/resources.ts";
-import { KEY_PATTERNS } from "../resources/key-patterns.ts";
+import { tableDefinition } from "../resources/definitions.ts";
 import { type BucketRef, grant, resourceEnv, roleOf, type TableRef } from "./bind.ts";
 import type { PlatformCatalog } from "./catalog.ts";
 import { containerImage } from "./container-image.ts";
 import { DEFAULT_MULTI_NODE, type MultiNodeCapacity, MultiNodeTraining } from "./multinode.ts";
 import { acknowledge } from "./nag.ts";
 import type { Network } from "./network.ts";
+import {
+  principalTag,
+  SESSION_TAGS,
+  TENANT_ROLE_ENV,
+  tenantScoped,
+  tenantScopedRole,
+} from "./tenant-scope.ts";
 
 /** How one training method (LoRA or full) runs on AWS Batch. */
 export interface MethodCapacity {
@@ -117,7 +125,13 @@ export class TrainingCompute extends Construct {
    * a queue.
    */
   readonly instanceTypes: ConfiguredInstanceTypes;
+  /** The container's role: it may only assume {@link tenantRole} for its job's tenant. */
   readonly jobRole: iam.Role;
+  /**
+   * What one job's session may do, scoped by its session tags `tenantId` and `jobId` (tenant-scope.ts);
+   * named to the trainer by TENANT_ROLE_ARN in every job definition's environment.
+   */
+  readonly tenantRole: iam.Role;
   readonly instanceSecurityGroup: ec2.SecurityGroup;
 
   constructor(scope: Construct, id: string, props: TrainingComputeProps) {
@@ -155,7 +169,11 @@ export class TrainingCompute extends Construct {
       "batch-images/trainer/Dockerfile",
     );
 
-    this.jobRole = this.createJobRole(props);
+    this.jobRole = new iam.Role(this, "TrainerJobRole", {
+      assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+      description: "The trainer container: assumes its job's tenant-scoped role, nothing else",
+    });
+    this.tenantRole = this.createTenantRole(props);
     const logGroup = new logs.LogGroup(this, "TrainerLogs", {
       retention: logs.RetentionDays.THREE_MONTHS,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -165,7 +183,11 @@ export class TrainingCompute extends Construct {
       description: "Pulls the trainer image and writes its logs",
     });
     // The dispatcher passes every job's own values (and these again) as container overrides.
-    const tables = resourceEnv(props.jobsTable, props.eventsTable);
+    // And the tenant-scoped role, which is the same for every job: only the session tags differ.
+    const shared = {
+      ...resourceEnv(props.jobsTable, props.eventsTable),
+      [TENANT_ROLE_ENV]: this.tenantRole.roleArn,
+    };
 
     const timeout = Duration.hours(props.timeoutHours ?? 24);
     const jobQueues = {} as Record<TrainingMethod, batch.JobQueue>;
@@ -203,7 +225,7 @@ export class TrainingCompute extends Construct {
             sharedMemorySize: Size.gibibytes(Math.min(64, Math.max(1, Math.floor(capacity.memoryGiB / 4)))),
           }),
           logging: ecs.LogDriver.awsLogs({ logGroup, streamPrefix: method }),
-          environment: { ...tables, METHOD: method, FT_WORK_DIR: "/scratch" },
+          environment: { ...shared, METHOD: method, FT_WORK_DIR: "/scratch" },
         }),
       });
     }
@@ -225,7 +247,7 @@ export class TrainingCompute extends Construct {
       retryAttempts: RETRY_ATTEMPTS,
       retryStrategies: RETRY_ON_HOST_LOSS,
       // METHOD comes from the dispatcher: one multi-node definition serves both methods.
-      environment: { ...tables, FT_WORK_DIR: "/scratch" },
+      environment: { ...shared, FT_WORK_DIR: "/scratch" },
       volumeGiB: props.volumeGiB ?? 500,
     });
     acknowledge(
@@ -276,23 +298,29 @@ export class TrainingCompute extends Construct {
   }
 
   /**
-   * What the trainer container may do: read its training files and the catalog's base weights, write
-   * its job's checkpoints and results, append its events and update its job.
+   * What one training job's session may do: read its tenant's training files and the catalog's base
+   * weights, read its tenant's job roots (its own checkpoints to resume from, the fine-tuned model
+   * INIT_MODEL_URI starts from), write its own job root, update its own tenant's job items and append its
+   * own job's events. Every tenant-owned resource is named by the session tags, never by `tenants/*`.
    */
-  private createJobRole(props: TrainingComputeProps): iam.Role {
-    const role = new iam.Role(this, "TrainerJobRole", {
-      assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-      description: "The trainer container: datasets in, checkpoints and results out, progress events",
+  private createTenantRole(props: TrainingComputeProps): iam.Role {
+    const { tenant, job } = SESSION_TAGS;
+    const role = tenantScopedRole(this, "TenantScopedTrainerRole", {
+      assumedBy: this.jobRole,
+      tags: [tenant, job],
+      description:
+        "One training job's session (tags tenantId, jobId): its tenant's data, its own job's output",
     });
+    const s3 = CONTRACT.s3;
     const weights = props.catalog.weightsKeys();
-    // OUTPUT_URI is always a job's own root (dispatch.ts), the training files are dataset objects.
-    const jobs = KEY_PATTERNS.jobs;
+    const tenantJobs = `${tenantScoped(s3.jobRoot, [tenant])}*`;
+    const ownJob = `${tenantScoped(s3.jobRoot, [tenant, job])}*`;
     grant(role, props.datasetsBucket, {
       objects: [
         {
-          keys: [KEY_PATTERNS.datasets],
+          keys: [tenantScoped(s3.datasetObject, [tenant])],
           actions: ["GetObject"],
-          why: "Reads dataset objects of tenants; the job's own files are named by the dispatcher.",
+          why: "The session's own tenant's dataset objects only (aws:PrincipalTag/tenantId in the key); the job names which.",
         },
       ],
     });
@@ -304,15 +332,45 @@ export class TrainingCompute extends Construct {
           why: "Reads base model weights: the catalog's shared, read-only prefixes.",
         },
         {
-          keys: [jobs],
-          actions: ["GetObject", "PutObject"],
-          why: "Writes checkpoints and results under job roots; the job's own root is passed as OUTPUT_URI.",
+          keys: [tenantJobs],
+          actions: ["GetObject"],
+          why: "The session's own tenant's job roots only (aws:PrincipalTag/tenantId in the key): its checkpoints and the model it starts from.",
+        },
+        {
+          keys: [ownJob],
+          actions: ["PutObject"],
+          why: "The session's own job root only (aws:PrincipalTag/tenantId and jobId in the key): checkpoints and results.",
         },
       ],
-      list: [...weights, jobs],
+      list: [...weights, tenantJobs],
     });
-    grant(role, props.eventsTable, { actions: ["PutItem"] });
-    grant(role, props.jobsTable, { actions: ["UpdateItem"] });
+    // Items whose partition key leads with the session's tenant (definitions.ts): DynamoDB's
+    // fine-grained access control, `dynamodb:LeadingKeys` with the tag as a policy variable.
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["dynamodb:UpdateItem"],
+        resources: [props.jobsTable.table.tableArn],
+        conditions: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [principalTag(tenant)] } },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["dynamodb:PutItem"],
+        resources: [props.eventsTable.table.tableArn],
+        conditions: {
+          "ForAllValues:StringEquals": {
+            "dynamodb:LeadingKeys": [tenantScoped(CONTRACT.events.partitionKey, [tenant, job])],
+          },
+        },
+      }),
+    );
+    // The conditions above hold only while the keys are what they are now.
+    if (tableDefinition("jobs").partitionKey.name !== "tenantId") {
+      throw new Error("The jobs table's partition key must be the tenant id (its IAM condition says so).");
+    }
+    if (tableDefinition("job-events").partitionKey.name !== "jobKey") {
+      throw new Error("The events table's partition key must be the contract's job key.");
+    }
     return role;
   }
 }

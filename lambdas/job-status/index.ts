@@ -6,6 +6,7 @@ import { FilesRepository } from "../aws/files-repository.ts";
 import { JobsRepository } from "../aws/jobs-repository.ts";
 import { ObjectStore } from "../aws/object-store.ts";
 import { observability, recordJobOutcome } from "../aws/observability.ts";
+import { parseBatchStateChange } from "../core/jobs/batch-event.ts";
 import { applyBatchStateChange, type StatusDependencies } from "./apply.ts";
 
 const { logger, metrics } = observability(SERVICES.jobStatus);
@@ -31,11 +32,15 @@ function dependencies(): StatusDependencies {
 export async function handler(event: EventBridgeEvent<"Batch Job State Change", unknown>): Promise<string> {
   const outcome = await applyBatchStateChange(event.detail, dependencies());
   const detail = event.detail as { jobId?: string; status?: string; parameters?: Record<string, string> };
+  const change = parseBatchStateChange(event.detail);
   logger.info("batch state change", {
     batchJobId: detail.jobId,
     batchStatus: detail.status,
     jobId: detail.parameters?.jobId,
     outcome,
+    // Batch's own reason stays here, in the operator's log, under the job id the tenant's message cites.
+    ...(change?.reason ? { reason: change.reason } : {}),
+    ...(change?.exitCode !== undefined ? { exitCode: change.exitCode } : {}),
   });
   return outcome;
 }

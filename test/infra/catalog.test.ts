@@ -123,7 +123,7 @@ describe("the base-model catalog override", () => {
   });
 
   it("lets the trainer read every catalog model's weights, the new location included", () => {
-    const text = JSON.stringify(statementsOf(synthesized, "TrainingTrainerJobRole"));
+    const text = JSON.stringify(statementsOf(synthesized, "TrainingTenantScopedTrainerRole"));
     expect(text).toContain('"/shared/acme-13b/*"');
     for (const model of DEFAULT_CATALOG) expect(text).toContain(`"/${model.weightsPrefix}*"`);
   });

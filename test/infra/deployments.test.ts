@@ -1,6 +1,7 @@
 import { Match } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
 import { servingCapacities } from "../../infra/constructs/deployments.ts";
+import { principalTag, TENANT_READER_ROLE_ENV } from "../../infra/constructs/tenant-scope.ts";
 import { CONFIG_ENV } from "../../infra/resources/definitions.ts";
 import { DEFAULT_CATALOG, findBaseModel } from "../../lambdas/core/catalog/base-models.ts";
 import { INSTANCE_TYPES } from "../../lambdas/core/jobs/resources.ts";
@@ -9,7 +10,7 @@ import { synthPlatform } from "./synth.ts";
 const ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ft-inference:1";
 
 type Template = ReturnType<typeof synthPlatform>["template"];
-type Statement = { Action: string | string[]; Resource: unknown; Condition?: unknown };
+type Statement = { Effect?: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
 
 const resourcesOf = (template: Template, type: string, prefix: string) =>
   Object.entries(template.findResources(type)).filter(([id]) => id.startsWith(prefix));
@@ -135,11 +136,25 @@ describe("deployments construct (with private inference servers)", () => {
     expect(container.ResourceRequirements).toBeUndefined();
   });
 
-  it("lets the servers read full-parameter models' weights and nothing else", () => {
+  it("lets the servers read full-parameter models' weights only through their tenant's scoped session", () => {
     const statements = statementsOf(template, "DeploymentsServerTaskRole");
-    expect(statements.map((s) => s.Action)).toEqual(["s3:GetObject", "s3:ListBucket"]);
-    expect(JSON.stringify(statements[0]!.Resource)).toContain('"/tenants/*/jobs/*/model/*"');
-    expect(statements[1]!.Condition).toEqual({ StringLike: { "s3:prefix": ["tenants/*/jobs/*/model/*"] } });
+    expect(statements.map((s) => s.Action)).toEqual([["sts:AssumeRole", "sts:TagSession"]]);
+    const tenant = principalTag("tenantId");
+    const reader = statementsOf(template, "DeploymentsTenantModelReaderRole").filter(
+      (s) => s.Effect === "Allow",
+    );
+    expect(reader.map((s) => s.Action)).toEqual(["s3:GetObject", "s3:ListBucket"]);
+    expect(JSON.stringify(reader[0]!.Resource)).toContain(`"/tenants/${tenant}/jobs/*/model/*"`);
+    expect(reader[1]!.Condition).toEqual({
+      StringLike: { "s3:prefix": [`tenants/${tenant}/jobs/*/model/*`] },
+    });
+    const [, templateTask] = Object.entries(template.findResources("AWS::ECS::TaskDefinition")).find(([id]) =>
+      id.startsWith("DeploymentsServerTemplate"),
+    )!;
+    expect(templateTask.Properties.ContainerDefinitions[0].Environment).toContainEqual({
+      Name: TENANT_READER_ROLE_ENV,
+      Value: { "Fn::GetAtt": [expect.stringMatching(/^DeploymentsTenantModelReaderRole/), "Arn"] },
+    });
   });
 
   it("admits only the chat function to the servers, on 8080", () => {

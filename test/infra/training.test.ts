@@ -6,10 +6,11 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import { describe, expect, it } from "vitest";
 import { type MultiNodeCapacity, MultiNodeTraining } from "../../infra/constructs/multinode.ts";
 import { Network } from "../../infra/constructs/network.ts";
+import { principalTag } from "../../infra/constructs/tenant-scope.ts";
 import { DEFAULT_CATALOG } from "../../lambdas/core/catalog/base-models.ts";
 import { synthPlatform } from "./synth.ts";
 
-type Statement = { Action: string | string[]; Resource: unknown; Condition?: unknown };
+type Statement = { Effect?: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
 
 /** The statements of the policies attached to roles whose logical id starts with `prefix`. */
 function statementsOf(template: ReturnType<typeof synthPlatform>["template"], prefix: string): Statement[] {
@@ -42,7 +43,7 @@ describe("network construct", () => {
     expect(gateway.some((s) => s.includes(".s3"))).toBe(true);
     expect(gateway.some((s) => s.includes(".dynamodb"))).toBe(true);
     const iface = endpoints.filter((e) => e.type === "Interface");
-    for (const name of ["ecr.api", "ecr.dkr", "logs", "ecs", "ecs-agent", "ecs-telemetry"]) {
+    for (const name of ["ecr.api", "ecr.dkr", "logs", "ecs", "ecs-agent", "ecs-telemetry", "sts"]) {
       expect(iface.some((e) => e.service.includes(`.${name}"`) && e.privateDns)).toBe(true);
     }
   });
@@ -151,8 +152,18 @@ describe("training construct: AWS Batch", () => {
     }
   });
 
-  it("limits the trainer's job role to dataset objects, the catalog's weights, job roots, events and job updates", () => {
-    const statements = statementsOf(template, "TrainingTrainerJobRole");
+  it("limits a training job's tenant-scoped session to its tenant's data, the catalog's weights and its own job", () => {
+    const all = statementsOf(template, "TrainingTenantScopedTrainerRole");
+    // A session without both tags may do nothing at all.
+    expect(all.filter((s) => s.Effect === "Deny")).toEqual(
+      ["tenantId", "jobId"].map((tag) => ({
+        Effect: "Deny",
+        Action: "*",
+        Resource: "*",
+        Condition: { Null: { [`aws:PrincipalTag/${tag}`]: "true" } },
+      })),
+    );
+    const statements = all.filter((s) => s.Effect === "Allow");
     expect([...new Set(actions(statements))]).toEqual([
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
@@ -172,23 +183,37 @@ describe("training construct: AWS Batch", () => {
           return `${arn["Fn::GetAtt"][0].replace(/[0-9A-F]{8}$/, "")} ${key}`;
         })
         .sort();
+    const tenant = principalTag("tenantId");
+    const job = principalTag("jobId");
     expect(objects("s3:GetObject")).toEqual(
       [
-        "StorageDatasets /tenants/*/files/*.jsonl",
-        "StorageArtifacts /tenants/*/jobs/*/*",
+        `StorageDatasets /tenants/${tenant}/files/*.jsonl`,
+        `StorageArtifacts /tenants/${tenant}/jobs/*/*`,
         ...DEFAULT_CATALOG.map((m) => `StorageArtifacts /${m.weightsPrefix}*`),
       ].sort(),
     );
-    expect(objects("s3:PutObject")).toEqual(["StorageArtifacts /tenants/*/jobs/*/*"]);
+    expect(objects("s3:PutObject")).toEqual([`StorageArtifacts /tenants/${tenant}/jobs/${job}/*`]);
     const list = statements.find((s) => actions([s]).includes("s3:ListBucket"))!;
     expect(list.Condition).toEqual({
       StringLike: {
-        "s3:prefix": [...DEFAULT_CATALOG.map((m) => `${m.weightsPrefix}*`), "tenants/*/jobs/*/*"],
+        "s3:prefix": [...DEFAULT_CATALOG.map((m) => `${m.weightsPrefix}*`), `tenants/${tenant}/jobs/*/*`],
       },
     });
     const text = (s: Statement) => JSON.stringify(s.Resource);
-    expect(text(statements.find((s) => s.Action === "dynamodb:PutItem")!)).toContain("StorageJobEventsTable");
-    expect(text(statements.find((s) => s.Action === "dynamodb:UpdateItem")!)).toContain("StorageJobsTable");
+    const put = statements.find((s) => s.Action === "dynamodb:PutItem")!;
+    expect(text(put)).toContain("StorageJobEventsTable");
+    expect(put.Condition).toEqual({
+      "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`${tenant}#${job}`] },
+    });
+    const update = statements.find((s) => s.Action === "dynamodb:UpdateItem")!;
+    expect(text(update)).toContain("StorageJobsTable");
+    expect(update.Condition).toEqual({ "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [tenant] } });
+  });
+
+  it("leaves the trainer's job role only the assumption of its tenant-scoped role", () => {
+    const statements = statementsOf(template, "TrainingTrainerJobRole");
+    expect(actions(statements)).toEqual(["sts:AssumeRole", "sts:TagSession"]);
+    expect(JSON.stringify(statements)).not.toContain("tenants/");
   });
 });
 

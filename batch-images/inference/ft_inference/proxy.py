@@ -59,9 +59,10 @@ class Proxy:
     def __post_init__(self) -> None:
         self.table = AdapterTable(self.max_adapters)
         if self.downloader is None:
-            from .s3sync import download_prefix
+            from .s3sync import default_downloader
 
-            self.downloader = download_prefix
+            # Tenant-scoped credentials per adapter's tenant when the reader role is configured.
+            self.downloader = default_downloader()
 
     # --- connection handling -----------------------------------------------------------------------
 

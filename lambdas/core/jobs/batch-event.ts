@@ -35,6 +35,7 @@ export interface BatchStateChange {
   readonly event: JobEvent | undefined;
   /** The trainer's exit code on FAILED/SUCCEEDED, when Batch reported one. */
   readonly exitCode: number | undefined;
+  /** Batch's own reason, as it reported it: for the operator's log, never the tenant's (see failureReason). */
   readonly reason: string | undefined;
 }
 
@@ -59,7 +60,7 @@ export function parseBatchStateChange(detail: unknown): BatchStateChange | undef
     batchJobId: d.jobId,
     batchStatus: d.status,
     event: batchStatusToEvent(d.status, {
-      ...(failureReason(exitCode, reason) ? { statusReason: failureReason(exitCode, reason)! } : {}),
+      ...(d.status === "FAILED" ? { statusReason: failureReason(exitCode, reason, jobId) } : {}),
       ...(attempt && attempt > 1 ? { attempt } : {}),
     }),
     exitCode,
@@ -68,18 +69,46 @@ export function parseBatchStateChange(detail: unknown): BatchStateChange | undef
 }
 
 /**
- * The trainer's exit codes (`contract/platform.json`: 2 bad input, 3 out of memory, 1 anything else).
- * The job's error message prefers the trainer's own error event; this is the fallback.
+ * Batch's own reasons that a tenant may read, reworded: the run's time limit and the loss of its
+ * instance say what happened without naming the platform's resources. Any other reason (an image that
+ * could not be pulled, with its registry's address; an agent's error) is the operator's alone.
  */
-export function failureReason(exitCode: number | undefined, reason: string | undefined): string | undefined {
+const TENANT_READABLE_REASONS: readonly (readonly [RegExp, string])[] = [
+  [/^Job attempt duration exceeded timeout/i, "the run exceeded its time limit"],
+  [
+    /^Host EC2 \(instance [^)]*\) terminated/i,
+    "its training instance was lost (a Spot reclaim, a host failure) on every attempt",
+  ],
+  [
+    /^OutOfMemoryError: Container killed due to memory usage/i,
+    "out of host memory; lower batch_size or max_seq_length",
+  ],
+];
+
+/** A failure the tenant should not see the cause of: the job id is its reference for the operator. */
+export function internalFailureReason(jobId: string): string {
+  return `an internal error (reference ${jobId})`;
+}
+
+/**
+ * The failure as the tenant reads it (the job's event and, when the trainer wrote no error event of its
+ * own, the job's `error.message`). The trainer's exit codes (`contract/platform.json`: 2 bad input,
+ * 3 out of memory) and a few of Batch's reasons say what happened; anything else is an internal error
+ * with the job id as its reference, Batch's raw reason going to the operator's log (job-status).
+ */
+export function failureReason(
+  exitCode: number | undefined,
+  reason: string | undefined,
+  jobId: string,
+): string {
   switch (exitCode) {
     case EXIT_CODES.invalidInput:
       return "the training data, base model or configuration was rejected (see the job's events)";
     case EXIT_CODES.outOfMemory:
       return "out of GPU memory; lower batch_size or max_seq_length";
-    default:
-      return reason;
   }
+  const readable = reason ? TENANT_READABLE_REASONS.find(([pattern]) => pattern.test(reason)) : undefined;
+  return readable?.[1] ?? internalFailureReason(jobId);
 }
 
 /** The job error `code` for a trainer exit code. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { FileRecord } from "../../../lambdas/core/files/file-record.ts";
 import type { TransitionWrite } from "../../../lambdas/core/jobs/ports.ts";
 import type { JobRecord } from "../../../lambdas/core/jobs/wire.ts";
-import { toJobObject } from "../../../lambdas/core/jobs/wire.ts";
+import { newJobEventItem, toJobObject } from "../../../lambdas/core/jobs/wire.ts";
 import { applyBatchStateChange, type StatusDependencies } from "../../../lambdas/job-status/apply.ts";
 import { parseResultSummary } from "../../../lambdas/job-status/result-summary.ts";
 import { JOB, jobRecord, TENANT } from "../../fixtures/jobs.ts";
@@ -38,7 +38,9 @@ const succeeded = {
  * In-memory stand-ins for the adapters: a jobs table whose transition is conditional on the status (as
  * DynamoDB's), the artifacts bucket, the datasets bucket and the files table (a conditional put).
  */
-function platform(options: { result?: unknown; csv?: string | null; job?: Partial<JobRecord> } = {}) {
+function platform(
+  options: { result?: unknown; csv?: string | null; job?: Partial<JobRecord>; trainerError?: string } = {},
+) {
   let job: JobRecord = jobRecord({ status: "running", batchJobId: "batch-1", ...options.job });
   const artifacts = new Map<string, { body: string; json?: unknown }>();
   if (options.result !== undefined) {
@@ -62,7 +64,15 @@ function platform(options: { result?: unknown; csv?: string | null; job?: Partia
         job = { ...job, ...(write.fields as Partial<JobRecord>), status: write.result.to };
         return true;
       },
-      latestErrorEvent: async () => undefined,
+      latestErrorEvent: async () =>
+        options.trainerError === undefined
+          ? undefined
+          : newJobEventItem(
+              TENANT,
+              JOB,
+              { level: "error", message: options.trainerError },
+              1_700_000_400_000,
+            ),
     },
     artifacts: {
       bucket: "ft-artifacts",
@@ -322,5 +332,56 @@ describe("parseResultSummary", () => {
       result: "s3://bucket/tenants/x/",
     });
     expect(Object.keys(parsed.trainingSummary ?? {}).sort()).toEqual(Object.keys(nothing).sort());
+  });
+});
+
+describe("job-status on failure: what the tenant reads", () => {
+  const failed = (exitCode: number | undefined, reason: string) => ({
+    jobId: "batch-1",
+    jobName: JOB,
+    status: "FAILED",
+    statusReason: reason,
+    parameters: { tenantId: TENANT, jobId: JOB },
+    attempts: [{ container: { ...(exitCode === undefined ? {} : { exitCode }), reason } }],
+  });
+  const written = async (detail: unknown, trainerError?: string) => {
+    const p = platform(trainerError === undefined ? {} : { trainerError });
+    await expect(applyBatchStateChange(detail, p.deps)).resolves.toBe("applied");
+    const [write] = p.calls.transitions;
+    return { error: write!.result.error, event: write!.event!.message };
+  };
+
+  it("keeps the trainer's own (already tenant-safe) error event as the job's error", async () => {
+    const message = `Training failed due to an internal error (reference ${JOB})`;
+    const { error } = await written(failed(1, "Essential container in task exited"), message);
+    expect(error).toEqual({ code: "training_failed", message, param: null });
+  });
+
+  it("never shows Batch's own reason for a failure it cannot word for the tenant: the job id is the reference", async () => {
+    const reason =
+      "CannotPullContainerError: pull image manifest has been retried 5 time(s): 123456789012.dkr.ecr.us-east-1.amazonaws.com/ft-trainer:abc not found";
+    for (const exitCode of [undefined, 1, 137]) {
+      const { error, event } = await written(failed(exitCode, reason));
+      expect(error?.message).toBe(`an internal error (reference ${JOB})`);
+      expect(event).toBe(`Training failed: an internal error (reference ${JOB})`);
+      expect(JSON.stringify({ error, event })).not.toMatch(/dkr\.ecr|123456789012|CannotPull/);
+    }
+  });
+
+  it("words the run's time limit, a lost instance and the trainer's exit codes for the tenant", async () => {
+    expect((await written(failed(undefined, "Job attempt duration exceeded timeout"))).error?.message).toBe(
+      "the run exceeded its time limit",
+    );
+    expect(
+      (await written(failed(undefined, "Host EC2 (instance i-0abc123) terminated."))).event,
+    ).not.toContain("i-0abc123");
+    expect((await written(failed(2, "Essential container in task exited"))).error).toMatchObject({
+      code: "invalid_training_input",
+      message: expect.stringMatching(/rejected/),
+    });
+    expect((await written(failed(3, "Essential container in task exited"))).error).toMatchObject({
+      code: "out_of_memory",
+      message: expect.stringMatching(/out of GPU memory/),
+    });
   });
 });

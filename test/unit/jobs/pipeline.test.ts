@@ -142,6 +142,16 @@ describe("Batch job state change events", () => {
     expect(failureCode(1)).toBe("training_failed");
   });
 
+  it("keeps Batch's own reason for the operator's log and gives the tenant the job id as a reference", () => {
+    const reason = "CannotPullContainerError: 123456789012.dkr.ecr.us-east-1.amazonaws.com/ft-trainer:x";
+    const failed = parseBatchStateChange(detail({ status: "FAILED", statusReason: reason }));
+    expect(failed?.reason).toBe(reason);
+    expect(failed?.event).toEqual({ type: "batch_failed", reason: `an internal error (reference ${JOB})` });
+    expect(parseBatchStateChange(detail({ status: "RUNNING", statusReason: reason }))?.event).toEqual({
+      type: "batch_running",
+    });
+  });
+
   it("marks RUNNABLE after an attempt as a retry (a Spot reclaim), which keeps the job running", () => {
     const retry = parseBatchStateChange(
       detail({

@@ -1,7 +1,9 @@
 """The Batch container's entrypoint: environment in, result in OUTPUT_URI out, exit 0 only when complete.
 
 Exit codes: 0 success; 2 bad input (configuration, data, URIs outside the tenant, missing weights);
-3 out of memory; 1 anything else. Each failure also becomes an `error` event on the job.
+3 out of memory; 1 anything else. Each failure also becomes an `error` event on the job, which the tenant
+reads: bad input and out of memory as they are, anything else as an internal error with the job id as its
+reference, the details (type, message, traceback) on stderr for the operator only (failures.py).
 
 Under torchrun (launch.py starts it) every rank runs this: each node's first rank downloads the inputs
 for its node, every rank uploads the checkpoint shards it wrote, and rank 0 alone writes the result,
@@ -27,6 +29,7 @@ from .chat_format import FAMILIES, Family
 from .config import ConfigError, JobConfig, from_environment
 from .distributed import DistEnv, barrier, init_distributed, launched_by_torchrun, shutdown
 from .events import DynamoEventSink, EventSink, JobProgress, Level, PrintSink
+from .failures import classify, operator_report
 from .storage import ObjectStore, S3Uri, check_base_model_uri, check_tenant_uri
 
 # contract/platform.json: the output's layout and the exit codes, as the Lambdas read them.
@@ -226,6 +229,12 @@ def run(
 
 
 def _download_inputs(config: JobConfig, store: ObjectStore, files: JobFiles) -> None:
+    # The data first: a file that is not the validated one fails the job before gigabytes of weights.
+    store.download_validated(files.training, files.train_file, config.training_file_etag, "training file")
+    if files.validation and files.valid_file:
+        store.download_validated(
+            files.validation, files.valid_file, config.validation_file_etag, "validation file"
+        )
     base, model_dir = files.base, files.model_dir
     if isinstance(base, S3Uri) and store.download_prefix(base, model_dir) == 0:
         raise ConfigError(f"no weights under {base}")
@@ -235,9 +244,6 @@ def _download_inputs(config: JobConfig, store: ObjectStore, files: JobFiles) -> 
         raise ConfigError(f"missing weights: {config.base_model_uri} has no *.safetensors or *.bin files")
     if files.init is not None and files.init_dir is not None:
         _download_init_model(config, store, files.init, files.init_dir)
-    store.download_file(files.training, files.train_file)
-    if files.validation and files.valid_file:
-        store.download_file(files.validation, files.valid_file)
     # Resume: fetch the newest complete checkpoint (one with its manifest) from OUTPUT_URI, every
     # rank's shards included: DCP reshards them to this run's world size.
     checkpoints = files.output.child(CONTRACT.checkpoints_dir)
@@ -299,24 +305,21 @@ def main(*, on_step: Callable[[int], None] | None = None) -> None:
             )
         shutdown(env)
         sys.exit(0)
-    except ConfigError as error:
-        _fail(events, f"Bad input: {error}", code=CONTRACT.exit_code("invalidInput"), env=env)
     except Exception as error:  # noqa: BLE001 — every failure must become an event and an exit code
-        import torch
+        # The tenant reads the event (the job's error): only tenant-facing failures verbatim, anything
+        # else as an internal error whose details go to the operator's log (failures.py).
+        job_id = os.environ.get("JOB_ID")
+        print(operator_report(error, job_id), file=sys.stderr, flush=True)
+        failure = classify(error, job_id, out_of_memory=_out_of_memory(error))
+        _fail(events, failure.message, code=failure.exit_code, env=env)
 
-        if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
-            _fail(
-                events,
-                "Out of memory: lower batch_size or max_seq_length, or enable gradient_checkpointing",
-                code=CONTRACT.exit_code("outOfMemory"),
-                env=env,
-            )
-        _fail(
-            events,
-            f"Training failed: {type(error).__name__}: {error}",
-            code=CONTRACT.exit_code("failed"),
-            env=env,
-        )
+
+def _out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, MemoryError):
+        return True
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError)
 
 
 def _node_work_dir(tmp: Path, env: DistEnv) -> Path:

@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 from ft_contract import load_platform
 
-from .aws import client_options
+from . import aws
 
 Level = Literal["info", "warn", "error"]
 
@@ -35,9 +35,7 @@ class DynamoEventSink:
     """Writes `message` and `metrics` events; also mirrors them to stdout for the Batch job's log."""
 
     def __init__(self, table_name: str, tenant_id: str, job_id: str, client: Any | None = None) -> None:
-        import boto3
-
-        self._table = (client or boto3.resource("dynamodb", **client_options())).Table(table_name)
+        self._table = (client or aws.resource("dynamodb")).Table(table_name)
         self._contract = load_platform()
         self._job_key = self._contract.job_key(tenant_id, job_id)
 
@@ -98,9 +96,7 @@ class JobProgress:
     Failures are reported once and otherwise ignored: progress is a courtesy, training goes on."""
 
     def __init__(self, table_name: str, tenant_id: str, job_id: str, client: Any | None = None) -> None:
-        import boto3
-
-        self._client = client or boto3.client("dynamodb", **client_options())
+        self._client = client or aws.client("dynamodb")
         self._table = table_name
         self._key = {"tenantId": {"S": tenant_id}, "jobId": {"S": job_id}}
         self._warned = False
