@@ -46,6 +46,11 @@ export interface LocalStackOptions {
    * runs, and LocalStack's PERSISTENCE=1. See README.md for what survives.
    */
   readonly persist?: boolean;
+  /**
+   * Keep state across restarts in this directory (implies `persist`): LocalStack's FILESYSTEM_ROOT on
+   * the host, its `/var/lib/localstack` volume in Docker. `npm start` keeps one per resource prefix.
+   */
+  readonly stateDir?: string;
   /** Progress and diagnostics; stderr by default. */
   readonly log?: (line: string) => void;
   /** Seconds to wait for health (install time not included); 120 by default (or LOCALSTACK_START_TIMEOUT). */
@@ -65,7 +70,8 @@ export interface LocalStackOptions {
 export async function ensureLocalStack(options: LocalStackOptions = {}): Promise<LocalStackHandle> {
   const log = options.log ?? ((line: string) => process.stderr.write(`[localstack] ${line}\n`));
   const timeout = (options.timeoutSeconds ?? Number(process.env.LOCALSTACK_START_TIMEOUT ?? 120)) * 1000;
-  const persist = options.persist ?? process.env.LOCALSTACK_PERSIST === "1";
+  const stateDir = options.stateDir ? resolve(options.stateDir) : undefined;
+  const persist = stateDir !== undefined || (options.persist ?? process.env.LOCALSTACK_PERSIST === "1");
   const signals = options.handleSignals ?? true;
 
   const external = process.env.AWS_ENDPOINT_URL;
@@ -99,8 +105,8 @@ export async function ensureLocalStack(options: LocalStackOptions = {}): Promise
 
   const started = Date.now();
   const handle = (await dockerAvailable())
-    ? await startDocker(port, persist, log, signals)
-    : await startHost(port, persist, log, signals);
+    ? await startDocker(port, persist, stateDir, log, signals)
+    : await startHost(port, persist, stateDir, log, signals);
   const launched = Date.now();
   try {
     await waitUntilReady(endpoint, timeout, log, handle);
@@ -158,6 +164,7 @@ async function dockerAvailable(): Promise<boolean> {
 async function startDocker(
   port: number,
   persist: boolean,
+  stateDir: string | undefined,
   log: (line: string) => void,
   signals: boolean,
 ): Promise<Started> {
@@ -165,7 +172,7 @@ async function startDocker(
   log(`starting ${LOCALSTACK_IMAGE} in Docker as ${name}`);
   await run("docker", ["rm", "-f", name]).catch(() => {});
   const env = { ...environment(port, persist), GATEWAY_LISTEN: "0.0.0.0:4566" };
-  const volume = persist ? ["-v", `${join(home, "docker-volume")}:/var/lib/localstack`] : [];
+  const volume = persist ? ["-v", `${stateDir ?? join(home, "docker-volume")}:/var/lib/localstack`] : [];
   await run("docker", [
     "run",
     "-d",
@@ -208,6 +215,7 @@ interface Instance {
 async function startHost(
   port: number,
   persist: boolean,
+  stateDir: string | undefined,
   log: (line: string) => void,
   signals: boolean,
 ): Promise<Started> {
@@ -215,11 +223,14 @@ async function startHost(
   await installHost();
 
   // Each instance has its own FILESYSTEM_ROOT (DynamoDB Local's files and LocalStack's tmp are there), so
-  // several can run at once; the installed libraries are shared through a link.
-  const fsRoot = persist ? join(home, "persistent") : join(home, "run", String(port));
+  // several can run at once; the installed libraries are shared through a link. Its record is always in
+  // run/<port>/, where the next start finds it (reuse, orphans) wherever the root is.
+  const recordDir = join(home, "run", String(port));
+  const fsRoot = persist ? (stateDir ?? join(home, "persistent")) : recordDir;
   const other = liveInstances().find((instance) => instance.root === fsRoot);
   if (other) throw new Error(`${fsRoot} is in use by LocalStack pid ${other.pid} (port ${other.port})`);
-  if (!persist) rmSync(fsRoot, { recursive: true, force: true });
+  rmSync(recordDir, { recursive: true, force: true });
+  mkdirSync(recordDir, { recursive: true });
   const libLink = join(fsRoot, "var/lib/localstack/lib");
   mkdirSync(dirname(libLink), { recursive: true });
   rmSync(libLink, { recursive: true, force: true });
@@ -249,7 +260,7 @@ async function startHost(
   child.stderr?.pipe(out);
   log(`LocalStack ${LOCALSTACK_VERSION} pid ${pid} on port ${port}, log ${logFile}`);
   const record: Instance = { pid, ownerPid: process.pid, port, root: fsRoot };
-  writeFileSync(join(fsRoot, "instance.json"), `${JSON.stringify(record)}\n`);
+  writeFileSync(join(recordDir, "instance.json"), `${JSON.stringify(record)}\n`);
 
   const exited = new Promise<void>((done) => child.once("exit", () => done()));
   const handle: Started = {
@@ -272,7 +283,7 @@ async function startHost(
         if (!done) log("LocalStack did not stop within 10 s; killing it");
       }
       killInstance(record, "SIGKILL");
-      rmSync(persist ? join(fsRoot, "instance.json") : fsRoot, { recursive: true, force: true });
+      rmSync(recordDir, { recursive: true, force: true });
     })();
     return stopped;
   };
@@ -376,7 +387,15 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Instances recorded under home whose LocalStack process still runs. */
+function readRecord(dir: string): Instance | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, "instance.json"), "utf8")) as Instance;
+  } catch {
+    return undefined; // never started, or stopped cleanly
+  }
+}
+
+/** Instances recorded under home (run/<port>/; persistent/ for records of older versions). */
 function recordedInstances(): Instance[] {
   const dirs = [join(home, "persistent")];
   try {
@@ -384,15 +403,7 @@ function recordedInstances(): Instance[] {
   } catch {
     // No run directory yet.
   }
-  const instances: Instance[] = [];
-  for (const dir of dirs) {
-    try {
-      instances.push(JSON.parse(readFileSync(join(dir, "instance.json"), "utf8")) as Instance);
-    } catch {
-      // Never started, or stopped cleanly.
-    }
-  }
-  return instances;
+  return dirs.flatMap((dir) => readRecord(dir) ?? []);
 }
 
 function isLocalStack(pid: number): boolean {
@@ -401,6 +412,18 @@ function isLocalStack(pid: number): boolean {
   } catch {
     return alive(pid);
   }
+}
+
+/**
+ * The LocalStack of this checkout that runs on `stateDir` (a `stateDir` or persistent root) with its
+ * owner alive, if any: such a directory must not be deleted under it.
+ */
+export function localStackUsing(
+  stateDir: string,
+): { pid: number; port: number; ownerPid: number } | undefined {
+  const root = resolve(stateDir);
+  const instance = liveInstances().find((i) => i.root === root);
+  return instance && { pid: instance.pid, port: instance.port, ownerPid: instance.ownerPid };
 }
 
 /** Instances of this checkout that run and whose owner (the process that started them) still runs. */
@@ -424,6 +447,15 @@ async function reapOrphans(log: (line: string) => void): Promise<void> {
       killInstance(instance, "SIGKILL");
       // Until they are gone, their port is still taken.
       for (let i = 0; i < 50 && leftovers.some(alive); i++) await sleep(100);
+    }
+    // A persistent instance's run/<port>/ holds only its record; a non-persistent one's is its root,
+    // wiped by the next start on that port.
+    const recordDir = join(home, "run", String(instance.port));
+    if (readRecord(recordDir)?.pid === instance.pid) {
+      rmSync(instance.root === recordDir ? join(recordDir, "instance.json") : recordDir, {
+        recursive: true,
+        force: true,
+      });
     }
     rmSync(join(instance.root, "instance.json"), { force: true });
   }

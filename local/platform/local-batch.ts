@@ -1,6 +1,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { createWriteStream, mkdirSync } from "node:fs";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import type { EventBridgeEvent } from "aws-lambda";
 import type { TrainingRunner } from "../../lambdas/aws/training-runner.ts";
@@ -28,6 +36,8 @@ interface Run {
   terminated?: string;
   /** State changes of one run are delivered one after another, as their order matters. */
   delivery: Promise<void>;
+  /** Settles when its process has ended and its log is on disk (at once for a run never started). */
+  closed?: Promise<void>;
 }
 
 /**
@@ -44,7 +54,7 @@ export class LocalBatch implements TrainingRunner {
   private stopped = false;
 
   constructor(private readonly options: LocalBatchOptions) {
-    mkdirSync(options.workDir, { recursive: true });
+    mkdirSync(join(options.workDir, "runs"), { recursive: true });
   }
 
   async submit(submission: TrainingSubmission): Promise<string> {
@@ -63,6 +73,49 @@ export class LocalBatch implements TrainingRunner {
     this.waiting.push(run);
     setImmediate(() => this.schedule());
     return run.id;
+  }
+
+  /**
+   * Runs again a job whose run this platform lost (it was stopped, or killed, while the run waited or
+   * trained): the same run id, so the job's record still names it, moving RUNNABLE → RUNNING as Batch
+   * does when it retries a job after losing its host (a running job's RUNNABLE is recorded as an
+   * interruption). The trainer resumes from its newest checkpoint.
+   */
+  resume(runId: string, submission: TrainingSubmission): void {
+    if (this.runs.has(runId)) return;
+    const run: Run = { id: runId, submission, status: "RUNNABLE", delivery: Promise.resolve() };
+    this.runs.set(run.id, run);
+    this.byName.set(submission.name, run.id);
+    this.emit(run, "RUNNABLE");
+    this.waiting.push(run);
+    setImmediate(() => this.schedule());
+  }
+
+  /**
+   * Stops trainer processes a previous platform left running (it was killed with them still alive), as
+   * recorded under `{workDir}/runs/`: their jobs are resumed by a fresh run, never trained twice at once.
+   */
+  async reapLeftovers(): Promise<number> {
+    const dir = join(this.options.workDir, "runs");
+    const leftovers: number[] = [];
+    for (const entry of readdirSync(dir)) {
+      const file = join(dir, entry);
+      try {
+        const { pid, command } = JSON.parse(readFileSync(file, "utf8")) as { pid: number; command: string };
+        if (isRunning(pid, command)) {
+          process.kill(pid, "SIGTERM");
+          leftovers.push(pid);
+        }
+      } catch {
+        // Gone meanwhile, or an unreadable record: nothing to stop.
+      }
+      rmSync(file, { force: true });
+    }
+    for (let i = 0; i < 100 && leftovers.some((pid) => isRunning(pid)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    for (const pid of leftovers.filter((pid) => isRunning(pid))) process.kill(pid, "SIGKILL");
+    return leftovers.length;
   }
 
   async terminate(runId: string, reason: string): Promise<void> {
@@ -85,11 +138,20 @@ export class LocalBatch implements TrainingRunner {
     await Promise.all([...this.runs.values()].map((run) => run.delivery));
   }
 
-  /** Stops every run (Ctrl-C of the local platform). */
+  /**
+   * Stops every run (Ctrl-C of the local platform). A run this stop interrupts reports nothing: its job
+   * stays queued or running, and a platform that keeps its state resumes it at the next start.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     this.waiting.length = 0;
-    for (const run of this.runs.values()) run.child?.kill("SIGTERM");
+    const children = [...this.runs.values()].filter((run) => run.child);
+    for (const run of children) run.child!.kill("SIGTERM");
+    const kill = setTimeout(() => {
+      for (const run of children) if (run.child!.exitCode === null) run.child!.kill("SIGKILL");
+    }, 10_000);
+    await Promise.all(children.map((run) => run.closed));
+    clearTimeout(kill);
     await this.settled();
   }
 
@@ -119,6 +181,10 @@ export class LocalBatch implements TrainingRunner {
       stdio: ["ignore", "pipe", "pipe"],
     });
     run.child = child;
+    // Where the next platform finds it, should this one be killed before the run ends (reapLeftovers).
+    const record = join(this.options.workDir, "runs", `${run.id}.json`);
+    if (child.pid)
+      writeFileSync(record, JSON.stringify({ pid: child.pid, command: this.options.command.join(" ") }));
     child.stdout.pipe(logFile, { end: false });
     child.stderr.pipe(logFile, { end: false });
     this.options.log?.(`${run.submission.jobId}: started ${run.id} (log ${logPath})`);
@@ -127,10 +193,21 @@ export class LocalBatch implements TrainingRunner {
       logFile.write(`spawn failed: ${error.message}\n`);
     });
     // The run ends once its log is on disk: whoever reacts to the final state may read the log at once.
+    let closed: () => void = () => {};
+    run.closed = new Promise((resolve) => {
+      closed = resolve;
+    });
     child.on("close", (code, signal) =>
       logFile.end(() => {
         this.active--;
+        rmSync(record, { force: true });
+        closed();
         const exitCode = code ?? (signal ? 128 + (signal === "SIGKILL" ? 9 : 15) : 1);
+        if (this.stopped && exitCode !== 0 && !run.terminated) {
+          // Not a failure of the job: the platform is stopping. Its job resumes at the next start.
+          this.options.log?.(`${run.submission.jobId}: interrupted by the platform's stop (log ${logPath})`);
+          return;
+        }
         if (run.terminated) this.finish(run, "FAILED", exitCode, run.terminated);
         else if (exitCode === 0) this.finish(run, "SUCCEEDED", 0);
         else this.finish(run, "FAILED", exitCode, `Essential container in task exited (code ${exitCode})`);
@@ -187,5 +264,21 @@ export class LocalBatch implements TrainingRunner {
         await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
       }
     }
+  }
+}
+
+/** The process is alive and, where /proc tells, still runs `command` (a pid is reused after it ends). */
+function isRunning(pid: number, command?: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  if (!command || !existsSync(`/proc/${pid}/cmdline`)) return true;
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+    return cmdline.includes(command.split(" ").at(-1)!);
+  } catch {
+    return false;
   }
 }

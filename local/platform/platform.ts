@@ -4,7 +4,8 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
-import { CONFIG_ENV } from "../../infra/resources/definitions.ts";
+import type { Context, S3EventRecord, SQSEvent } from "aws-lambda";
+import { BUCKETS, type BucketId, CONFIG_ENV, physicalName } from "../../infra/resources/definitions.ts";
 import { documentClient, dynamoClient, s3Client, sqsClient } from "../../lambdas/aws/clients.ts";
 import { configEnv } from "../../lambdas/aws/env.ts";
 import { getModelRecord } from "../../lambdas/aws/model-lookup.ts";
@@ -13,14 +14,18 @@ import { createChatService } from "../../lambdas/chat/local.ts";
 import { chatDependenciesFromEnv } from "../../lambdas/chat/service.ts";
 import { catalogFromEnv } from "../../lambdas/core/catalog/base-models.ts";
 import { checkCatalogAgainstCodes } from "../../lambdas/core/catalog/code-conflicts.ts";
+import { jobArtifactKeys, resultsFileObjectKey } from "../../lambdas/core/contract.ts";
 import type { DeploymentRuntime } from "../../lambdas/core/deployments/deployment.ts";
+import { resultsFileId } from "../../lambdas/core/files/file-record.ts";
 import { deployerDependencies } from "../../lambdas/deployer/dependencies.ts";
 import { type BootstrappedResources, bootstrapResources } from "../bootstrap.ts";
 import { functionEnvironment, localObservabilityEnvironment } from "./environment.ts";
 import { createGateway } from "./gateway.ts";
 import { LocalBatch } from "./local-batch.ts";
 import { LocalDeploymentRuntime } from "./local-deployments.ts";
-import { SqsPoller } from "./sqs-poller.ts";
+import { ObjectMirror } from "./object-mirror.ts";
+import { resumeUnfinishedWork } from "./resume.ts";
+import { type SqsHandler, SqsPoller } from "./sqs-poller.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /**
@@ -58,6 +63,15 @@ export interface PlatformOptions {
   readonly trainingConcurrency?: number;
   /** The OpenAI-compatible inference server chat relays to (`…/v1`); without one, chat answers 503. */
   readonly inferenceUrl?: string;
+  /**
+   * Keep the platform's S3 objects in this directory and pick up unfinished work at start (files to
+   * validate, jobs to run or resume, deployments to load again): `npm start` passes
+   * `.cache/local-state/{prefix}/s3`. DynamoDB survives through LocalStack's own persistence (the
+   * harness's `stateDir`). Unset (tests): nothing is kept, nothing is resumed.
+   */
+  readonly stateDir?: string;
+  /** Seconds between two copies of new S3 objects to `stateDir` (default 3). */
+  readonly stateSyncSeconds?: number;
 }
 
 /**
@@ -70,6 +84,19 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
   if (!process.env.AWS_ENDPOINT_URL) throw new Error("startPlatform needs AWS_ENDPOINT_URL (a LocalStack)");
   // First: Powertools reads it when a handler builds its Metrics.
   Object.assign(process.env, localObservabilityEnvironment());
+  // The kept objects go back first, before the buckets notify anyone (bootstrap adds the notifications).
+  const mirror = options.stateDir
+    ? new ObjectMirror({
+        s3: s3Client(),
+        dir: options.stateDir,
+        buckets: Object.fromEntries(BUCKETS.map((b) => [b.id, physicalName(options.prefix, b.id)])) as Record<
+          BucketId,
+          string
+        >,
+        log: (line) => log(`state: ${line}`),
+      })
+    : undefined;
+  await mirror?.restore();
   const resources = await bootstrapResources(
     { s3: s3Client(), sqs: sqsClient(), dynamo: dynamoClient() },
     options.prefix,
@@ -109,7 +136,17 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     command: options.trainerCommand ?? DEFAULT_TRAINER_COMMAND,
     workDir: options.workDir ?? join(REPO_ROOT, ".cache/local-batch", options.prefix),
     concurrency: options.trainingConcurrency ?? 1,
-    onStateChange: (event) => jobStatus.handler(event),
+    onStateChange: mirror
+      ? async (event) => {
+          // A trained model's files are on disk before its record says it is ready.
+          const { tenantId, jobId } = event.detail.parameters as { tenantId: string; jobId: string };
+          const succeeded = event.detail.status === "SUCCEEDED";
+          if (succeeded) await mirror.syncPrefix("artifacts", jobArtifactKeys(tenantId, jobId, "lora").root);
+          await jobStatus.handler(event);
+          if (succeeded)
+            await mirror.syncKeys("datasets", [resultsFileObjectKey(tenantId, resultsFileId(jobId))]);
+        }
+      : (event) => jobStatus.handler(event),
     log: (line) => log(`batch: ${line}`),
   });
   const jobsHandler = jobsApi.handlerWith(batch);
@@ -127,12 +164,26 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
   await new Promise<void>((resolve) => server.listen(options.port, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
 
+  if (mirror) {
+    const leftovers = await batch.reapLeftovers();
+    if (leftovers) log(`stopped ${leftovers} training processes a previous run left behind`);
+    await resumeUnfinishedWork({
+      documents: documentClient(),
+      sqs: sqsClient(),
+      s3: s3Client(),
+      resources,
+      resumeRun: (runId, submission) => batch.resume(runId, submission),
+      catalog: catalogFromEnv(configEnv("catalogOverride")),
+      log,
+    });
+  }
+
   const pollers = [
     new SqsPoller({
       sqs: sqsClient(),
       queueUrl: resources.queueUrls.validation,
       queueArn: await queueArn(resources.queueUrls.validation),
-      handler: validator.handler,
+      handler: mirror ? mirrorUploadsFirst(validator.handler, mirror, log) : validator.handler,
       log: (line) => log(`validator: ${line}`),
     }),
     new SqsPoller({
@@ -155,6 +206,7 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     }),
   ];
   for (const poller of pollers) poller.start();
+  mirror?.start((options.stateSyncSeconds ?? 3) * 1000);
   log(`gateway on http://localhost:${port}/v4, resources prefixed ${options.prefix}`);
 
   return {
@@ -162,10 +214,41 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     resources,
     batch,
     async stop() {
-      await Promise.all(pollers.map((p) => p.stop()));
-      await batch.stop();
+      // The runs first: one the terminal's Ctrl-C reached must not report a failure (it resumes next time).
+      await Promise.all([batch.stop(), ...pollers.map((p) => p.stop())]);
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await mirror?.stop();
     },
+  };
+}
+
+/**
+ * The validator behind a copy to disk of the objects it is about to validate: a file is `processed`
+ * only once its content is kept. A message whose object cannot be copied is retried, not validated.
+ */
+function mirrorUploadsFirst(
+  handler: SqsHandler,
+  mirror: ObjectMirror,
+  log: (line: string) => void,
+): SqsHandler {
+  return async (event: SQSEvent, context: Context) => {
+    const ready: SQSEvent["Records"] = [];
+    const failed: { itemIdentifier: string }[] = [];
+    for (const record of event.Records) {
+      try {
+        const { Records = [] } = JSON.parse(record.body) as { Records?: S3EventRecord[] };
+        const keys = Records.filter((r) => r.eventName?.startsWith("ObjectCreated")).map((r) =>
+          decodeURIComponent(r.s3.object.key.replace(/\+/g, " ")),
+        );
+        await mirror.syncKeys("datasets", keys);
+        ready.push(record);
+      } catch (error) {
+        log(`state: upload not kept yet, validation retried: ${(error as Error).message}`);
+        failed.push({ itemIdentifier: record.messageId });
+      }
+    }
+    const response = ready.length ? await handler({ Records: ready }, context) : undefined;
+    return { batchItemFailures: [...(response?.batchItemFailures ?? []), ...failed] };
   };
 }
 
