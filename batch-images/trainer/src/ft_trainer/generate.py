@@ -3,6 +3,7 @@ loading path an inference server uses (base model + adapter, or full weights).""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,21 @@ import torch
 from .chat_format import Family, Message, encode_text, generation_prompt, stop_tokens
 
 
+# The local inference server loads on request threads and on deployment threads at once; transformers
+# and PEFT import their model classes lazily, and two threads importing the same lazy module can see it
+# half-initialized (ImportError: cannot import name 'AutoModelForCausalLM'). Loads are therefore one at
+# a time; generation is not held back by it.
+_LOAD_LOCK = threading.Lock()
+
+
 def load_for_inference(
     base_model: Path, adapter: Path | None = None, full_model: Path | None = None
 ) -> tuple[Any, Any]:
+    with _LOAD_LOCK:
+        return _load(base_model, adapter, full_model)
+
+
+def _load(base_model: Path, adapter: Path | None, full_model: Path | None) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = full_model or base_model
