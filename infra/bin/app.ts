@@ -36,7 +36,10 @@ import { PlatformStack } from "../stacks/platform-stack.ts";
  *   `inferenceImageUri`, `inferenceInstanceType`. With them, tenants can also deploy full-parameter models
  *   through the API (`POST /v4/models/{code}/deploy`): each gets a server of its own, on the instance type
  *   the serving planner chooses (infra/constructs/deployments.ts);
- * - `chatRateLimitPerMinute`.
+ * - `chatRateLimitPerMinute` (requests per instance), `chatTokensPerMinute` (tokens per tenant, shared).
+ *
+ * Tenant quotas (defaults; `ftctl admin tenants set-quota` overrides them per tenant):
+ * - `tenantMaxConcurrentJobs` (5), `tenantMaxStoredBytes` (10 GiB), `tenantMaxFiles` (1000).
  */
 const app = new App();
 const context = (key: string): unknown => app.node.tryGetContext(key);
@@ -131,9 +134,15 @@ new PlatformStack(app, `${prefix}-platform`, {
     instanceType: text("inferenceInstanceType"),
   }),
   ...defined({ chatRateLimitPerMinute: num("chatRateLimitPerMinute") }),
+  ...defined({ chatTokensPerMinute: num("chatTokensPerMinute") }),
   deployments: defined({
     perTenant: num("deploymentsPerTenant"),
     timeoutMinutes: num("deploymentTimeoutMinutes"),
+  }),
+  quotas: defined({
+    concurrentJobs: num("tenantMaxConcurrentJobs"),
+    storedBytes: num("tenantMaxStoredBytes"),
+    files: num("tenantMaxFiles"),
   }),
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   description: "Self-hosted LLM fine-tuning platform (files, fine-tuning jobs, chat completions)",

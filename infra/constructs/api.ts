@@ -17,6 +17,8 @@ export interface ApiProps {
   readonly datasetsBucket: BucketRef<"datasets">;
   /** The usage function reads tenants' daily chat tokens from it (the chat function writes them). */
   readonly usageTable: TableRef<"usage">;
+  /** The files function reads a tenant's quota overrides from it (lambdas/core/tenants/quotas.ts). */
+  readonly tenantsTable: TableRef<"tenants">;
   /** Steady-state requests per second for the whole stage; default 50. */
   readonly throttlingRateLimit?: number;
   /** Burst for the whole stage; default 100. */
@@ -178,6 +180,9 @@ export class Api extends Construct {
     // Delete reads the jobs that used a file, by key in a transaction (file-usage.ts), and queries
     // the tenant's jobs for those that predate that record.
     bind(this.filesFunction, props.jobsTable, { actions: ["Query", "GetItem"] });
+    // A new file is checked against the tenant's quotas: its overrides by key (the files it holds are
+    // counted with the Query above).
+    bind(this.filesFunction, props.tenantsTable, { actions: ["GetItem"] });
     bind(this.filesFunction, props.datasetsBucket, {
       objects: [
         {

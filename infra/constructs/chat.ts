@@ -36,6 +36,8 @@ export interface ChatProps {
   readonly modelsTable: TableRef<"models">;
   /** The function adds each answered chat's tokens to its tenant's daily totals there. */
   readonly usageTable: TableRef<"usage">;
+  /** Chat tokens per tenant per minute, shared by every instance (`CHAT_TOKENS_PER_MINUTE`). */
+  readonly chatRateTable: TableRef<"chat-rate">;
   /** Private inference servers read weights and adapters from it. */
   readonly artifactsBucket: BucketRef<"artifacts">;
   /** Base model names a request may use; the private servers' families and weights. */
@@ -46,6 +48,8 @@ export interface ChatProps {
   readonly inference?: InferenceOptions;
   /** Requests per minute per tenant the function admits; unset: the function's own default. */
   readonly rateLimitPerMinute?: number;
+  /** Tokens per minute per tenant, across instances; unset: the function's default (100,000; 0 = off). */
+  readonly tokensPerMinute?: number;
 }
 
 /**
@@ -97,12 +101,17 @@ export class Chat extends Construct {
         ...(props.rateLimitPerMinute !== undefined
           ? { [CONFIG_ENV.chatRateLimitPerMinute]: String(props.rateLimitPerMinute) }
           : {}),
+        ...(props.tokensPerMinute !== undefined
+          ? { [CONFIG_ENV.chatTokensPerMinute]: String(props.tokensPerMinute) }
+          : {}),
       },
     });
     bind(this.function, props.modelsTable, { actions: ["GetItem"] });
     bind(this.function, props.apiKeysTable, { actions: ["GetItem"] });
     // Adds to a day's counters (ADD); it never reads usage back, nor deletes it.
     bind(this.function, props.usageTable, { actions: ["UpdateItem"] });
+    // The shared token rate: reads the tenant's current minute, adds each answered chat's tokens.
+    bind(this.function, props.chatRateTable, { actions: ["GetItem", "UpdateItem"] });
     props.catalog.bind(this.function);
     if (this.inference) this.securityGroup = this.attachToVpc(props.network, this.inference);
 

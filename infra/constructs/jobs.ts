@@ -14,6 +14,8 @@ export interface JobsProps {
   readonly eventsTable: TableRef<"job-events">;
   readonly modelsTable: TableRef<"models">;
   readonly idempotencyTable: TableRef<"idempotency">;
+  /** A new job is checked against the tenant's concurrent-jobs quota, whose override is read from here. */
+  readonly tenantsTable: TableRef<"tenants">;
   readonly artifactsBucket: BucketRef<"artifacts">;
   /** The `training` queue a created job is sent to. */
   readonly trainingQueue: QueueRef<"training">;
@@ -54,6 +56,7 @@ export class Jobs extends Construct {
       indexes: { byTenant: ["Query"] },
     });
     bind(fn, props.idempotencyTable, { actions: ["GetItem", "PutItem"] });
+    bind(fn, props.tenantsTable, { actions: ["GetItem"] });
     bind(fn, props.trainingQueue, { actions: ["SendMessage", "GetQueueAttributes"] });
     bind(fn, props.deploymentsQueue, { actions: ["SendMessage"] });
     // Checkpoints: lists a job's checkpoint prefixes and reads each checkpoint.json (routes.ts).

@@ -9,6 +9,7 @@ import { CATALOG_OVERRIDE_ENV } from "../../lambdas/core/catalog/base-models.ts"
 import { CONTRACT } from "../../lambdas/core/contract.ts";
 import { TRAINING_QUEUE_MAX_RECEIVES } from "../../lambdas/core/jobs/dispatch.ts";
 import { TRAINING_INSTANCE_TYPES_ENV } from "../../lambdas/core/jobs/resources.ts";
+import { QUOTA_ENV } from "../../lambdas/core/tenants/quotas.ts";
 
 export type AttributeType = "S" | "N";
 
@@ -51,7 +52,16 @@ export interface BucketDefinition {
   readonly versioned: boolean;
 }
 
-export type TableId = "files" | "jobs" | "job-events" | "models" | "api-keys" | "idempotency" | "usage";
+export type TableId =
+  | "files"
+  | "jobs"
+  | "job-events"
+  | "models"
+  | "api-keys"
+  | "idempotency"
+  | "usage"
+  | "tenants"
+  | "chat-rate";
 export type QueueId = "validation" | "training" | "deployments";
 export type BucketId = "datasets" | "artifacts";
 
@@ -107,6 +117,22 @@ export const TABLES: readonly TableDefinition[] = [
     partitionKey: S("tenantId"),
     sortKey: S("usageKey"),
     globalSecondaryIndexes: [],
+  },
+  {
+    // Not in the original design: the operator's per-tenant settings (quota overrides,
+    // lambdas/core/tenants/quotas.ts), one item per tenant. Apart from the api-keys table, whose key is
+    // a key's hash: settings belong to the tenant, not to any of its keys.
+    id: "tenants",
+    partitionKey: S("tenantId"),
+    globalSecondaryIndexes: [],
+  },
+  {
+    // Not in the original design: the chat's tokens per tenant per minute, shared by every chat
+    // function instance (lambdas/core/chat/token-rate.ts). `{tenantId}#{minutes since epoch}`; expires.
+    id: "chat-rate",
+    partitionKey: S("windowKey"),
+    globalSecondaryIndexes: [],
+    timeToLiveAttribute: "expiresAt",
   },
 ];
 
@@ -190,6 +216,8 @@ export const TABLE_ENV: Record<TableId, string> = {
   "api-keys": "API_KEYS_TABLE",
   idempotency: "IDEMPOTENCY_TABLE",
   usage: "USAGE_TABLE",
+  tenants: "TENANTS_TABLE",
+  "chat-rate": "CHAT_RATE_TABLE",
 };
 
 export const BUCKET_ENV: Record<BucketId, string> = {
@@ -222,6 +250,12 @@ export const CONFIG_ENV = {
   /** JSON: model code, base model or `*` → inference server URL. */
   inferenceEndpoints: "INFERENCE_ENDPOINTS",
   chatRateLimitPerMinute: "CHAT_RATE_LIMIT_PER_MINUTE",
+  /** Chat tokens per tenant per minute, shared by all chat instances (the chat-rate table); 0 = off. */
+  chatTokensPerMinute: "CHAT_TOKENS_PER_MINUTE",
+  /** Default quotas of every tenant (lambdas/core/tenants/quotas.ts); `ftctl admin tenants set-quota` overrides them. */
+  tenantMaxConcurrentJobs: QUOTA_ENV.concurrentJobs,
+  tenantMaxStoredBytes: QUOTA_ENV.storedBytes,
+  tenantMaxFiles: QUOTA_ENV.files,
   /** Bearer key for the inference servers, when the operator puts one on them (no construct sets it). */
   inferenceApiKey: "INFERENCE_API_KEY",
   /**

@@ -1,6 +1,7 @@
 import { type CfnElement, CfnOutput, type RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
 import type { CatalogOverride } from "../../lambdas/core/catalog/base-models.ts";
+import type { TenantQuotas } from "../../lambdas/core/tenants/quotas.ts";
 import { Api } from "../constructs/api.ts";
 import { PlatformCatalog } from "../constructs/catalog.ts";
 import { Chat, type InferenceOptions } from "../constructs/chat.ts";
@@ -46,8 +47,15 @@ export interface PlatformStackProps extends StackProps {
   /** Where chat completions are served: an external endpoint or private vLLM servers. */
   readonly inference?: InferenceOptions;
   readonly chatRateLimitPerMinute?: number;
+  /** Chat tokens per tenant per minute, shared by the chat function's instances (CDK context chatTokensPerMinute). */
+  readonly chatTokensPerMinute?: number;
   /** The operator's deployment limits (jobs API): live deployments per tenant, minutes to become healthy. */
   readonly deployments?: { readonly perTenant?: number; readonly timeoutMinutes?: number };
+  /**
+   * Every tenant's default quotas (files and jobs functions); `ftctl admin tenants set-quota` overrides
+   * them per tenant. Unset ones take lambdas/core/tenants/quotas.ts's defaults (5 jobs, 10 GiB, 1000 files).
+   */
+  readonly quotas?: Partial<TenantQuotas>;
 }
 
 /**
@@ -112,6 +120,7 @@ export class PlatformStack extends Stack {
       jobsTable: storage.table("jobs"),
       datasetsBucket: storage.bucket("datasets"),
       usageTable: storage.table("usage"),
+      tenantsTable: storage.table("tenants"),
     });
     this.validation = new Validation(this, "Validation", {
       datasetsBucket: storage.bucket("datasets"),
@@ -139,6 +148,7 @@ export class PlatformStack extends Stack {
       eventsTable: storage.table("job-events"),
       modelsTable: storage.table("models"),
       idempotencyTable: storage.table("idempotency"),
+      tenantsTable: storage.table("tenants"),
       artifactsBucket: storage.bucket("artifacts"),
       trainingQueue: queues.training.ref,
       deploymentsQueue: queues.deployments.ref,
@@ -162,6 +172,7 @@ export class PlatformStack extends Stack {
       apiKeysTable: storage.table("api-keys"),
       modelsTable: storage.table("models"),
       usageTable: storage.table("usage"),
+      chatRateTable: storage.table("chat-rate"),
       artifactsBucket: storage.bucket("artifacts"),
       accessLogsBucket: storage.accessLogsBucket,
       network: this.network,
@@ -171,6 +182,7 @@ export class PlatformStack extends Stack {
       ...(props.chatRateLimitPerMinute !== undefined
         ? { rateLimitPerMinute: props.chatRateLimitPerMinute }
         : {}),
+      ...(props.chatTokensPerMinute !== undefined ? { tokensPerMinute: props.chatTokensPerMinute } : {}),
     });
     // Deployed models' servers answer chat inside the VPC, where the chat function is only beside private
     // inference servers (an external endpoint needs it outside: the VPC has no internet route).
@@ -191,6 +203,17 @@ export class PlatformStack extends Stack {
     }
     if (props.deployments?.perTenant !== undefined) {
       this.jobs.function.addEnvironment(CONFIG_ENV.deploymentsPerTenant, String(props.deployments.perTenant));
+    }
+    const quotaEnv: Record<keyof TenantQuotas, string> = {
+      concurrentJobs: CONFIG_ENV.tenantMaxConcurrentJobs,
+      storedBytes: CONFIG_ENV.tenantMaxStoredBytes,
+      files: CONFIG_ENV.tenantMaxFiles,
+    };
+    for (const [name, variable] of Object.entries(quotaEnv)) {
+      const value = props.quotas?.[name as keyof TenantQuotas];
+      if (value === undefined) continue;
+      this.api.filesFunction.addEnvironment(variable, String(value));
+      this.jobs.function.addEnvironment(variable, String(value));
     }
     if (props.deployments?.timeoutMinutes !== undefined) {
       this.jobs.function.addEnvironment(

@@ -7,6 +7,7 @@ import {
   TABLE_ENV,
   type TableId,
 } from "../../infra/resources/definitions.ts";
+import { defaultQuotas, type TenantQuotas } from "../core/tenants/quotas.ts";
 import type { JobTables } from "./jobs-repository.ts";
 
 /**
@@ -60,3 +61,11 @@ export function requiredJsonEnv(key: ConfigKey, env: Env = process.env): unknown
     throw new Error(`Environment variable ${CONFIG_ENV[key]} is not valid JSON`, { cause: error });
   }
 }
+
+/** The operator's default tenant quotas (CONFIG_ENV `tenantMax…`), parsed at cold start. */
+export const quotaDefaults = (env: Env = process.env): TenantQuotas =>
+  defaultQuotas({
+    concurrentJobs: configEnv("tenantMaxConcurrentJobs", env),
+    storedBytes: configEnv("tenantMaxStoredBytes", env),
+    files: configEnv("tenantMaxFiles", env),
+  });

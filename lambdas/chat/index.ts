@@ -1,5 +1,6 @@
 import { SERVICES } from "../../infra/resources/definitions.ts";
 import { ApiKeysRepository } from "../aws/api-keys-repository.ts";
+import { tokenRateFromEnv } from "../aws/chat-rate-repository.ts";
 import { documentClient } from "../aws/clients.ts";
 import { tableName } from "../aws/env.ts";
 import { getModelRecord } from "../aws/model-lookup.ts";
@@ -33,6 +34,7 @@ export const handler = awslambda.streamifyResponse(
           logError,
           recordChat: (sample) => recordChat(metrics, sample),
           usage: new UsageRepository(documentClient(), tableName("usage")),
+          tokenRate: tokenRateFromEnv(documentClient()),
         });
         const exists = async (code: string) => (await findModel(code)) !== undefined;
         chat = { ...deps, ready: catalogGuard(deps.catalog, exists, logError) };

@@ -3,8 +3,10 @@ import {
   Agent as HttpAgent,
   request as httpRequest,
   type IncomingMessage,
+  type RequestOptions,
 } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { urlToHttpOptions } from "node:url";
 import {
   type RelayedEvent,
   type RewriteOptions,
@@ -99,10 +101,10 @@ const httpsAgent = new HttpsAgent({
  * openai npm client throws an APIError on it, the zhipuai SDK raises APIRequestFailedError, just as
  * with OpenAI's and Zhipu's own mid-stream errors.
  *
- * The upstream request goes through node:http with a keep-alive agent unless `fetchImpl` is given: each
- * piece the server sends is parsed, rewritten and written to the sink in the same event-loop turn as
- * its socket read (global fetch's WHATWG streams cost ~1 ms more per request and per chunk; see
- * bench/chat/run.ts).
+ * The upstream request goes through node:http with a keep-alive agent unless `fetchImpl` is given (tests,
+ * the in-memory benchmark): each piece the server sends is parsed, rewritten and written to the sink in
+ * the same event-loop turn as its socket read. Global fetch (undici) took ~0.7 ms more per request to
+ * the response's headers, and its WHATWG stream a chain of promises per piece (bench/chat/run.ts).
  */
 export async function relay(
   request: RelayRequest,
@@ -154,6 +156,21 @@ export async function relay(
   }
 }
 
+/** Request options per upstream URL, parsed once (the endpoints are a handful). */
+const targets = new Map<string, { secure: boolean; options: RequestOptions }>();
+
+function requestTarget(url: string): { secure: boolean; options: RequestOptions } {
+  let target = targets.get(url);
+  if (!target) {
+    const parsed = new URL(url);
+    const secure = parsed.protocol === "https:";
+    target = { secure, options: { ...urlToHttpOptions(parsed), agent: secure ? httpsAgent : httpAgent } };
+    if (targets.size >= 256) targets.clear();
+    targets.set(url, target);
+  }
+  return target;
+}
+
 /**
  * The POST through node:http; resolves at the response's headers. A kept-alive connection that the
  * server closed while it sat idle (or while a Lambda was frozen) fails at once with a reset, before the
@@ -167,23 +184,24 @@ function postUpstream(
   retry = true,
 ): Promise<UpstreamResponse> {
   return new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const secure = target.protocol === "https:";
+    const target = requestTarget(url);
     const payload = Buffer.from(body, "utf8");
     let answered = false;
-    const req = (secure ? httpsRequest : httpRequest)(
-      target,
+    const req = (target.secure ? httpsRequest : httpRequest)(
       {
+        ...target.options,
         method: "POST",
-        agent: secure ? httpsAgent : httpAgent,
         headers: { ...headers, "content-length": String(payload.length) },
-        signal,
       },
       (res) => {
         answered = true;
         resolve(nodeResponse(req, res));
       },
     );
+    // An abort (the client left, the deadline) closes the connection, before or during the response.
+    const abort = () => req.destroy(new Error("aborted"));
+    if (signal.aborted) abort();
+    else signal.addEventListener("abort", abort, { once: true });
     // Before the response: the rejection. After it: the response's own error or close ends its reads.
     req.on("error", (error: NodeJS.ErrnoException) => {
       if (answered) return;

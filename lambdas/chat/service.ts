@@ -18,6 +18,7 @@ import {
   parseChatRequest,
   upstreamBody,
 } from "../core/chat/request.ts";
+import type { TokenRateLimiter } from "../core/chat/token-rate.ts";
 import {
   errorHeaders,
   MethodNotAllowedError,
@@ -70,8 +71,10 @@ export interface ChatDependencies {
   /** The models table lookup (any tenant's code; the service checks the owner). */
   readonly findModel: FindModel;
   readonly endpoints: InferenceEndpoints;
-  /** Per tenant, per function instance. */
+  /** Requests per tenant, per function instance. */
   readonly limiter: TokenBucketLimiter;
+  /** Tokens per tenant per minute, shared by every instance (`CHAT_TOKENS_PER_MINUTE`); none when absent. */
+  readonly tokenRate?: TokenRateLimiter;
   readonly limits?: ChatLimits;
   /** Awaited before a request is served: the catalog's check against stored model codes (code-conflicts.ts). */
   readonly ready?: () => Promise<void>;
@@ -137,6 +140,9 @@ export async function serveChat(request: ChatRequest, sink: ChatSink, deps: Chat
     const admitted = deps.limiter.take(request.tenantId, now());
     if (!admitted.allowed)
       throw new ChatRateLimitError(deps.limiter.limitPerMinute, admitted.retryAfterSeconds);
+    const tokensAdmitted = await deps.tokenRate?.admit(request.tenantId, started);
+    if (deps.tokenRate && tokensAdmitted && !tokensAdmitted.allowed)
+      throw new ChatRateLimitError(deps.tokenRate.limitPerMinute, tokensAdmitted.retryAfterSeconds, "tokens");
 
     requireJsonBody(request.body, request.headers["content-type"]);
     const chat = parseChatRequest(request.body, deps.limits ?? DEFAULT_CHAT_LIMITS);
@@ -187,6 +193,10 @@ export async function serveChat(request: ChatRequest, sink: ChatSink, deps: Chat
         },
         request.requestId,
       );
+    }
+    if (deps.tokenRate && result.usage) {
+      const tokens = (result.usage.prompt_tokens ?? 0) + (result.usage.completion_tokens ?? 0);
+      await countTokens(deps.tokenRate, deps, request.tenantId, tokens, started, request.requestId);
     }
     deps.recordChat?.({
       model,
@@ -242,6 +252,27 @@ async function recordUsage(deps: ChatDependencies, usage: ChatUsage, requestId: 
     deps.logError?.("usage not recorded", {
       requestId,
       usage,
+      error: error instanceof Error ? { name: error.name, message: error.message } : String(error),
+    });
+  }
+}
+
+/** The chat's tokens into the tenant's shared window, after the response ended: logged, never thrown. */
+async function countTokens(
+  tokenRate: TokenRateLimiter,
+  deps: ChatDependencies,
+  tenantId: string,
+  tokens: number,
+  admittedAt: number,
+  requestId: string,
+): Promise<void> {
+  try {
+    await tokenRate.consume(tenantId, tokens, admittedAt);
+  } catch (error) {
+    deps.logError?.("chat tokens not counted for the rate limit", {
+      requestId,
+      tenantId,
+      tokens,
       error: error instanceof Error ? { name: error.name, message: error.message } : String(error),
     });
   }

@@ -17,6 +17,7 @@ import { fitsInlineResponse, mayFitInlineResponse } from "../core/http/api-gatew
 import { LIST_QUERY, listEnvelope, parseListParams } from "../core/http/pagination.ts";
 import { jsonBody, type RequestContext, type Route, type RouteResult } from "../core/http/router.ts";
 import { isId, newId } from "../core/ids.ts";
+import { enforceFileQuota, type FileQuotaPorts } from "../core/tenants/quotas.ts";
 import { parseMultipart } from "./multipart.ts";
 
 export interface FilesDependencies {
@@ -27,6 +28,8 @@ export interface FilesDependencies {
    * lambdas/aws/file-usage.ts): once claimed, no job can take the file.
    */
   readonly claimForDeletion: (tenantId: string, fileId: string) => Promise<DeletionClaim>;
+  /** The tenant's file quotas and holdings: a new file over either is a 429 `quota_exceeded`. */
+  readonly quotas: FileQuotaPorts;
   readonly now?: () => number;
 }
 
@@ -56,6 +59,7 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
           MAX_MULTIPART_FILE_BYTES,
         );
         const { purpose, filename } = parseMultipartFields(upload.fields, upload.filename);
+        await enforceFileQuota(deps.quotas, request.tenantId, upload.data.length);
         const fileId = newId(FILE_ID_PREFIX);
         const record: FileRecord = {
           tenantId: request.tenantId,
@@ -86,6 +90,8 @@ export function filesRoutes(deps: FilesDependencies): Route[] {
       pattern: "/v4/files/uploads",
       handler: async (request) => {
         const body = parseUploadRequest(jsonBody(request));
+        // The declared size: the presigned PUT pins it (uploadHeaders), so the object can not be larger.
+        await enforceFileQuota(deps.quotas, request.tenantId, body.bytes);
         const fileId = newId(FILE_ID_PREFIX);
         const record: FileRecord = {
           tenantId: request.tenantId,

@@ -26,6 +26,7 @@ import type { ConfiguredInstanceTypes } from "../core/jobs/resources.ts";
 import { type JobEvent, transition } from "../core/jobs/state-machine.ts";
 import { parseTrainingFileStatistics, trainingDataSize } from "../core/jobs/training-data.ts";
 import { type JobRecord, newJobEventItem, newJobRecord } from "../core/jobs/wire.ts";
+import { enforceJobQuota, type JobQuotaPorts } from "../core/tenants/quotas.ts";
 import { type Clock, type JobsMetricsHooks, nowMs, nowSeconds } from "./dependencies.ts";
 import {
   fileNoLongerProcessed,
@@ -50,6 +51,8 @@ export interface CreateJobDependencies extends Clock {
   /** The deployment's GPU instance types; every known type when absent. */
   readonly instanceTypes?: ConfiguredInstanceTypes;
   readonly record?: Pick<JobsMetricsHooks, "created">;
+  /** The tenant's concurrent-jobs quota and its unfinished jobs: one more is a 429 `quota_exceeded`. */
+  readonly quotas: JobQuotaPorts;
 }
 
 /** `POST /v4/fine_tuning/jobs` as the service sees it. */
@@ -112,6 +115,8 @@ export async function createJob(
     return { kind: "estimate", estimate: { ...estimate, model_code: plan.modelCode } };
   }
 
+  // A dry run writes nothing, so it is not counted; an Idempotency-Key replay returned above.
+  await enforceJobQuota(deps.quotas, tenantId);
   // The job records which objects were validated; the trainer reads those or fails (dispatch.ts).
   const fileETags = { training: training.validatedETag, validation: validation?.validatedETag };
   const write = newJobWrite(deps, tenantId, jobId, request, plan, fileETags);

@@ -9,6 +9,7 @@ import type {
   TrainingQueue,
 } from "../core/jobs/ports.ts";
 import type { ConfiguredInstanceTypes } from "../core/jobs/resources.ts";
+import type { JobQuotaPorts } from "../core/tenants/quotas.ts";
 import type { DeploymentsDependencies } from "./deployments.ts";
 
 /**
@@ -27,6 +28,8 @@ export interface JobsDependencies extends Clock, DeploymentsDependencies {
   readonly catalog: BaseModelCatalog;
   /** The deployment's GPU instance types (`TRAINING_INSTANCE_TYPES`); every known type when absent. */
   readonly instanceTypes?: ConfiguredInstanceTypes;
+  /** The tenant's concurrent-jobs quota and its unfinished jobs (lambdas/core/tenants/quotas.ts). */
+  readonly quotas: JobQuotaPorts;
   /** Awaited before every request: the catalog's check against stored model codes (code-conflicts.ts). */
   readonly ready?: () => Promise<void>;
   /** Counts what the operator watches (EMF metrics in AWS); nothing when absent. */

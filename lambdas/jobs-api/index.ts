@@ -2,11 +2,12 @@ import type { APIGatewayProxyEvent } from "aws-lambda";
 import { SERVICES } from "../../infra/resources/definitions.ts";
 import { batchClient, documentClient, s3Client, sqsClient } from "../aws/clients.ts";
 import { DeploymentsRepository, SqsDeploymentQueue } from "../aws/deployments-repository.ts";
-import { bucketName, configEnv, jobTables, queueUrl, tableName } from "../aws/env.ts";
+import { bucketName, configEnv, jobTables, queueUrl, quotaDefaults, tableName } from "../aws/env.ts";
 import { FilesRepository } from "../aws/files-repository.ts";
 import { JobsRepository } from "../aws/jobs-repository.ts";
 import { ObjectStore } from "../aws/object-store.ts";
 import { observability, recordJobCreated, recordJobOutcome } from "../aws/observability.ts";
+import { quotasReader, TenantSettingsRepository, unfinishedJobs } from "../aws/tenant-settings-repository.ts";
 import { SqsTrainingQueue } from "../aws/training-queue.ts";
 import { BatchTrainingRunner, type TrainingRunner } from "../aws/training-runner.ts";
 import { catalogFromEnv } from "../core/catalog/base-models.ts";
@@ -49,6 +50,13 @@ export function createJobsRouter(runner?: TrainingRunner): Router {
       deploymentsEnabled: configEnv("deploymentsEnabled") === "true",
       deploymentsPerTenant: settings.deploymentsPerTenant,
       deploymentTimeoutSeconds: settings.deploymentTimeoutSeconds,
+      quotas: {
+        quotasOf: quotasReader(
+          new TenantSettingsRepository(documentClient(), tableName("tenants")),
+          quotaDefaults(),
+        ),
+        unfinishedJobs: (tenantId) => unfinishedJobs(documentClient(), jobTables().jobs, tenantId),
+      },
       ready: catalogGuard(catalog, async (code) => (await jobs.getModel(code)) !== undefined, logError),
       record: {
         created: (job) => recordJobCreated(metrics, job),

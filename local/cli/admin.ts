@@ -1,11 +1,30 @@
 import type { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
+import type { TenantSettingsRepository } from "../../lambdas/aws/tenant-settings-repository.ts";
 import { type ApiKeyRecord, generateApiKey, newTenantId } from "../../lambdas/core/tenants/api-keys.ts";
+import { isQuotaValue, type QuotaName, type QuotaOverrides } from "../../lambdas/core/tenants/quotas.ts";
+
+/** A tenant as `ftctl admin tenants list` shows it: its quota overrides too, when it has any. */
+export interface TenantSummary {
+  tenantId: string;
+  tenantName: string;
+  activeKeys: number;
+  quotas?: QuotaOverrides;
+}
+
+/** How the operator names each quota (the set-quota flags, the list's labels). */
+export const QUOTA_FLAGS: Record<QuotaName, string> = {
+  concurrentJobs: "concurrent-jobs",
+  storedBytes: "stored-bytes",
+  files: "files",
+};
 
 /** Operator commands on tenants and their keys; each returns the lines to print. */
 export class TenantAdmin {
   constructor(
     private readonly keys: ApiKeysRepository,
     private readonly now: () => number = () => Math.floor(Date.now() / 1000),
+    /** The tenants table (quota overrides); the quota commands need it. */
+    private readonly settings?: Pick<TenantSettingsRepository, "get" | "setQuotas" | "listAll">,
   ) {}
 
   /** A new tenant and its first key. The key is returned once and never stored. */
@@ -43,8 +62,8 @@ export class TenantAdmin {
     return records.sort((a, b) => a.tenantId.localeCompare(b.tenantId) || a.createdAt - b.createdAt);
   }
 
-  async listTenants(): Promise<{ tenantId: string; tenantName: string; activeKeys: number }[]> {
-    const tenants = new Map<string, { tenantId: string; tenantName: string; activeKeys: number }>();
+  async listTenants(): Promise<TenantSummary[]> {
+    const tenants = new Map<string, TenantSummary>();
     for (const record of await this.keys.listAll()) {
       const tenant = tenants.get(record.tenantId) ?? {
         tenantId: record.tenantId,
@@ -54,7 +73,41 @@ export class TenantAdmin {
       if (!record.revokedAt) tenant.activeKeys++;
       tenants.set(record.tenantId, tenant);
     }
+    for (const settings of (await this.settings?.listAll()) ?? []) {
+      const tenant = tenants.get(settings.tenantId);
+      if (tenant && settings.quotas && Object.keys(settings.quotas).length > 0)
+        tenant.quotas = settings.quotas;
+    }
     return [...tenants.values()].sort((a, b) => a.tenantName.localeCompare(b.tenantName));
+  }
+
+  /**
+   * Overrides some of a tenant's quotas (the others keep theirs, or the operator's defaults). Takes
+   * effect on the tenant's next request: the APIs read the override per request.
+   */
+  async setQuota(
+    tenantId: string,
+    quotas: Partial<Record<QuotaName, string | undefined>>,
+  ): Promise<QuotaOverrides> {
+    if (!this.settings) throw new Error("TenantAdmin needs the tenants table for quotas");
+    const given = Object.entries(quotas).filter(([, v]) => v !== undefined) as [QuotaName, string][];
+    if (given.length === 0) {
+      throw new UsageError(
+        "usage: ftctl admin tenants set-quota <tenant id> [--concurrent-jobs N] [--stored-bytes N] [--files N]",
+      );
+    }
+    const overrides: Record<string, number> = {};
+    for (const [name, raw] of given) {
+      const value = Number(raw);
+      if (raw.trim() === "" || !isQuotaValue(value)) {
+        throw new UsageError(`--${QUOTA_FLAGS[name]}: an integer from 0, not '${raw}'`);
+      }
+      overrides[name] = value;
+    }
+    if ((await this.keys.listByTenant(tenantId)).length === 0) {
+      throw new UsageError(`no tenant ${tenantId}; create it with 'ftctl admin tenants create <name>'`);
+    }
+    return (await this.settings.setQuotas(tenantId, overrides, this.now())).quotas ?? {};
   }
 
   async revokeKey(keyId: string): Promise<ApiKeyRecord> {
@@ -66,3 +119,11 @@ export class TenantAdmin {
 
 /** A mistake in what the operator typed: printed as is, exit code 2. */
 export class UsageError extends Error {}
+
+/** `concurrent-jobs 10, files 2`: a tenant's quota overrides as the operator named them. */
+export function describeQuotas(quotas: QuotaOverrides | undefined): string {
+  const set = (Object.keys(QUOTA_FLAGS) as QuotaName[]).filter((name) => quotas?.[name] !== undefined);
+  return set.length === 0
+    ? "defaults"
+    : set.map((name) => `${QUOTA_FLAGS[name]} ${quotas?.[name]}`).join(", ");
+}

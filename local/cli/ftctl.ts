@@ -2,8 +2,9 @@ import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
 import { documentClient } from "../../lambdas/aws/clients.ts";
+import { TenantSettingsRepository } from "../../lambdas/aws/tenant-settings-repository.ts";
 import { MAX_MULTIPART_FILE_BYTES } from "../../lambdas/core/files/file-record.ts";
-import { TenantAdmin, UsageError } from "./admin.ts";
+import { describeQuotas, TenantAdmin, UsageError } from "./admin.ts";
 import { CHAT_COMMANDS, CHAT_USAGE } from "./chat.ts";
 import { DEV_TENANT_FILE, resolveTarget, resolveTenantTarget } from "./config.ts";
 import { FILES_COMMANDS, FILES_USAGE } from "./files.ts";
@@ -30,7 +31,11 @@ ${indent(USAGE_USAGE)}
 
 Admin (needs AWS credentials for the platform's tables, or the local platform):
   ftctl admin tenants create <name>         create a tenant; prints its first API key once
-  ftctl admin tenants list                  tenants and their active key counts
+  ftctl admin tenants list                  tenants, their active key counts and quota overrides
+  ftctl admin tenants set-quota <tenant id> [--concurrent-jobs N] [--stored-bytes N] [--files N]
+                                            override a tenant's quotas (unfinished jobs, bytes in
+                                            files, files); the others keep the defaults
+                                            (TENANT_MAX_CONCURRENT_JOBS, _STORED_BYTES, _FILES)
   ftctl admin keys create --tenant <id>     another key for a tenant; printed once
   ftctl admin keys list [--tenant <id>]     keys (id, tenant, created, revoked), never the secret
   ftctl admin keys revoke <key id>          revoke a key (takes effect within the authorizer cache TTL)
@@ -112,7 +117,11 @@ export async function main(
       ...(values.stack ? { stack: values.stack } : {}),
       ...(values.prefix ? { prefix: values.prefix } : {}),
     });
-    const admin = new TenantAdmin(new ApiKeysRepository(documentClient(), target.tables["api-keys"]));
+    const admin = new TenantAdmin(
+      new ApiKeysRepository(documentClient(), target.tables["api-keys"]),
+      undefined,
+      new TenantSettingsRepository(documentClient(), target.tables.tenants),
+    );
     const command = [noun, verb].filter(Boolean).join(" ");
     switch (command) {
       case "tenants create": {
@@ -128,10 +137,32 @@ export async function main(
       case "tenants list": {
         const tenants = await admin.listTenants();
         print(
-          tenants.map((t) => `${t.tenantId}  ${t.tenantName}  active keys: ${t.activeKeys}`).join("\n") ||
-            "no tenants",
+          tenants
+            .map(
+              (t) =>
+                `${t.tenantId}  ${t.tenantName}  active keys: ${t.activeKeys}  quotas: ${describeQuotas(t.quotas)}`,
+            )
+            .join("\n") || "no tenants",
           tenants,
         );
+        return 0;
+      }
+      case "tenants set-quota": {
+        const tenantId = rest[0];
+        if (!tenantId) {
+          throw new UsageError(
+            "usage: ftctl admin tenants set-quota <tenant id> [--concurrent-jobs N] [--stored-bytes N] [--files N]",
+          );
+        }
+        const quotas = await admin.setQuota(tenantId, {
+          concurrentJobs: values["concurrent-jobs"],
+          storedBytes: values["stored-bytes"],
+          files: values.files,
+        });
+        print(`Quotas of ${tenantId}: ${describeQuotas(quotas)} (the others: defaults).`, {
+          tenantId,
+          quotas,
+        });
         return 0;
       }
       case "keys create": {
@@ -299,6 +330,9 @@ function parse(argv: string[]) {
       stack: { type: "string" },
       prefix: { type: "string" },
       tenant: { type: "string" },
+      "concurrent-jobs": { type: "string" },
+      "stored-bytes": { type: "string" },
+      files: { type: "string" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },

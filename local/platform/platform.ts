@@ -6,6 +6,7 @@ import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { Context, S3EventRecord, SQSEvent } from "aws-lambda";
 import { BUCKETS, type BucketId, CONFIG_ENV, physicalName } from "../../infra/resources/definitions.ts";
+import { tokenRateFromEnv } from "../../lambdas/aws/chat-rate-repository.ts";
 import { documentClient, dynamoClient, s3Client, sqsClient } from "../../lambdas/aws/clients.ts";
 import { configEnv } from "../../lambdas/aws/env.ts";
 import { getModelRecord } from "../../lambdas/aws/model-lookup.ts";
@@ -158,6 +159,7 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     createChatService(
       chatDependenciesFromEnv(findModel, process.env, {
         usage: new UsageRepository(documentClient(), resources.tables.usage),
+        tokenRate: tokenRateFromEnv(documentClient()),
       }),
     ),
   ]);

@@ -44,7 +44,7 @@ describe("chat construct", () => {
     expect(env.INFERENCE_ENDPOINTS).toBeDefined();
   });
 
-  it("lets the function read models and api keys by key and add to usage totals, nothing else", () => {
+  it("lets the function read models and api keys by key, add to usage totals and to its token windows, nothing else", () => {
     const statements = Object.entries(template.findResources("AWS::IAM::Policy"))
       .filter(([id]) => id.startsWith("ChatChatFunctionRole"))
       .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
@@ -53,9 +53,10 @@ describe("chat construct", () => {
       "dynamodb:GetItem",
       "dynamodb:GetItem",
       "dynamodb:UpdateItem",
+      ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     ]);
     expect(JSON.stringify(dynamo.map((s) => s.Resource))).toMatch(
-      /StorageModelsTable.*StorageApiKeysTable.*StorageUsageTable/,
+      /StorageModelsTable.*StorageApiKeysTable.*StorageUsageTable.*StorageChatRateTable/,
     );
     // Only the usage table, by ARN: no index, no other table.
     expect(dynamo[2]!.Resource).toEqual({
@@ -141,7 +142,7 @@ describe("jobs and models routes", () => {
     // Only the patterns are read: the routers' dependencies are never called.
     const unused = {} as never;
     const routers = [
-      ...filesRoutes({ files: unused, datasets: unused, claimForDeletion: unused }),
+      ...filesRoutes({ files: unused, datasets: unused, claimForDeletion: unused, quotas: unused }),
       ...jobsRoutes({
         jobs: unused,
         files: unused,
@@ -154,6 +155,7 @@ describe("jobs and models routes", () => {
         deploymentsEnabled: true,
         deploymentsPerTenant: 2,
         deploymentTimeoutSeconds: 60,
+        quotas: unused,
       }),
       ...usageRoutes({ usage: unused }),
       { method: "POST", pattern: CHAT_COMPLETIONS_PATH },

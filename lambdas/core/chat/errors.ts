@@ -41,9 +41,10 @@ export class UpstreamRequestError extends PlatformError {
 /** 429 with the seconds after which a retry will be admitted (sent as `retry-after`). */
 export class ChatRateLimitError extends RateLimitError {
   readonly retryAfterSeconds: number;
-  constructor(limitPerMinute: number, retryAfterSeconds: number) {
+  /** @param unit what the limit counts: requests (per instance) or tokens (shared, per tenant) */
+  constructor(limitPerMinute: number, retryAfterSeconds: number, unit: "requests" | "tokens" = "requests") {
     super(
-      `Rate limit of ${limitPerMinute} chat requests per minute reached for this organization; retry after ${retryAfterSeconds} s.`,
+      `Rate limit of ${limitPerMinute} chat ${unit} per minute reached for this organization; retry after ${retryAfterSeconds} s.`,
     );
     this.retryAfterSeconds = retryAfterSeconds;
   }

@@ -77,6 +77,7 @@ function filesWith(content: Buffer) {
         delete: unused,
       },
       claimForDeletion: unused,
+      quotas: { quotasOf: unused, fileHoldings: unused },
     }),
   );
   const get = () => handleApiEvent(router, event(`/v4/files/${FILE_ID}/content`), () => {});

@@ -8,12 +8,14 @@ import {
 } from "../../../lambdas/core/files/file-record.ts";
 import { type RequestContext, Router } from "../../../lambdas/core/http/router.ts";
 import { filesRoutes } from "../../../lambdas/files-api/routes.ts";
+import { InMemoryQuotaSettings } from "../tenants/quota-fakes.ts";
 
 /** In-memory stand-ins for the adapters, keyed like the real table. */
 function fakes() {
   const records = new Map<string, FileRecord>();
   const objects = new Map<string, Buffer>();
   const busy = new Set<string>();
+  const quotaSettings = new InMemoryQuotaSettings();
   const key = (t: string, f: string) => `${t}/${f}`;
   return {
     records,
@@ -70,7 +72,15 @@ function fakes() {
       },
       claimForDeletion: async (_t: string, f: string) =>
         busy.has(f) ? { claimed: false as const, jobIds: ["ftjob-1"] } : { claimed: true as const },
+      quotas: {
+        quotasOf: quotaSettings.quotasOf,
+        fileHoldings: async (t: string) => {
+          const own = [...records.values()].filter((r) => r.tenantId === t);
+          return { files: own.length, storedBytes: own.reduce((sum, r) => sum + r.bytes, 0) };
+        },
+      },
     },
+    quotaSettings,
   };
 }
 
@@ -446,5 +456,50 @@ describe("files API: a job's results file", () => {
       }),
     ).rejects.toMatchObject({ status: 400, param: "purpose" });
     expect(records.size).toBe(0);
+  });
+});
+
+describe("tenant quotas on file create", () => {
+  const upload = (bytes: number) => ({ body: { filename: "d.jsonl", purpose: "fine-tune", bytes } });
+
+  it("answers 429 quota_exceeded for a file over the files quota, and stores nothing", async () => {
+    const { call, records, objects, quotaSettings } = setup();
+    quotaSettings.defaults = { ...quotaSettings.defaults, files: 1 };
+    await call("tn_a", "POST", "/v4/files/uploads", upload(10));
+    const form = multipart({ purpose: "fine-tune" }, { name: "file", filename: "t.jsonl", content: line });
+    const refused = call("tn_a", "POST", "/v4/files", { body: form.body, contentType: form.contentType });
+    await expect(refused).rejects.toMatchObject({ status: 429, code: "quota_exceeded" });
+    await expect(refused).rejects.toThrow(/limit is 1 \(files per tenant/);
+    expect(records.size).toBe(1);
+    expect(objects.size).toBe(0);
+  });
+
+  it("answers 429 quota_exceeded for an upload whose declared bytes pass the stored bytes quota", async () => {
+    const { call, records, quotaSettings } = setup();
+    quotaSettings.defaults = { ...quotaSettings.defaults, storedBytes: 100 };
+    await call("tn_a", "POST", "/v4/files/uploads", upload(60));
+    await expect(call("tn_a", "POST", "/v4/files/uploads", upload(41))).rejects.toMatchObject({
+      status: 429,
+      code: "quota_exceeded",
+      message: expect.stringMatching(/limit is 100 bytes/),
+    });
+    expect(records.size).toBe(1);
+    // Exactly up to the limit is allowed.
+    await expect(call("tn_a", "POST", "/v4/files/uploads", upload(40))).resolves.toMatchObject({
+      status: 200,
+    });
+  });
+
+  it("counts only the tenant's own files, and lets a per-tenant override lift the default", async () => {
+    const { call, quotaSettings } = setup();
+    quotaSettings.defaults = { ...quotaSettings.defaults, files: 1 };
+    await call("tn_a", "POST", "/v4/files/uploads", upload(10));
+    await expect(call("tn_b", "POST", "/v4/files/uploads", upload(10))).resolves.toMatchObject({
+      status: 200,
+    });
+    quotaSettings.overrides.set("tn_a", { files: 2 });
+    await expect(call("tn_a", "POST", "/v4/files/uploads", upload(10))).resolves.toMatchObject({
+      status: 200,
+    });
   });
 });

@@ -11,6 +11,7 @@ import { filesRoutes } from "../../../lambdas/files-api/routes.ts";
 import { jobsRoutes } from "../../../lambdas/jobs-api/routes.ts";
 import { usageRoutes } from "../../../lambdas/usage-api/routes.ts";
 import { fakeDependencies, TENANT } from "../jobs-api/fakes.ts";
+import { InMemoryQuotaSettings } from "../tenants/quota-fakes.ts";
 
 /**
  * The three API functions' routers over in-memory fakes, called as API Gateway calls them, and the chat
@@ -89,6 +90,10 @@ function filesDependencies() {
       async delete() {},
     },
     claimForDeletion: async () => ({ claimed: true as const }),
+    quotas: {
+      quotasOf: new InMemoryQuotaSettings().quotasOf,
+      fileHoldings: async () => ({ files: 0, storedBytes: 0 }),
+    },
   };
 }
 

@@ -495,3 +495,53 @@ describe("createJob", () => {
     });
   });
 });
+
+describe("createJob under the concurrent-jobs quota", () => {
+  it("answers 429 quota_exceeded when the tenant's unfinished jobs reach the quota, and writes nothing", async () => {
+    const fakes = setup();
+    fakes.quotaSettings.defaults = { ...fakes.quotaSettings.defaults, concurrentJobs: 1 };
+    await created(fakes, body(fakes.fileId, { model_code: "first" }));
+    const refused = createJob(fakes.deps, {
+      tenantId: TENANT,
+      body: body(fakes.fileId, { model_code: "second" }),
+    });
+    await expect(refused).rejects.toMatchObject({ status: 429, code: "quota_exceeded" });
+    await expect(refused).rejects.toThrow(/limit is 1 \(concurrent jobs per tenant/);
+    expect(fakes.jobs.models.has("second")).toBe(false);
+    expect(fakes.queue.sent).toHaveLength(1);
+  });
+
+  it("does not count a dry run, nor refuse one at the limit", async () => {
+    const fakes = setup();
+    fakes.quotaSettings.defaults = { ...fakes.quotaSettings.defaults, concurrentJobs: 1 };
+    await created(fakes, body(fakes.fileId, { model_code: "first" }));
+    const dry = await createJob(fakes.deps, {
+      tenantId: TENANT,
+      body: body(fakes.fileId, { model_code: "second", dry_run: true }),
+    });
+    expect(dry.kind).toBe("estimate");
+  });
+
+  it("counts only unfinished jobs of the tenant, and lets a per-tenant override lift the default", async () => {
+    const fakes = setup();
+    fakes.quotaSettings.defaults = { ...fakes.quotaSettings.defaults, concurrentJobs: 1 };
+    const first = await created(fakes, body(fakes.fileId, { model_code: "first" }));
+    // Another tenant's job does not count against this one.
+    await expect(
+      createJob(fakes.deps, {
+        tenantId: OTHER_TENANT,
+        body: body(fakes.files.add(OTHER_TENANT), { model_code: "other" }),
+      }),
+    ).resolves.toMatchObject({ kind: "job" });
+    fakes.quotaSettings.overrides.set(TENANT, { concurrentJobs: 2 });
+    await created(fakes, body(fakes.fileId, { model_code: "second" }));
+    await expect(created(fakes, body(fakes.fileId, { model_code: "third" }))).rejects.toMatchObject({
+      code: "quota_exceeded",
+    });
+    // A finished job frees its place.
+    fakes.jobs.put({ ...first, status: "succeeded" });
+    await expect(created(fakes, body(fakes.fileId, { model_code: "third" }))).resolves.toMatchObject({
+      status: "queued",
+    });
+  });
+});

@@ -30,7 +30,7 @@ import {
   type TrainingQueue,
   type TransitionWrite,
 } from "../../../lambdas/core/jobs/ports.ts";
-import { TERMINAL_STATUSES } from "../../../lambdas/core/jobs/state-machine.ts";
+import { isTerminal, TERMINAL_STATUSES } from "../../../lambdas/core/jobs/state-machine.ts";
 import {
   type JobEventItem,
   type JobRecord,
@@ -39,6 +39,7 @@ import {
 } from "../../../lambdas/core/jobs/wire.ts";
 import { createJob } from "../../../lambdas/jobs-api/create-job.ts";
 import type { JobsDependencies } from "../../../lambdas/jobs-api/dependencies.ts";
+import { InMemoryQuotaSettings } from "../tenants/quota-fakes.ts";
 
 /**
  * In-memory stand-ins for the jobs API's ports, keyed and conditioned like the DynamoDB tables: a
@@ -397,6 +398,7 @@ export function fakeDependencies() {
   const artifacts = new InMemoryArtifacts();
   const deployments = new InMemoryDeployments(jobs.models);
   const deploymentQueue = new FakeDeploymentQueue();
+  const quotaSettings = new InMemoryQuotaSettings();
   const deps: JobsDependencies = {
     jobs,
     files,
@@ -410,8 +412,13 @@ export function fakeDependencies() {
     deploymentsEnabled: true,
     deploymentsPerTenant: 2,
     deploymentTimeoutSeconds: 600,
+    quotas: {
+      quotasOf: quotaSettings.quotasOf,
+      unfinishedJobs: async (tenantId) =>
+        [...jobs.jobs.values()].filter((j) => j.tenantId === tenantId && !isTerminal(j.status)).length,
+    },
   };
-  return { deps, files, jobs, queue, runner, artifacts, deployments, deploymentQueue };
+  return { deps, files, jobs, queue, runner, artifacts, deployments, deploymentQueue, quotaSettings };
 }
 
 let codes = 0;
