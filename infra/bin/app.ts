@@ -40,6 +40,9 @@ import { PlatformStack } from "../stacks/platform-stack.ts";
  *
  * Tenant quotas (defaults; `ftctl admin tenants set-quota` overrides them per tenant):
  * - `tenantMaxConcurrentJobs` (5), `tenantMaxStoredBytes` (10 GiB), `tenantMaxFiles` (1000).
+ *
+ * Tenant request limits (API Gateway usage plan, one key per tenant made by `ftctl admin`):
+ * - `tenantRequestsPerSecond` (10), `tenantBurst` (20), `tenantRequestsPerDay` (10000).
  */
 const app = new App();
 const context = (key: string): unknown => app.node.tryGetContext(key);
@@ -143,6 +146,11 @@ new PlatformStack(app, `${prefix}-platform`, {
     concurrentJobs: num("tenantMaxConcurrentJobs"),
     storedBytes: num("tenantMaxStoredBytes"),
     files: num("tenantMaxFiles"),
+  }),
+  tenantLimits: defined({
+    requestsPerSecond: num("tenantRequestsPerSecond"),
+    burst: num("tenantBurst"),
+    requestsPerDay: num("tenantRequestsPerDay"),
   }),
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   description: "Self-hosted LLM fine-tuning platform (files, fine-tuning jobs, chat completions)",

@@ -25,6 +25,12 @@ export interface ApiProps {
   readonly throttlingBurstLimit?: number;
   /** Seconds API Gateway caches an authorizer decision per key; default 60 (also the revocation delay). */
   readonly authorizerCacheSeconds?: number;
+  /** Each tenant's steady-state requests per second (its usage plan key's throttle); default 10. */
+  readonly tenantRequestsPerSecond?: number;
+  /** Each tenant's burst; default 20. */
+  readonly tenantBurst?: number;
+  /** Each tenant's requests per UTC day (the usage plan's quota); default 10000. */
+  readonly tenantRequestsPerDay?: number;
 }
 
 /** The error envelope API Gateway itself answers with (no key, throttled, unknown route...). */
@@ -34,8 +40,12 @@ function envelope(message: string, type: string, code: string): string {
   });
 }
 
+/** Per-tenant limits of the default usage plan when the operator sets none (CDK context). */
+export const DEFAULT_TENANT_LIMITS = { requestsPerSecond: 10, burst: 20, requestsPerDay: 10_000 } as const;
+
 /**
- * The API bounded context: the REST API under `/v4`, its API key authorizer, stage throttling, access
+ * The API bounded context: the REST API under `/v4`, its API key authorizer, stage throttling, the
+ * per-tenant usage plan (each tenant's API Gateway key, returned by the authorizer), access
  * logs, gateway responses in the OpenAI error envelope, the files API function and the usage API
  * function (`GET /v4/usage`, read-only over the usage table). Other contexts'
  * functions are routed here: the jobs function ({@link Api.routeJobs}) and chat ({@link Api.route}).
@@ -44,6 +54,11 @@ export class Api extends Construct {
   readonly restApi: apigateway.RestApi;
   readonly v4: apigateway.Resource;
   readonly authorizer: apigateway.TokenAuthorizer;
+  /**
+   * Every tenant's rate and daily quota. `ftctl admin` attaches one API key per tenant to it (its id is
+   * a stack output); the authorizer returns the tenant's key as `usageIdentifierKey`.
+   */
+  readonly usagePlan: apigateway.UsagePlan;
   readonly filesFunction: PlatformFunction;
   readonly usageFunction: PlatformFunction;
 
@@ -57,6 +72,8 @@ export class Api extends Construct {
       binaryMediaTypes: ["multipart/form-data"],
       endpointTypes: [apigateway.EndpointType.REGIONAL],
       cloudWatchRole: true,
+      // The authorizer supplies each tenant's usage plan key: clients never send x-api-key.
+      apiKeySourceType: apigateway.ApiKeySourceType.AUTHORIZER,
       deployOptions: {
         stageName: "prod",
         throttlingRateLimit: props.throttlingRateLimit ?? 50,
@@ -86,10 +103,28 @@ export class Api extends Construct {
       memorySize: 256,
     });
     bind(authorizerFunction, props.apiKeysTable, { actions: ["GetItem"] });
+    // The tenant's usage plan key value (written by ftctl admin); read only.
+    bind(authorizerFunction, props.tenantsTable, { actions: ["GetItem"] });
     this.authorizer = new apigateway.TokenAuthorizer(this, "ApiKeyAuthorizer", {
       handler: authorizerFunction,
       identitySource: apigateway.IdentitySource.header("Authorization"),
       resultsCacheTtl: Duration.seconds(props.authorizerCacheSeconds ?? 60),
+    });
+
+    const limits = {
+      requestsPerSecond: props.tenantRequestsPerSecond ?? DEFAULT_TENANT_LIMITS.requestsPerSecond,
+      burst: props.tenantBurst ?? DEFAULT_TENANT_LIMITS.burst,
+      requestsPerDay: props.tenantRequestsPerDay ?? DEFAULT_TENANT_LIMITS.requestsPerDay,
+    };
+    // API Gateway's own per-key throttle and quota: no counter of ours to keep consistent across
+    // functions. The stage limits above still cap all tenants together.
+    this.usagePlan = this.restApi.addUsagePlan("TenantUsagePlan", {
+      name: "tenant-default",
+      description:
+        "Every tenant's request rate and daily quota (one API key per tenant, made by ftctl admin)",
+      throttle: { rateLimit: limits.requestsPerSecond, burstLimit: limits.burst },
+      quota: { limit: limits.requestsPerDay, period: apigateway.Period.DAY },
+      apiStages: [{ api: this.restApi, stage: this.restApi.deploymentStage }],
     });
 
     const responses: [apigateway.ResponseType, string, string, string][] = [
@@ -106,10 +141,24 @@ export class Api extends Construct {
         "invalid_api_key",
       ],
       [
+        // The tenant's plan throttle, or the stage's when all tenants together exceed it.
         apigateway.ResponseType.THROTTLED,
-        "Too many requests; retry after a short wait.",
+        `Rate limit exceeded: ${limits.requestsPerSecond} requests per second (burst ${limits.burst}) per tenant; retry after a short wait.`,
         "rate_limit_error",
         "rate_limit_exceeded",
+      ],
+      [
+        apigateway.ResponseType.QUOTA_EXCEEDED,
+        `Daily request quota exceeded: ${limits.requestsPerDay} requests per day per tenant; it resets at 00:00 UTC.`,
+        "rate_limit_error",
+        "quota_exceeded",
+      ],
+      [
+        // A tenant made before usage plans has no key in the plan until the operator gives it one.
+        apigateway.ResponseType.INVALID_API_KEY,
+        "This tenant has no request quota yet; the platform operator gives it one with 'ftctl admin tenants sync-usage-keys'.",
+        "permission_error",
+        "usage_key_missing",
       ],
       [
         apigateway.ResponseType.REQUEST_TOO_LARGE,
@@ -270,6 +319,8 @@ export class Api extends Construct {
     const authorization = {
       authorizer: this.authorizer,
       authorizationType: apigateway.AuthorizationType.CUSTOM,
+      // Counts the request against the tenant's usage plan key, which the authorizer returns.
+      apiKeyRequired: true,
     };
     resource.addMethod(method, new apigateway.LambdaIntegration(fn, transfer), authorization);
     const methods = [method];

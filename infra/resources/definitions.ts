@@ -225,6 +225,12 @@ export const BUCKET_ENV: Record<BucketId, string> = {
   artifacts: "ARTIFACTS_BUCKET",
 };
 
+/**
+ * The tenants' usage plan id: a stack output's description, and the variable ftctl admin reads when
+ * its tables come from the environment. Unset (the local platform), tenants get no API Gateway key.
+ */
+export const USAGE_PLAN_ENV = "USAGE_PLAN_ID";
+
 export const QUEUE_ENV: Record<QueueId, string> = {
   validation: "VALIDATION_QUEUE_URL",
   training: "TRAINING_QUEUE_URL",

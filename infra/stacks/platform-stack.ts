@@ -25,6 +25,7 @@ import {
   QUEUES,
   type QueueId,
   TABLE_ENV,
+  USAGE_PLAN_ENV,
 } from "../resources/definitions.ts";
 
 export interface PlatformStackProps extends StackProps {
@@ -56,6 +57,15 @@ export interface PlatformStackProps extends StackProps {
    * them per tenant. Unset ones take lambdas/core/tenants/quotas.ts's defaults (5 jobs, 10 GiB, 1000 files).
    */
   readonly quotas?: Partial<TenantQuotas>;
+  /**
+   * Each tenant's request rate, burst and daily request quota, enforced by API Gateway's usage plan
+   * (CDK context tenantRequestsPerSecond, tenantBurst, tenantRequestsPerDay; defaults 10, 20, 10000).
+   */
+  readonly tenantLimits?: {
+    readonly requestsPerSecond?: number;
+    readonly burst?: number;
+    readonly requestsPerDay?: number;
+  };
 }
 
 /**
@@ -70,6 +80,11 @@ const FORMER_IDS: Readonly<Record<string, string>> = {
   TrainingPipeline: "Training",
   Jobs: "Api",
 };
+
+/** Only the keys whose value is defined, so that the construct's defaults apply to the others. */
+function defined<T extends Record<string, unknown>>(record: T): Partial<T> {
+  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
 
 /** The whole platform in one stack: each bounded context is one construct composed here. */
 export class PlatformStack extends Stack {
@@ -121,6 +136,11 @@ export class PlatformStack extends Stack {
       datasetsBucket: storage.bucket("datasets"),
       usageTable: storage.table("usage"),
       tenantsTable: storage.table("tenants"),
+      ...defined({
+        tenantRequestsPerSecond: props.tenantLimits?.requestsPerSecond,
+        tenantBurst: props.tenantLimits?.burst,
+        tenantRequestsPerDay: props.tenantLimits?.requestsPerDay,
+      }),
     });
     this.validation = new Validation(this, "Validation", {
       datasetsBucket: storage.bucket("datasets"),
@@ -235,6 +255,11 @@ export class PlatformStack extends Stack {
       description: "Batch job queue of multi-node (torchrun + FSDP2) training",
     });
     new CfnOutput(this, "ApiBaseUrl", { value: `${this.api.restApi.url}v4`, description: "OPENAI_BASE_URL" });
+    // ftctl admin reads it (--stack) to give each new tenant its API Gateway key in the plan.
+    new CfnOutput(this, "TenantUsagePlanId", {
+      value: this.api.usagePlan.usagePlanId,
+      description: USAGE_PLAN_ENV,
+    });
 
     // Outputs carry the environment variable names the tools (ftctl, the local platform) read.
     for (const [id, table] of Object.entries(this.storage.tables)) {

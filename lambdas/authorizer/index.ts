@@ -4,28 +4,22 @@ import { ApiKeysRepository } from "../aws/api-keys-repository.ts";
 import { documentClient } from "../aws/clients.ts";
 import { tableName } from "../aws/env.ts";
 import { observability } from "../aws/observability.ts";
+import { TenantSettingsRepository } from "../aws/tenant-settings-repository.ts";
 import { AuthenticationError } from "../core/errors.ts";
-import { authenticate } from "../core/tenants/authorize.ts";
+import { authorize } from "../core/tenants/authorize.ts";
 
 const { logger } = observability(SERVICES.authorizer);
 const keys = new ApiKeysRepository(documentClient(), tableName("api-keys"));
+const tenants = new TenantSettingsRepository(documentClient(), tableName("tenants"));
 
 /**
- * TOKEN authorizer: `Authorization: Bearer <key>` → tenant id in the request context. The policy covers
- * every route of the stage, because API Gateway caches it per key for all of them.
+ * TOKEN authorizer: `Authorization: Bearer <key>` → tenant id in the request context, and the tenant's
+ * usage plan key as `usageIdentifierKey`. API Gateway caches the whole answer per key (the stage's
+ * authorizer TTL), so the tenants table is read once per key and TTL, not per request.
  */
 export async function handler(event: APIGatewayTokenAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
   try {
-    const { tenantId, keyId } = await authenticate(event.authorizationToken, keys);
-    const [arnPrefix, stage] = event.methodArn.split("/");
-    return {
-      principalId: tenantId,
-      policyDocument: {
-        Version: "2012-10-17",
-        Statement: [{ Action: "execute-api:Invoke", Effect: "Allow", Resource: `${arnPrefix}/${stage}/*/*` }],
-      },
-      context: { tenantId, keyId },
-    };
+    return await authorize(event.authorizationToken, event.methodArn, keys, tenants);
   } catch (error) {
     if (!(error instanceof AuthenticationError)) logger.error("authorizer failed", { error: error as Error });
     // The only way to make API Gateway answer 401; the gateway response turns it into the error envelope.

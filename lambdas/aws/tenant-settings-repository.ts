@@ -13,6 +13,13 @@ import {
 export interface TenantSettings {
   readonly tenantId: string;
   readonly quotas?: QuotaOverrides;
+  /**
+   * The tenant's API Gateway API key in the usage plan (AWS only): its id, and its value, which the
+   * authorizer returns as `usageIdentifierKey`. Never shown to the tenant; it is not a credential of the
+   * API (the bearer key is), only the counter the plan's limits apply to.
+   */
+  readonly usageKeyId?: string;
+  readonly usageKeyValue?: string;
   readonly updatedAt?: number;
 }
 
@@ -46,6 +53,30 @@ export class TenantSettingsRepository {
       }),
     );
     return Attributes as TenantSettings;
+  }
+
+  /** The tenant's usage plan key value, or undefined (the authorizer's read: one projected GetItem). */
+  async usageKeyValue(tenantId: string): Promise<string | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { tenantId },
+        ProjectionExpression: "usageKeyValue",
+      }),
+    );
+    return typeof Item?.usageKeyValue === "string" ? Item.usageKeyValue : undefined;
+  }
+
+  /** Records the tenant's usage plan key, keeping its other settings. */
+  async setUsageKey(tenantId: string, key: { id: string; value: string }, now: number): Promise<void> {
+    await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { tenantId },
+        UpdateExpression: "SET usageKeyId = :id, usageKeyValue = :value, updatedAt = :now",
+        ExpressionAttributeValues: { ":id": key.id, ":value": key.value, ":now": now },
+      }),
+    );
   }
 
   /** Every tenant's settings: an operator's listing, not a request path. */

@@ -1,5 +1,6 @@
 import type { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
 import type { TenantSettingsRepository } from "../../lambdas/aws/tenant-settings-repository.ts";
+import type { UsagePlanKeys } from "../../lambdas/aws/usage-plan-keys.ts";
 import { type ApiKeyRecord, generateApiKey, newTenantId } from "../../lambdas/core/tenants/api-keys.ts";
 import { isQuotaValue, type QuotaName, type QuotaOverrides } from "../../lambdas/core/tenants/quotas.ts";
 
@@ -23,18 +24,71 @@ export class TenantAdmin {
   constructor(
     private readonly keys: ApiKeysRepository,
     private readonly now: () => number = () => Math.floor(Date.now() / 1000),
-    /** The tenants table (quota overrides); the quota commands need it. */
-    private readonly settings?: Pick<TenantSettingsRepository, "get" | "setQuotas" | "listAll">,
+    /** The tenants table (quota overrides, usage plan keys); the quota and usage key commands need it. */
+    private readonly settings?: Pick<
+      TenantSettingsRepository,
+      "get" | "setQuotas" | "listAll" | "setUsageKey"
+    >,
+    /**
+     * The tenants' usage plan in AWS (its id from the stack's outputs): each tenant gets an API Gateway
+     * key in it. Absent (the local platform, no usage plans), no key is made.
+     */
+    private readonly usagePlan?: Pick<UsagePlanKeys, "issue">,
   ) {}
 
-  /** A new tenant and its first key. The key is returned once and never stored. */
-  async createTenant(name: string): Promise<{ tenantId: string; keyId: string; apiKey: string }> {
+  /**
+   * A new tenant and its first key. The key is returned once and never stored. In AWS the tenant also
+   * gets its usage plan key (its request rate and daily quota).
+   */
+  async createTenant(name: string): Promise<{
+    tenantId: string;
+    keyId: string;
+    apiKey: string;
+    usageKeyId?: string;
+    usageKeyError?: string;
+  }> {
     if (!/^[\w .@-]{1,64}$/.test(name)) {
       throw new UsageError("tenant name: 1-64 letters, digits, spaces, '.', '@', '_' or '-'");
     }
     const tenantId = newTenantId();
     const created = await this.createKey(tenantId, name);
-    return { tenantId, ...created };
+    if (!this.usagePlan) return { tenantId, ...created };
+    // After the bearer key, which is shown only once: a failure here is reported, not thrown, and
+    // `sync-usage-keys` completes the tenant later.
+    try {
+      return { tenantId, ...created, usageKeyId: await this.giveUsageKey(tenantId) };
+    } catch (error) {
+      return { tenantId, ...created, usageKeyError: (error as Error).message };
+    }
+  }
+
+  /**
+   * Gives every tenant without a usage plan key one (tenants made before usage plans, or whose key
+   * failed at creation); returns those tenants' ids. Until then API Gateway refuses their requests.
+   */
+  async syncUsageKeys(): Promise<string[]> {
+    if (!this.usagePlan) {
+      throw new UsageError(
+        "no usage plan configured: pass --stack <name> (its TenantUsagePlanId output) or set USAGE_PLAN_ID",
+      );
+    }
+    const tenantIds = [...new Set((await this.keys.listAll()).map((k) => k.tenantId))].sort();
+    const given: string[] = [];
+    for (const tenantId of tenantIds) {
+      if ((await this.settings?.get(tenantId))?.usageKeyValue) continue;
+      await this.giveUsageKey(tenantId);
+      given.push(tenantId);
+    }
+    return given;
+  }
+
+  /** A new API Gateway key in the plan, recorded on the tenant's item (the authorizer reads it there). */
+  private async giveUsageKey(tenantId: string): Promise<string> {
+    if (!this.settings || !this.usagePlan)
+      throw new Error("TenantAdmin needs the tenants table and usage plan");
+    const key = await this.usagePlan.issue(tenantId);
+    await this.settings.setUsageKey(tenantId, key, this.now());
+    return key.id;
   }
 
   async createKey(tenantId: string, tenantName?: string): Promise<{ keyId: string; apiKey: string }> {

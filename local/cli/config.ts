@@ -2,13 +2,21 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
-import { DEFAULT_PREFIX, physicalName, TABLE_ENV, type TableId } from "../../infra/resources/definitions.ts";
+import {
+  DEFAULT_PREFIX,
+  physicalName,
+  TABLE_ENV,
+  type TableId,
+  USAGE_PLAN_ENV,
+} from "../../infra/resources/definitions.ts";
 import { UsageError } from "./admin.ts";
 
 /** Where the admin commands find the platform's tables. */
 export interface AdminTarget {
   readonly describe: string;
   readonly tables: Record<TableId, string>;
+  /** The tenants' usage plan (AWS): new tenants get an API Gateway key in it. None locally. */
+  readonly usagePlanId?: string;
 }
 
 export const LOCAL_ENDPOINT = "http://localhost:4566";
@@ -31,7 +39,9 @@ export async function resolveTarget(options: { stack?: string; prefix?: string }
       if (!output?.OutputValue) throw new Error(`stack ${options.stack} has no output for ${TABLE_ENV[id]}`);
       tables[id] = output.OutputValue;
     }
-    return { describe: `stack ${options.stack}`, tables };
+    // A stack from before usage plans has none: its tenants get no key (and need none).
+    const usagePlanId = outputs.find((o) => o.Description === USAGE_PLAN_ENV)?.OutputValue;
+    return { describe: `stack ${options.stack}`, tables, ...(usagePlanId ? { usagePlanId } : {}) };
   }
   for (const id of ids) tables[id] = process.env[TABLE_ENV[id]] ?? physicalName(prefix, id);
   if (!process.env.AWS_ENDPOINT_URL && !ids.some((id) => process.env[TABLE_ENV[id]])) {
@@ -41,11 +51,13 @@ export async function resolveTarget(options: { stack?: string; prefix?: string }
     process.env.AWS_ACCESS_KEY_ID ??= "test";
     process.env.AWS_SECRET_ACCESS_KEY ??= "test";
   }
+  const usagePlanId = process.env[USAGE_PLAN_ENV];
   return {
     describe: process.env.AWS_ENDPOINT_URL
       ? `local platform at ${process.env.AWS_ENDPOINT_URL}`
       : "AWS (from environment)",
     tables,
+    ...(usagePlanId ? { usagePlanId } : {}),
   };
 }
 

@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
+import { APIGatewayClient } from "@aws-sdk/client-api-gateway";
 import { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
 import { documentClient } from "../../lambdas/aws/clients.ts";
 import { TenantSettingsRepository } from "../../lambdas/aws/tenant-settings-repository.ts";
+import { UsagePlanKeys } from "../../lambdas/aws/usage-plan-keys.ts";
 import { MAX_MULTIPART_FILE_BYTES } from "../../lambdas/core/files/file-record.ts";
 import { describeQuotas, TenantAdmin, UsageError } from "./admin.ts";
 import { CHAT_COMMANDS, CHAT_USAGE } from "./chat.ts";
@@ -36,6 +38,9 @@ Admin (needs AWS credentials for the platform's tables, or the local platform):
                                             override a tenant's quotas (unfinished jobs, bytes in
                                             files, files); the others keep the defaults
                                             (TENANT_MAX_CONCURRENT_JOBS, _STORED_BYTES, _FILES)
+  ftctl admin tenants sync-usage-keys       AWS: give each tenant without one its API Gateway usage
+                                            plan key (request rate and daily quota); until then
+                                            API Gateway refuses its requests with 403
   ftctl admin keys create --tenant <id>     another key for a tenant; printed once
   ftctl admin keys list [--tenant <id>]     keys (id, tenant, created, revoked), never the secret
   ftctl admin keys revoke <key id>          revoke a key (takes effect within the authorizer cache TTL)
@@ -121,6 +126,7 @@ export async function main(
       new ApiKeysRepository(documentClient(), target.tables["api-keys"]),
       undefined,
       new TenantSettingsRepository(documentClient(), target.tables.tenants),
+      target.usagePlanId ? new UsagePlanKeys(new APIGatewayClient({}), target.usagePlanId) : undefined,
     );
     const command = [noun, verb].filter(Boolean).join(" ");
     switch (command) {
@@ -131,6 +137,22 @@ export async function main(
         print(
           `Created tenant ${created.tenantId} (${name}) on ${target.describe}.\nAPI key (shown once, store it now):\n\n  ${created.apiKey}\n`,
           created,
+        );
+        if (created.usageKeyError) {
+          err(
+            `ftctl: the tenant has no usage plan key yet (${created.usageKeyError}); run 'ftctl admin tenants sync-usage-keys'.`,
+          );
+          return 1;
+        }
+        return 0;
+      }
+      case "tenants sync-usage-keys": {
+        const given = await admin.syncUsageKeys();
+        print(
+          given.length === 0
+            ? "Every tenant has a usage plan key."
+            : `Gave ${given.length} tenant(s) a usage plan key: ${given.join(", ")}.`,
+          { given },
         );
         return 0;
       }

@@ -26,6 +26,8 @@ describe("tenant quotas", () => {
   it("let the files and jobs functions only read the tenants table's overrides (GetItem)", () => {
     const { template } = synthPlatform();
     expect(tableGrants(template)).toEqual({
+      // The authorizer reads the tenant's usage plan key there (usage-plans.test.ts).
+      ApiAuthorizerRoleDefaultPolicy: ["dynamodb:GetItem"],
       ApiFilesApiRoleDefaultPolicy: ["dynamodb:GetItem"],
       ApiJobsApiRoleDefaultPolicy: ["dynamodb:GetItem"],
     });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { AuthenticationError } from "../../../lambdas/core/errors.ts";
 import { bearerToken, generateApiKey, hashApiKey } from "../../../lambdas/core/tenants/api-keys.ts";
-import { authenticate } from "../../../lambdas/core/tenants/authorize.ts";
+import { authenticate, authorize } from "../../../lambdas/core/tenants/authorize.ts";
 
 describe("API keys", () => {
   it("generates distinct prefixed keys and stores only a SHA-256 hash", () => {
@@ -52,5 +52,57 @@ describe("authenticate", () => {
     const attempt = authenticate(header, keys);
     await expect(attempt).rejects.toBeInstanceOf(AuthenticationError);
     await expect(attempt).rejects.toMatchObject({ status: 401, code });
+  });
+});
+
+describe("authorize (the TOKEN authorizer's answer)", () => {
+  const key = generateApiKey();
+  const keys = {
+    async findByHash(hash: string) {
+      return hash === key.keyHash ? { tenantId: "tn_a", keyId: key.keyId } : undefined;
+    },
+  };
+  const methodArn = "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/v4/files";
+
+  it("returns the tenant's usage plan key as usageIdentifierKey, with the tenant in the context", async () => {
+    const usageKeys = { usageKeyValue: async (t: string) => (t === "tn_a" ? "f00d".repeat(16) : undefined) };
+    const decision = await authorize(`Bearer ${key.key}`, methodArn, keys, usageKeys);
+    expect(decision).toEqual({
+      principalId: "tn_a",
+      policyDocument: {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Action: "execute-api:Invoke",
+            Effect: "Allow",
+            Resource: "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/*/*",
+          },
+        ],
+      },
+      context: { tenantId: "tn_a", keyId: key.keyId },
+      usageIdentifierKey: "f00d".repeat(16),
+    });
+  });
+
+  it("still authorizes a tenant without a usage plan key, returning no usageIdentifierKey", async () => {
+    const decision = await authorize(`Bearer ${key.key}`, methodArn, keys, {
+      usageKeyValue: async () => undefined,
+    });
+    expect(decision.principalId).toBe("tn_a");
+    expect(decision).not.toHaveProperty("usageIdentifierKey");
+  });
+
+  it("rejects an unknown key before reading any usage key", async () => {
+    let reads = 0;
+    const usageKeys = {
+      usageKeyValue: async () => {
+        reads++;
+        return "x";
+      },
+    };
+    await expect(authorize("Bearer ftk_unknown", methodArn, keys, usageKeys)).rejects.toBeInstanceOf(
+      AuthenticationError,
+    );
+    expect(reads).toBe(0);
   });
 });
