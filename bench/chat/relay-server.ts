@@ -1,20 +1,20 @@
 /**
  * The local chat path as its own process for bench/chat/run.ts: the gateway's streaming route, the TOKEN
- * authorizer on the real API-key check (`authenticate`, over an in-memory key table: a SHA-256 of the
- * key and an async lookup, as the api-keys table is read), serveChat with the rate limit on, an async
- * in-memory model record lookup and an in-memory usage recorder, and the relay to UPSTREAM_URL. Prints its port on
- * stdout, then one `usage {…}` line per recorded chat (after the answer, never in its path). The API key
- * comes in BENCH_API_KEY.
+ * authorizer's own check (`authorize`: the key's SHA-256 looked up in an in-memory key table, the
+ * tenant's usage key in another), serveChat with both rate limits on (requests per instance, tokens in
+ * shared windows kept in memory), an async in-memory model record lookup and an in-memory usage
+ * recorder, and the relay to UPSTREAM_URL. The API key comes in BENCH_API_KEY. Prints its port on
+ * stdout, then one `usage {…}` line per recorded chat (written after the answer, never in its path).
  */
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
-import type { APIGatewayAuthorizerResult, APIGatewayTokenAuthorizerEvent } from "aws-lambda";
 import { createChatService } from "../../lambdas/chat/local.ts";
 import { DEFAULT_CATALOG } from "../../lambdas/core/catalog/base-models.ts";
 import { TokenBucketLimiter } from "../../lambdas/core/chat/rate-limit.ts";
+import { TokenRateLimiter, type TokenWindowStore } from "../../lambdas/core/chat/token-rate.ts";
 import type { ModelRecord } from "../../lambdas/core/jobs/wire.ts";
 import { hashApiKey } from "../../lambdas/core/tenants/api-keys.ts";
-import { authenticate, type KeyLookup } from "../../lambdas/core/tenants/authorize.ts";
+import { authorize, type KeyLookup, type UsageKeyLookup } from "../../lambdas/core/tenants/authorize.ts";
 import type { ChatUsage, UsageRecorder } from "../../lambdas/core/usage/usage.ts";
 import { createGateway } from "../../local/platform/gateway.ts";
 
@@ -25,20 +25,11 @@ if (!upstream || !apiKey) throw new Error("UPSTREAM_URL and BENCH_API_KEY must b
 const TENANT = "tn_bench";
 const keyTable = new Map([[hashApiKey(apiKey), { tenantId: TENANT, keyId: "key_bench" }]]);
 const keys: KeyLookup = { findByHash: async (keyHash) => keyTable.get(keyHash) };
+const usageKeys: UsageKeyLookup = { usageKeyValue: async () => "bench-usage-key" };
 
-/** As lambdas/authorizer/index.ts answers, over the in-memory keys. */
-async function authorizer(event: APIGatewayTokenAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
-  const { tenantId, keyId } = await authenticate(event.authorizationToken, keys);
-  const [arnPrefix, stage] = event.methodArn.split("/");
-  return {
-    principalId: tenantId,
-    policyDocument: {
-      Version: "2012-10-17",
-      Statement: [{ Action: "execute-api:Invoke", Effect: "Allow", Resource: `${arnPrefix}/${stage}/*/*` }],
-    },
-    context: { tenantId, keyId },
-  };
-}
+/** The TOKEN authorizer as lambdas/authorizer/index.ts runs it, over the in-memory tables. */
+const authorizer: Parameters<typeof createGateway>[0] = (event) =>
+  authorize(event.authorizationToken, event.methodArn, keys, usageKeys);
 
 const models = new Map<string, ModelRecord>([
   [
@@ -69,6 +60,16 @@ const usage: UsageRecorder = {
   },
 };
 
+/** The shared per-minute token windows (a DynamoDB table in AWS), in memory; on, as deployed. */
+const windows = new Map<string, number>();
+const tokenWindows: TokenWindowStore = {
+  used: async (tenantId, window) => windows.get(`${tenantId}#${window}`) ?? 0,
+  add: async (tenantId, window, tokens) => {
+    const key = `${tenantId}#${window}`;
+    windows.set(key, (windows.get(key) ?? 0) + tokens);
+  },
+};
+
 const gateway = createGateway(authorizer, [
   createChatService({
     catalog: DEFAULT_CATALOG,
@@ -76,6 +77,7 @@ const gateway = createGateway(authorizer, [
     endpoints: new Map([["*", upstream]]),
     // On, as deployed (with room for the benchmark's requests).
     limiter: new TokenBucketLimiter(100_000),
+    tokenRate: new TokenRateLimiter(tokenWindows, 100_000_000),
     usage,
   }),
 ]);
