@@ -35,10 +35,34 @@ export class SqsPoller {
     this.loop = this.run();
   }
 
+  /**
+   * Lets the receive in flight finish (it waits at most WAIT_SECONDS) and hands back what it got, rather
+   * than aborting it: an aborted long poll still takes a message on LocalStack's side, which would then
+   * stay invisible for the queue's visibility timeout although nobody handles it (a restarted platform's
+   * first messages were lost that way). The abort is kept for a receive that never answers.
+   */
   async stop(): Promise<void> {
     this.running = false;
-    this.abort.abort();
+    const stuck = setTimeout(() => this.abort.abort(), (WAIT_SECONDS + 4) * 1000);
     await this.loop?.catch(() => {});
+    clearTimeout(stuck);
+  }
+
+  private async release(receiptHandles: readonly string[]): Promise<void> {
+    const { sqs, queueUrl } = this.options;
+    await Promise.all(
+      receiptHandles.map((handle) =>
+        sqs
+          .send(
+            new ChangeMessageVisibilityCommand({
+              QueueUrl: queueUrl,
+              ReceiptHandle: handle,
+              VisibilityTimeout: 0,
+            }),
+          )
+          .catch(() => {}),
+      ),
+    );
   }
 
   private async run(): Promise<void> {
@@ -49,12 +73,17 @@ export class SqsPoller {
           new ReceiveMessageCommand({
             QueueUrl: queueUrl,
             MaxNumberOfMessages: this.options.batchSize ?? 5,
-            WaitTimeSeconds: 1,
+            WaitTimeSeconds: WAIT_SECONDS,
             AttributeNames: ["All"],
           }),
           { abortSignal: this.abort.signal },
         );
         if (!Messages?.length) continue;
+        if (!this.running) {
+          // Stopped while this receive waited: visible again at once, for whoever polls next.
+          await this.release(Messages.map((m) => m.ReceiptHandle!));
+          return;
+        }
         const event: SQSEvent = {
           Records: Messages.map((m) => ({
             messageId: m.MessageId!,
@@ -100,6 +129,9 @@ export class SqsPoller {
     }
   }
 }
+
+/** Long-poll wait of each receive: short, so that a stop never waits long for the one in flight. */
+const WAIT_SECONDS = 1;
 
 function localContext(): Context {
   return {
