@@ -8,8 +8,8 @@ import {
 import { type FileUser, jobsStillUsing } from "../core/files/file-record.ts";
 import type { JobStatus } from "../core/jobs/state-machine.ts";
 
-/** Statuses in which a job still needs its files. */
-const UNFINISHED = ["validating_files", "queued", "running"];
+/** Statuses in which a job still needs its files (a paused job reads them again when resumed). */
+const UNFINISHED = ["validating_files", "queued", "running", "paused"];
 
 /** Which of a tenant's unfinished jobs use a file (blocks deleting it). */
 export async function unfinishedJobsUsingFile(
@@ -25,7 +25,7 @@ export async function unfinishedJobsUsingFile(
       new QueryCommand({
         TableName: jobsTable,
         KeyConditionExpression: "tenantId = :t",
-        FilterExpression: "(trainingFile = :f OR validationFile = :f) AND #status IN (:s0, :s1, :s2)",
+        FilterExpression: "(trainingFile = :f OR validationFile = :f) AND #status IN (:s0, :s1, :s2, :s3)",
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
           ":t": tenantId,
@@ -33,6 +33,7 @@ export async function unfinishedJobsUsingFile(
           ":s0": UNFINISHED[0],
           ":s1": UNFINISHED[1],
           ":s2": UNFINISHED[2],
+          ":s3": UNFINISHED[3],
         },
         ProjectionExpression: "jobId",
         ExclusiveStartKey: start,

@@ -63,11 +63,15 @@ const platformSchema = z
         failed: z.number().int().min(1).max(255),
         invalidInput: z.number().int().min(1).max(255),
         outOfMemory: z.number().int().min(1).max(255),
+        /** The trainer stopped on SIGTERM (a pause, a Spot reclaim) after writing a checkpoint. */
+        stopped: z.number().int().min(1).max(255),
       })
       .strict(),
     jobErrorCodes: z
       .object({ invalidInput: z.string(), outOfMemory: z.string(), failed: z.string() })
       .strict(),
+    /** Every job status, in the state machine's order (lambdas/core/jobs/state-machine.ts checks it). */
+    jobStatuses: z.array(z.string()).min(1),
     terminalStatuses: z.array(z.enum(["succeeded", "failed", "cancelled"])).min(1),
     headers: z
       .object({

@@ -4,6 +4,7 @@ import type { JobOutcomeSample } from "../aws/observability.ts";
 import type { TrainingRunner } from "../aws/training-runner.ts";
 import { type BaseModelCatalog, findBaseModel } from "../core/catalog/base-models.ts";
 import {
+  runName,
   TRAINING_QUEUE_MAX_RECEIVES,
   type TrainingLocations,
   type TrainingMessage,
@@ -40,7 +41,8 @@ export type DispatchOutcome =
   | "not_queued"
   | "missing"
   | "failed"
-  | "cancelled";
+  | "cancelled"
+  | "paused";
 
 /** Which delivery of the message this is: on the last one a submit error fails the job. */
 export interface Delivery {
@@ -79,7 +81,7 @@ export async function dispatchJob(
   let runId: string;
   try {
     runId = await deps.runner.submit({
-      name: job.jobId,
+      name: runName(job),
       tenantId: job.tenantId,
       jobId: job.jobId,
       method: job.method,
@@ -98,7 +100,8 @@ export async function dispatchJob(
     return "failed";
   }
 
-  // The store is conditional; Batch may already have moved the job to running, or the tenant cancelled.
+  // The store is conditional; Batch may already have moved the job to running, or the tenant cancelled
+  // or paused it.
   for (let attempt = 0; attempt < 5; attempt++) {
     const current = await deps.jobs.get(job.tenantId, job.jobId);
     if (!current) return "missing";
@@ -110,6 +113,12 @@ export async function dispatchJob(
         await deps.runner.terminate(runId, `Job ${job.jobId} was cancelled before it started`);
         deps.log("terminated a run submitted for a cancelled job", { jobId: job.jobId, runId });
         return "cancelled";
+      }
+      if (current.status === "paused") {
+        // The pause won the race: the job holds no compute; its resume submits a run of its own.
+        await deps.runner.terminate(runId, `Job ${job.jobId} was paused before it started`);
+        deps.log("terminated a run submitted for a paused job", { jobId: job.jobId, runId });
+        return "paused";
       }
       return "not_queued";
     }

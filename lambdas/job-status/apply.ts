@@ -4,7 +4,7 @@ import type { ObjectStore } from "../aws/object-store.ts";
 import type { JobOutcome, JobOutcomeSample } from "../aws/observability.ts";
 import { RESULTS_FILE_CONTENT_TYPE, resultsFileRecord } from "../core/files/file-record.ts";
 import { failureCode, parseBatchStateChange } from "../core/jobs/batch-event.ts";
-import { resultArtifactUri } from "../core/jobs/dispatch.ts";
+import { resultArtifactUri, runName } from "../core/jobs/dispatch.ts";
 import { type JobStatus, TERMINAL_STATUSES, transition } from "../core/jobs/state-machine.ts";
 import { type JobRecord, jobArtifactKeys, newJobEventItem } from "../core/jobs/wire.ts";
 import { parseResultSummary, type ResultSummary } from "./result-summary.ts";
@@ -42,6 +42,8 @@ export async function applyBatchStateChange(
     if (!job) return "ignored";
     // Events of an earlier run (one the dispatcher terminated, or from before a resubmission).
     if (job.batchJobId && job.batchJobId !== change.batchJobId) return "stale_run";
+    // Events of a run a pause ended, after a resume cleared its id: each run has its own name.
+    if (change.runName !== undefined && change.runName !== runName(job)) return "stale_run";
     let result = transition(job.status, change.event);
     if (!result.ok) return "rejected";
     // Duplicates (EventBridge delivers at least once) and SUBMITTED→PENDING→RUNNABLE add nothing;

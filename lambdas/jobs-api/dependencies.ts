@@ -22,7 +22,7 @@ export interface JobsDependencies extends Clock, DeploymentsDependencies {
   readonly jobs: JobsStore & ModelsStore & IdempotencyStore;
   readonly files: FilesReader;
   readonly queue: TrainingQueue;
-  /** Cancel only terminates: the job queues and definitions are the dispatcher's business. */
+  /** Cancel and pause only terminate: the job queues and definitions are the dispatcher's business. */
   readonly runner: TrainingCanceller;
   readonly artifacts: ArtifactStore;
   readonly catalog: BaseModelCatalog;

@@ -165,3 +165,20 @@ export function queueUnavailable(cause: unknown): ServiceUnavailableError {
 export function cancelKeptLosing(): ServiceUnavailableError {
   return new ServiceUnavailableError("The job kept changing while being cancelled; try again.");
 }
+
+/** 503: every attempt to pause or resume lost the conditional update to another status change. */
+export function jobKeptChanging(action: "paused" | "resumed"): ServiceUnavailableError {
+  return new ServiceUnavailableError(`The job kept changing while being ${action}; try again.`);
+}
+
+/** 503: the resumed job could not be queued; it is paused again, so resuming it again is safe. */
+export function resumeQueueUnavailable(cause: unknown): ServiceUnavailableError {
+  const name = cause instanceof Error ? cause.name : typeof cause;
+  return causedBy(
+    new ServiceUnavailableError(
+      `The job could not be queued for training (${name}); it is still paused, resume it again.`,
+      "queue_unavailable",
+    ),
+    cause,
+  );
+}

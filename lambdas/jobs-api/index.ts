@@ -39,8 +39,9 @@ export function createJobsRouter(runner?: TrainingRunner): Router {
     jobsRoutes({
       jobs,
       files: new FilesRepository(documentClient(), tableName("files")),
+      // Job creation and resume both queue a job for the dispatcher.
       queue: new SqsTrainingQueue(sqsClient(), queueUrl("training")),
-      // Cancel only terminates: the job queues and definitions are the dispatcher's business.
+      // Cancel and pause only terminate: the job queues and definitions are the dispatcher's business.
       runner: runner ?? new BatchTrainingRunner(batchClient()),
       artifacts: new ObjectStore(s3Client(), bucketName("artifacts")),
       catalog,

@@ -22,7 +22,9 @@ import {
   renameModel,
   retrieveModel,
 } from "./models.ts";
+import { pauseJob } from "./pause-job.ts";
 import { listCheckpoints, listJobEvents, listJobs, retrieveJob } from "./read-jobs.ts";
+import { resumeJob } from "./resume-job.ts";
 
 export type { JobsDependencies } from "./dependencies.ts";
 
@@ -97,6 +99,20 @@ export const JOBS_ROUTES: readonly JobsRoute[] = [
     pattern: "/v4/fine_tuning/jobs/{job_id}/cancel",
     handler: async (request, deps) =>
       ok(toJobObject(await cancelJob(deps, request.tenantId, jobIdOf(request)))),
+  },
+  {
+    // The trainer checkpoints and stops; the compute is released (pause-job.ts).
+    method: "POST",
+    pattern: "/v4/fine_tuning/jobs/{job_id}/pause",
+    handler: async (request, deps) =>
+      ok(toJobObject(await pauseJob(deps, request.tenantId, jobIdOf(request)))),
+  },
+  {
+    // Queued again; the new run continues from the newest checkpoint (resume-job.ts).
+    method: "POST",
+    pattern: "/v4/fine_tuning/jobs/{job_id}/resume",
+    handler: async (request, deps) =>
+      ok(toJobObject(await resumeJob(deps, request.tenantId, jobIdOf(request)))),
   },
   {
     method: "GET",

@@ -12,7 +12,7 @@ import {
   type OptionValues,
 } from "./tenant-api.ts";
 
-/** `ftctl jobs …` (create, list, get, cancel, events, follow) and `ftctl models …`. */
+/** `ftctl jobs …` (create, list, get, cancel, pause, resume, events, follow) and `ftctl models …`. */
 
 export const JOBS_USAGE = `ftctl jobs create --model <base> --training-file <id> [--method lora|full] [--model-code c | --suffix s]
      [--name "display name"] [--epochs N] [--batch-size N] [--learning-rate-multiplier X] [--lora-r N]
@@ -20,9 +20,11 @@ export const JOBS_USAGE = `ftctl jobs create --model <base> --training-file <id>
 ftctl jobs list [--limit N] [--after <id>]
 ftctl jobs get <job id>
 ftctl jobs cancel <job id>
+ftctl jobs pause <job id>                   checkpoint and stop; the compute is released
+ftctl jobs resume <job id>                  a paused job, from its newest checkpoint
 ftctl jobs delete <job id>                  a finished job and its events; its model stays
 ftctl jobs events <job id> [--limit N]      newest events, printed oldest first
-ftctl jobs follow <job id>                  status, messages, live loss until it ends`;
+ftctl jobs follow <job id>                  status, messages, live loss until it ends or pauses`;
 
 export const MODELS_USAGE = `ftctl models list                           base models and your fine-tuned models
 ftctl models get <model code>
@@ -70,6 +72,8 @@ const HYPERPARAMETER_OPTIONS = {
 } as const;
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+/** Where `follow` stops: a paused job waits for its tenant, not for the platform. */
+const FOLLOW_ENDS = new Set([...TERMINAL, "paused"]);
 
 const str = (values: OptionValues, name: string) => values[name] as string | undefined;
 
@@ -192,6 +196,24 @@ export const JOBS_COMMANDS: Record<string, CommandSpec> = {
     options: {},
     run: async (ctx, args) => {
       const job = await ctx.api.cancelJob(oneId(args, "usage: ftctl jobs cancel <job id>"));
+      ctx.out(ctx.json ? JSON.stringify(job, null, 2) : `${job.id}: ${job.status}`);
+      return 0;
+    },
+  },
+  "jobs pause": {
+    usage: "usage: ftctl jobs pause <job id>",
+    options: {},
+    run: async (ctx, args) => {
+      const job = await ctx.api.pauseJob(oneId(args, "usage: ftctl jobs pause <job id>"));
+      ctx.out(ctx.json ? JSON.stringify(job, null, 2) : `${job.id}: ${job.status}`);
+      return 0;
+    },
+  },
+  "jobs resume": {
+    usage: "usage: ftctl jobs resume <job id>",
+    options: {},
+    run: async (ctx, args) => {
+      const job = await ctx.api.resumeJob(oneId(args, "usage: ftctl jobs resume <job id>"));
       ctx.out(ctx.json ? JSON.stringify(job, null, 2) : `${job.id}: ${job.status}`);
       return 0;
     },
@@ -389,7 +411,8 @@ const MAX_CATCH_UP_PAGES = 20;
 /**
  * Follows a job: polls it and its events (newest page each time, printing the ones not seen before in
  * chronological order), prints status changes, messages and a live loss line from `metrics` events,
- * until the job succeeds (exit 0), fails or is cancelled (exit 1).
+ * until the job succeeds (exit 0), fails or is cancelled (exit 1), or is paused (exit 1, saying how to
+ * resume it).
  */
 export async function followJob(ctx: CommandContext, jobId: string): Promise<number> {
   const seen = new Set<string>();
@@ -447,7 +470,7 @@ export async function followJob(ctx: CommandContext, jobId: string): Promise<num
     if (pendingMetrics) showLoss(pendingMetrics);
     if (job.status !== status && !ctx.json) line(`status: ${job.status}`);
     status = job.status;
-    if (TERMINAL.has(job.status)) {
+    if (FOLLOW_ENDS.has(job.status)) {
       if (lossLineOpen) ctx.write("\n");
       lossLineOpen = false;
       return finish(ctx, job);
@@ -466,6 +489,10 @@ function finish(ctx: CommandContext, job: JobObject): number {
     ctx.out(`Job ${job.id} succeeded. Model code: ${code}`);
     ctx.out(`Chat with it: ftctl chat ${code} "<prompt>"`);
     return 0;
+  }
+  if (job.status === "paused") {
+    ctx.out(`Job ${job.id} paused. Resume it with: ftctl jobs resume ${job.id}`);
+    return 1;
   }
   const reason = job.error?.message
     ? `: ${job.error.message}${job.error.code ? ` (${job.error.code})` : ""}`

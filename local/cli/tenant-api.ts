@@ -229,6 +229,14 @@ export class TenantApi {
     return this.request("POST", `/fine_tuning/jobs/${encodeURIComponent(id)}/cancel`);
   }
 
+  pauseJob(id: string): Promise<JobObject> {
+    return this.request("POST", `/fine_tuning/jobs/${encodeURIComponent(id)}/pause`);
+  }
+
+  resumeJob(id: string): Promise<JobObject> {
+    return this.request("POST", `/fine_tuning/jobs/${encodeURIComponent(id)}/resume`);
+  }
+
   deleteJob(id: string): Promise<JobObject & { deleted: boolean }> {
     return this.request("DELETE", `/fine_tuning/jobs/${encodeURIComponent(id)}`);
   }

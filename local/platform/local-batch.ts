@@ -14,6 +14,12 @@ import type { EventBridgeEvent } from "aws-lambda";
 import type { TrainingRunner } from "../../lambdas/aws/training-runner.ts";
 import type { TrainingSubmission } from "../../lambdas/core/jobs/dispatch.ts";
 
+/**
+ * Between SIGTERM and SIGKILL for a terminated run: Batch's (ECS's) default stop timeout, in which the
+ * trainer writes the checkpoint a paused job resumes from.
+ */
+const TERMINATE_GRACE_MS = 30_000;
+
 export type BatchStateChangeEvent = EventBridgeEvent<"Batch Job State Change", Record<string, unknown>>;
 
 export interface LocalBatchOptions {
@@ -129,8 +135,9 @@ export class LocalBatch implements TrainingRunner {
       return;
     }
     run.child?.kill("SIGTERM");
-    // The trainer exits on SIGTERM; one that does not gets what Batch would send after its grace period.
-    setTimeout(() => run.child?.exitCode === null && run.child.kill("SIGKILL"), 10_000).unref();
+    // On SIGTERM the trainer checkpoints its current step and exits (a pause); one that does not gets
+    // what Batch would send after its grace period.
+    setTimeout(() => run.child?.exitCode === null && run.child.kill("SIGKILL"), TERMINATE_GRACE_MS).unref();
   }
 
   /** Waits until every state change so far has been delivered (tests). */

@@ -6,6 +6,7 @@ import { type BaseModelCatalog, findBaseModel } from "../../lambdas/core/catalog
 import type { DeployerMessage } from "../../lambdas/core/deployments/deployment.ts";
 import type { FileRecord } from "../../lambdas/core/files/file-record.ts";
 import {
+  runName,
   type TrainingMessage,
   type TrainingSubmission,
   trainerEnvironment,
@@ -103,6 +104,10 @@ async function validateWaitingFiles(deps: ResumeDependencies): Promise<number> {
   return sent;
 }
 
+/**
+ * Queued and running jobs only: a `paused` job is held (its run was terminated when it was paused) and
+ * stays paused across a restart until its tenant resumes it.
+ */
 async function resumeJobs(
   deps: ResumeDependencies,
 ): Promise<Pick<ResumeSummary, "jobsRequeued" | "runsResumed" | "jobsFailed">> {
@@ -157,7 +162,7 @@ async function resumeJobs(
       continue;
     }
     deps.resumeRun(job.batchJobId, {
-      name: job.jobId,
+      name: runName(job),
       tenantId: job.tenantId,
       jobId: job.jobId,
       method: job.method,

@@ -134,6 +134,10 @@ class PlatformContract:
         return str(self.raw["jobErrorCodes"]["failed"])
 
     @property
+    def job_statuses(self) -> tuple[str, ...]:
+        return tuple(self.raw["jobStatuses"])
+
+    @property
     def terminal_statuses(self) -> tuple[str, ...]:
         return tuple(self.raw["terminalStatuses"])
 
@@ -152,6 +156,7 @@ def parse_platform(raw: object) -> PlatformContract:
         "checkpointManifest",
         "exitCodes",
         "jobErrorCodes",
+        "jobStatuses",
         "terminalStatuses",
         "headers",
     ):

@@ -62,6 +62,7 @@ def test_exit_codes_statuses_and_headers() -> None:
     for case in CASES["failureCodes"]:
         assert platform.failure_code(case["exitCode"]) == case["code"]
     assert {name: platform.exit_code(name) for name in CASES["exitCodes"]} == CASES["exitCodes"]
+    assert list(platform.job_statuses) == CASES["jobStatuses"]
     assert list(platform.terminal_statuses) == CASES["terminalStatuses"]
     assert {name: platform.header(name) for name in CASES["headers"]} == CASES["headers"]
 

@@ -30,6 +30,8 @@ export interface BatchStateChange {
   readonly tenantId: string;
   readonly jobId: string;
   readonly batchJobId: string;
+  /** The Batch job name: the run's name (dispatch.ts `runName`), when the event carries it. */
+  readonly runName: string | undefined;
   readonly batchStatus: string;
   /** Undefined for a status the state machine does not know (ignored, never guessed). */
   readonly event: JobEvent | undefined;
@@ -58,6 +60,7 @@ export function parseBatchStateChange(detail: unknown): BatchStateChange | undef
     tenantId,
     jobId,
     batchJobId: d.jobId,
+    runName: d.jobName,
     batchStatus: d.status,
     event: batchStatusToEvent(d.status, {
       ...(d.status === "FAILED" ? { statusReason: failureReason(exitCode, reason, jobId) } : {}),

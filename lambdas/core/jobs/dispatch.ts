@@ -46,6 +46,15 @@ export interface TrainingSubmission {
   readonly environment: Readonly<Record<string, string>>;
 }
 
+/**
+ * The name of the job's current training run (the Batch job name): the platform job id for the first
+ * run, `{jobId}-resume-{n}` after the n-th resume. A submission is idempotent by name, and a Batch
+ * event whose job name is not the current run's is about a run a pause ended (stale).
+ */
+export function runName(job: Pick<JobRecord, "jobId" | "resumes">): string {
+  return job.resumes ? `${job.jobId}-resume-${job.resumes}` : job.jobId;
+}
+
 /** The compute a job's run gets: {@link JobRecord.resources}, or one node for a record that has none. */
 export function trainingResources(
   job: JobRecord,

@@ -11,7 +11,12 @@ import { ConflictError } from "../errors.ts";
  *        │ files_invalid                 │  └───────────(stay)                      │  └── batch_starting, batch_running (stay)
  *        ▼                               ├──batch_succeeded──► succeeded ◄──────────┤
  *      failed ◄──────dispatch_failed─────┴──batch_failed─────► failed ◄─────────────┘
- * validating_files / queued / running ──cancel_requested──► cancelled
+ * validating_files / queued / running / paused ──cancel_requested──► cancelled
+ *
+ * validating_files / queued / running ──pause_requested──► paused ──resume_requested──► queued
+ *                                                            │  ▲ every other Batch event (stay)
+ *                                                            ├──batch_succeeded──► succeeded
+ *                                                            └──files_invalid────► failed
  * ```
  *
  * - Terminal states (`succeeded`, `failed`, `cancelled`) never change: a Batch event that arrives after a
@@ -23,12 +28,21 @@ import { ConflictError } from "../errors.ts";
  * - `dispatched` records the Batch job id; it is accepted in `running` too because SubmitJob's answer can
  *   come after Batch's first state change. Rejected in `cancelled`: the caller must then terminate the
  *   Batch job it just submitted (the cancel won the race).
+ * - `paused` holds a job with no compute: its run (if any) was terminated after the trainer wrote a
+ *   checkpoint on SIGTERM. The terminated run's own events change nothing (its FAILED is the pause, not
+ *   a failure); only `batch_succeeded` is accepted, because a run whose training ended before the
+ *   SIGTERM arrived delivered a complete result: success wins over the pause. `dispatched` is rejected
+ *   as in `cancelled` (the caller terminates what it submitted; a resume submits a new run). Pausing a
+ *   paused job is not an event (the handler answers the job unchanged), and `resume_requested` takes it
+ *   back to `queued`, the dispatcher submits a new run and the trainer resumes from its newest
+ *   checkpoint.
  */
 
 export const JOB_STATUSES = [
   "validating_files",
   "queued",
   "running",
+  "paused",
   "succeeded",
   "failed",
   "cancelled",
@@ -53,6 +67,8 @@ export const JOB_EVENT_TYPES = [
   "batch_succeeded",
   "batch_failed",
   "cancel_requested",
+  "pause_requested",
+  "resume_requested",
 ] as const;
 export type JobEventType = (typeof JOB_EVENT_TYPES)[number];
 
@@ -67,7 +83,9 @@ export type JobEvent =
   | { readonly type: "batch_running"; readonly attempt?: number }
   | { readonly type: "batch_succeeded" }
   | { readonly type: "batch_failed"; readonly reason?: string }
-  | { readonly type: "cancel_requested" };
+  | { readonly type: "cancel_requested" }
+  | { readonly type: "pause_requested" }
+  | { readonly type: "resume_requested" };
 
 /** The `error` of a failed job (OpenAI's `fine_tuning.job.error`). */
 export interface JobError {
@@ -108,15 +126,23 @@ export type TransitionResult =
 /** `to` of each accepted (status, event) pair; a missing pair is rejected. */
 const TABLE: Readonly<Record<JobEventType, Partial<Record<JobStatus, JobStatus>>>> = {
   files_validated: { validating_files: "queued" },
-  files_invalid: { validating_files: "failed" },
+  files_invalid: { validating_files: "failed", paused: "failed" },
   dispatched: { queued: "queued", running: "running" },
   dispatch_failed: { queued: "failed" },
   batch_queued: { queued: "queued", running: "running" },
   batch_starting: { queued: "running", running: "running" },
   batch_running: { queued: "running", running: "running" },
-  batch_succeeded: { queued: "succeeded", running: "succeeded" },
+  // From `paused` too: training ended before the pause's SIGTERM, and the result is complete.
+  batch_succeeded: { queued: "succeeded", running: "succeeded", paused: "succeeded" },
   batch_failed: { queued: "failed", running: "failed" },
-  cancel_requested: { validating_files: "cancelled", queued: "cancelled", running: "cancelled" },
+  cancel_requested: {
+    validating_files: "cancelled",
+    queued: "cancelled",
+    running: "cancelled",
+    paused: "cancelled",
+  },
+  pause_requested: { validating_files: "paused", queued: "paused", running: "paused" },
+  resume_requested: { paused: "queued" },
 };
 
 /** Where `event` takes a job in `status`, the condition for the update and the event to append. */
@@ -204,6 +230,16 @@ function describe(event: JobEvent, from: JobStatus, to: JobStatus): { level: Eve
       return { level: "error", text: `Training failed${event.reason ? `: ${event.reason}` : "."}` };
     case "cancel_requested":
       return { level: "info", text: "Job cancelled." };
+    case "pause_requested":
+      return {
+        level: "info",
+        text:
+          from === "running"
+            ? "Job paused: training stops after a checkpoint and its compute is released."
+            : "Job paused before training started.",
+      };
+    case "resume_requested":
+      return { level: "info", text: "Job resumed; queued to continue from its newest checkpoint." };
   }
 }
 
@@ -257,6 +293,22 @@ export function jobNotCancellable(status: JobStatus): ConflictError {
   return new ConflictError(
     `The job has already ${status === "succeeded" ? "succeeded" : "failed"} and can not be cancelled.`,
     "job_not_cancellable",
+  );
+}
+
+/** 409 for `POST /fine_tuning/jobs/{id}/pause` on a job that has finished. */
+export function jobNotPausable(status: JobStatus): ConflictError {
+  return new ConflictError(
+    `The job has already ${status === "cancelled" ? "been cancelled" : status} and can not be paused.`,
+    "job_not_pausable",
+  );
+}
+
+/** 409 for `POST /fine_tuning/jobs/{id}/resume` on a job that is not paused. */
+export function jobNotResumable(status: JobStatus): ConflictError {
+  return new ConflictError(
+    `The job is ${status.replace("_", " ")}; only a paused job can be resumed.`,
+    "job_not_resumable",
   );
 }
 

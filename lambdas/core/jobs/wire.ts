@@ -70,6 +70,12 @@ export interface JobRecord {
    * always did, on one node with every GPU their method's job definition gives them.
    */
   readonly resources?: JobResources;
+  /**
+   * How many times the job was resumed after a pause. Each resume starts a new training run, named by
+   * `runName` (dispatch.ts) so that Batch's name lookup and the status handler tell it from the runs
+   * before it; absent until the first resume.
+   */
+  readonly resumes?: number;
 }
 
 /**

@@ -256,6 +256,38 @@ describe("ftctl jobs follow", () => {
     expect(result.out).toContain("Job ftjob-1 cancelled.");
   });
 
+  it("ends follow when the job is paused, saying how to resume it", async () => {
+    const api = await fakeApi((req, res) => {
+      if (req.path.endsWith("/events")) return json(res, 200, { object: "list", data: [], has_more: false });
+      json(res, 200, job("paused"));
+    });
+    close = api.close;
+    const result = await run(api.base, ["jobs", "follow", "ftjob-1"]);
+    expect(result.code).toBe(1);
+    expect(result.out).toContain("status: paused");
+    expect(result.out).toContain("Job ftjob-1 paused. Resume it with: ftctl jobs resume ftjob-1");
+  });
+
+  it("pauses and resumes a job, and shows a 409 in the error envelope", async () => {
+    const api = await fakeApi((req, res) => {
+      if (req.path === "/v4/fine_tuning/jobs/ftjob-1/pause") return json(res, 200, job("paused"));
+      if (req.path === "/v4/fine_tuning/jobs/ftjob-1/resume") return json(res, 200, job("queued"));
+      apiError(res, 409, "The job has already succeeded and can not be paused.", "job_not_pausable");
+    });
+    close = api.close;
+    expect((await run(api.base, ["jobs", "pause", "ftjob-1"])).out).toBe("ftjob-1: paused");
+    expect(api.seen.at(-1)).toMatchObject({ method: "POST", path: "/v4/fine_tuning/jobs/ftjob-1/pause" });
+    expect((await run(api.base, ["jobs", "resume", "ftjob-1"])).out).toBe("ftjob-1: queued");
+    expect(api.seen.at(-1)).toMatchObject({ method: "POST", path: "/v4/fine_tuning/jobs/ftjob-1/resume" });
+    expect((await run(api.base, ["jobs", "resume", "ftjob-1", "--json"])).out).toContain(
+      '"status": "queued"',
+    );
+    const refused = await run(api.base, ["jobs", "pause", "ftjob-2"]);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain("(job_not_pausable, HTTP 409)");
+    expect((await run(api.base, ["jobs", "pause"])).err).toContain("usage: ftctl jobs pause <job id>");
+  });
+
   it("a 404 ends follow at once with the envelope", async () => {
     const api = await fakeApi((_req, res) => apiError(res, 404, "No such job: ftjob-9", "job_not_found"));
     close = api.close;

@@ -385,3 +385,56 @@ describe("job-status on failure: what the tenant reads", () => {
     });
   });
 });
+
+describe("job-status for a paused job", () => {
+  const change = (status: string, run = { id: "batch-1", name: JOB }) => ({
+    jobId: run.id,
+    jobName: run.name,
+    status,
+    parameters: { tenantId: TENANT, jobId: JOB },
+    ...(status === "FAILED"
+      ? { statusReason: `Paused by the tenant (${JOB})`, attempts: [{ container: { exitCode: 143 } }] }
+      : {}),
+  });
+
+  it("keeps a paused job paused when its terminated run reports FAILED: the pause is no failure", async () => {
+    const p = platform({ job: { status: "paused" } });
+    await expect(applyBatchStateChange(change("FAILED"), p.deps)).resolves.toBe("rejected");
+    expect(p.job()).toMatchObject({ status: "paused", error: null });
+    expect(p.calls.transitions).toEqual([]);
+  });
+
+  it("keeps a paused job paused on its run's late RUNNABLE, STARTING and RUNNING", async () => {
+    const p = platform({ job: { status: "paused" } });
+    for (const status of ["RUNNABLE", "STARTING", "RUNNING"]) {
+      await expect(applyBatchStateChange(change(status), p.deps)).resolves.toBe("rejected");
+    }
+    expect(p.job().status).toBe("paused");
+  });
+
+  it("lets a success that raced the pause win: the run had finished, with its result complete", async () => {
+    const p = platform({ result: RESULT, job: { status: "paused" } });
+    await expect(applyBatchStateChange(succeeded, p.deps)).resolves.toBe("applied");
+    expect(p.job()).toMatchObject({ status: "succeeded", resultFiles: [RESULTS_FILE] });
+  });
+
+  it("keeps a paused job paused when its run exits 0 without a result (no success to win with)", async () => {
+    const p = platform({ job: { status: "paused" } });
+    await expect(applyBatchStateChange(succeeded, p.deps)).resolves.toBe("rejected");
+    expect(p.job().status).toBe("paused");
+  });
+
+  it("ignores the paused run's late events after a resume, by its run name", async () => {
+    const p = platform({ job: { status: "queued", batchJobId: null, resumes: 1 } });
+    await expect(applyBatchStateChange(change("FAILED"), p.deps)).resolves.toBe("stale_run");
+    await expect(applyBatchStateChange(change("RUNNING"), p.deps)).resolves.toBe("stale_run");
+    expect(p.job().status).toBe("queued");
+  });
+
+  it("follows the resumed run, named after the resume", async () => {
+    const p = platform({ job: { status: "queued", batchJobId: null, resumes: 1 } });
+    const resumed = { id: "batch-2", name: `${JOB}-resume-1` };
+    await expect(applyBatchStateChange(change("RUNNING", resumed), p.deps)).resolves.toBe("applied");
+    expect(p.job().status).toBe("running");
+  });
+});

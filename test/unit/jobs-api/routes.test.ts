@@ -41,6 +41,8 @@ describe("the jobs API's route table", () => {
       "GET /v4/fine_tuning/jobs/{job_id}",
       "DELETE /v4/fine_tuning/jobs/{job_id}",
       "POST /v4/fine_tuning/jobs/{job_id}/cancel",
+      "POST /v4/fine_tuning/jobs/{job_id}/pause",
+      "POST /v4/fine_tuning/jobs/{job_id}/resume",
       "GET /v4/fine_tuning/jobs/{job_id}/events",
       "GET /v4/fine_tuning/jobs/{job_id}/checkpoints",
       "GET /v4/models",
@@ -133,6 +135,32 @@ describe("the jobs API's route table", () => {
       status: "cancelled",
       deleted: true,
     });
+  });
+
+  it("pauses and resumes a job, answering the conflicts in the error envelope", async () => {
+    const fakes = fakeDependencies();
+    const job = await storedJob(fakes, { status: "running", batchJobId: "run-1" });
+    const call = api(fakes);
+    const paused = await call("POST", `/v4/fine_tuning/jobs/${job.jobId}/pause`);
+    expect(paused).toMatchObject({
+      status: 200,
+      body: { id: job.jobId, object: "fine_tuning.job", status: "paused" },
+    });
+    expect(fakes.runner.terminated.map((t) => t.runId)).toEqual(["run-1"]);
+    const resumed = await call("POST", `/v4/fine_tuning/jobs/${job.jobId}/resume`);
+    expect(resumed).toMatchObject({ status: 200, body: { id: job.jobId, status: "queued" } });
+    expect(fakes.queue.sent.at(-1)).toEqual({ tenantId: TENANT, jobId: job.jobId });
+    expect(await call("POST", `/v4/fine_tuning/jobs/${job.jobId}/resume`)).toMatchObject({
+      status: 409,
+      body: { error: { code: "job_not_resumable", type: "conflict_error", request_id: "req-1" } },
+    });
+    await call("POST", `/v4/fine_tuning/jobs/${job.jobId}/cancel`);
+    expect(await call("POST", `/v4/fine_tuning/jobs/${job.jobId}/pause`)).toMatchObject({
+      status: 409,
+      body: { error: { code: "job_not_pausable" } },
+    });
+    const theirs = await call("POST", `/v4/fine_tuning/jobs/${job.jobId}/pause`, { tenantId: OTHER_TENANT });
+    expect(theirs).toMatchObject({ status: 404, body: { error: { code: "job_not_found" } } });
   });
 
   it("answers the models routes, and the zhipuai SDK's delete in its own shape", async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { CONTRACT } from "../../../lambdas/core/contract.ts";
 import { ConflictError } from "../../../lambdas/core/errors.ts";
 import {
   BATCH_STATUSES,
@@ -10,6 +11,8 @@ import {
   type JobEventType,
   type JobStatus,
   jobNotCancellable,
+  jobNotPausable,
+  jobNotResumable,
   TERMINAL_STATUSES,
   transition,
 } from "../../../lambdas/core/jobs/state-machine.ts";
@@ -25,10 +28,13 @@ const sample: Record<JobEventType, JobEvent> = {
   batch_succeeded: { type: "batch_succeeded" },
   batch_failed: { type: "batch_failed", reason: "OutOfMemoryError: Container killed" },
   cancel_requested: { type: "cancel_requested" },
+  pause_requested: { type: "pause_requested" },
+  resume_requested: { type: "resume_requested" },
 };
 
 const Q = "queued";
 const R = "running";
+const P = "paused";
 const S = "succeeded";
 const F = "failed";
 const C = "cancelled";
@@ -37,20 +43,22 @@ type Outcome = JobStatus | typeof x;
 
 /**
  * The expected outcome of every (status, event) pair: the status it leads to, or rejected. Rows are
- * events, columns the statuses in JOB_STATUSES order (validating_files, queued, running, succeeded,
- * failed, cancelled).
+ * events, columns the statuses in JOB_STATUSES order (validating_files, queued, running, paused,
+ * succeeded, failed, cancelled).
  */
-const EXPECTED: Record<JobEventType, [Outcome, Outcome, Outcome, Outcome, Outcome, Outcome]> = {
-  files_validated: [Q, x, x, x, x, x],
-  files_invalid: [F, x, x, x, x, x],
-  dispatched: [x, Q, R, x, x, x],
-  dispatch_failed: [x, F, x, x, x, x],
-  batch_queued: [x, Q, R, x, x, x],
-  batch_starting: [x, R, R, x, x, x],
-  batch_running: [x, R, R, x, x, x],
-  batch_succeeded: [x, S, S, x, x, x],
-  batch_failed: [x, F, F, x, x, x],
-  cancel_requested: [C, C, C, x, x, x],
+const EXPECTED: Record<JobEventType, [Outcome, Outcome, Outcome, Outcome, Outcome, Outcome, Outcome]> = {
+  files_validated: [Q, x, x, x, x, x, x],
+  files_invalid: [F, x, x, F, x, x, x],
+  dispatched: [x, Q, R, x, x, x, x],
+  dispatch_failed: [x, F, x, x, x, x, x],
+  batch_queued: [x, Q, R, x, x, x, x],
+  batch_starting: [x, R, R, x, x, x, x],
+  batch_running: [x, R, R, x, x, x, x],
+  batch_succeeded: [x, S, S, S, x, x, x],
+  batch_failed: [x, F, F, x, x, x, x],
+  cancel_requested: [C, C, C, C, x, x, x],
+  pause_requested: [P, P, P, x, x, x, x],
+  resume_requested: [x, x, x, Q, x, x, x],
 };
 
 const pairs = JOB_EVENT_TYPES.flatMap((event) =>
@@ -246,8 +254,111 @@ describe("jobNotCancellable", () => {
 });
 
 describe("statuses", () => {
-  it("are OpenAI's six, three of them terminal", () => {
-    expect(JOB_STATUSES.join(" ")).toBe("validating_files queued running succeeded failed cancelled");
+  it("are OpenAI's seven, three of them terminal", () => {
+    expect(JOB_STATUSES.join(" ")).toBe("validating_files queued running paused succeeded failed cancelled");
     expect(JOB_STATUSES.filter(isTerminal)).toEqual(["succeeded", "failed", "cancelled"]);
+  });
+
+  it("are the contract's, which the Python side reads too", () => {
+    expect([...JOB_STATUSES]).toEqual(CONTRACT.jobStatuses);
+  });
+});
+
+describe("pause and resume", () => {
+  it("pauses a running job with a message saying its compute is released", () => {
+    const result = transition("running", { type: "pause_requested" });
+    expect(result).toMatchObject({ ok: true, to: "paused", changed: true, finished: false, error: null });
+    expect(result.ok && result.allowedFrom).toEqual(["validating_files", "queued", "running"]);
+    expect(result.ok && result.message.text).toMatch(/checkpoint.*compute is released/);
+  });
+
+  it("holds a queued job, saying training had not started", () => {
+    const result = transition("queued", { type: "pause_requested" });
+    expect(result.ok && result.message.text).toBe("Job paused before training started.");
+  });
+
+  it("resumes a paused job to queued, and only a paused one", () => {
+    const result = transition("paused", { type: "resume_requested" });
+    expect(result).toMatchObject({ ok: true, to: "queued", allowedFrom: ["paused"], finished: false });
+    for (const status of JOB_STATUSES.filter((s) => s !== "paused")) {
+      expect(transition(status, { type: "resume_requested" }).ok).toBe(false);
+    }
+  });
+
+  it("does not pause a paused job again (the handler answers it unchanged)", () => {
+    expect(transition("paused", { type: "pause_requested" })).toEqual({
+      ok: false,
+      from: "paused",
+      reason: "not_allowed",
+    });
+  });
+
+  it("keeps a paused job paused when its terminated run reports FAILED", () => {
+    const failed = transition("paused", { type: "batch_failed", reason: "Paused by the tenant" });
+    expect(failed).toEqual({ ok: false, from: "paused", reason: "not_allowed" });
+    // A job that failed while running is still failed only from queued or running.
+    const running = transition("running", { type: "batch_failed" });
+    expect(running.ok && running.allowedFrom).toEqual(["queued", "running"]);
+  });
+
+  it("keeps a paused job paused on the late queued, starting and running events of its run", () => {
+    for (const type of ["batch_queued", "batch_starting", "batch_running"] as const) {
+      expect(transition("paused", { type }).ok).toBe(false);
+    }
+  });
+
+  it("lets success win a race with the pause: the run finished before the SIGTERM", () => {
+    const result = transition("paused", { type: "batch_succeeded" });
+    expect(result).toMatchObject({ ok: true, to: "succeeded", finished: true });
+    // The pause written first and the success event applied after it both hold the condition.
+    expect(result.ok && result.allowedFrom).toEqual(["queued", "running", "paused"]);
+  });
+
+  it("lets the pause lose to a success that was written first", () => {
+    expect(transition("succeeded", { type: "pause_requested" })).toEqual({
+      ok: false,
+      from: "succeeded",
+      reason: "terminal",
+    });
+  });
+
+  it("cancels a paused job, and a cancel written first leaves nothing to pause or resume", () => {
+    const cancelled = transition("paused", { type: "cancel_requested" });
+    expect(cancelled).toMatchObject({ ok: true, to: "cancelled", finished: true });
+    expect(cancelled.ok && cancelled.allowedFrom).toContain("paused");
+    expect(transition("cancelled", { type: "pause_requested" }).ok).toBe(false);
+    expect(transition("cancelled", { type: "resume_requested" }).ok).toBe(false);
+  });
+
+  it("rejects a late dispatched in paused, so the dispatcher terminates what it submitted", () => {
+    expect(transition("paused", { type: "dispatched", batchJobId: "b-9" })).toEqual({
+      ok: false,
+      from: "paused",
+      reason: "not_allowed",
+    });
+  });
+
+  it("fails a paused job whose files turn out invalid, and ignores a late files_validated", () => {
+    expect(transition("paused", { type: "files_invalid" })).toMatchObject({ ok: true, to: "failed" });
+    expect(transition("paused", { type: "files_validated" }).ok).toBe(false);
+  });
+});
+
+describe("jobNotPausable and jobNotResumable", () => {
+  it.each([
+    ["succeeded", "already succeeded"],
+    ["failed", "already failed"],
+    ["cancelled", "already been cancelled"],
+  ] as const)("pausing a %s job is a 409 job_not_pausable", (status, message) => {
+    const error = jobNotPausable(status);
+    expect(error).toBeInstanceOf(ConflictError);
+    expect(error.code).toBe("job_not_pausable");
+    expect(error.message).toContain(message);
+  });
+
+  it("resuming a job that is not paused is a 409 job_not_resumable naming its status", () => {
+    const error = jobNotResumable("validating_files");
+    expect(error.code).toBe("job_not_resumable");
+    expect(error.message).toBe("The job is validating files; only a paused job can be resumed.");
   });
 });

@@ -1,7 +1,8 @@
 """The Batch container's entrypoint: environment in, result in OUTPUT_URI out, exit 0 only when complete.
 
 Exit codes: 0 success; 2 bad input (configuration, data, URIs outside the tenant, missing weights);
-3 out of memory; 1 anything else. Each failure also becomes an `error` event on the job, which the tenant
+3 out of memory; 143 stopped on request (SIGTERM: a pause, a Spot reclaim) after writing a checkpoint
+that the next run resumes from (stop.py); 1 anything else. Each failure also becomes an `error` event on the job, which the tenant
 reads: bad input and out of memory as they are, anything else as an internal error with the job id as its
 reference, the details (type, message, traceback) on stderr for the operator only (failures.py).
 
@@ -31,6 +32,7 @@ from .distributed import DistEnv, barrier, init_distributed, launched_by_torchru
 from .events import DynamoEventSink, EventSink, JobProgress, Level, PrintSink
 from .failures import classify, operator_report
 from .storage import ObjectStore, S3Uri, check_base_model_uri, check_tenant_uri
+from . import stop
 
 # contract/platform.json: the output's layout and the exit codes, as the Lambdas read them.
 CONTRACT = load_platform()
@@ -284,6 +286,8 @@ def main(*, on_step: Callable[[int], None] | None = None) -> None:
     observes each optimizer step (the container passes none)."""
     events: EventSink = PrintSink()
     env: DistEnv | None = None
+    # SIGTERM (TerminateJob for a pause, a Spot reclaim) stops at the next step with a checkpoint.
+    stop.install()
     try:
         config = from_environment()
         if config.events_table:
@@ -305,6 +309,11 @@ def main(*, on_step: Callable[[int], None] | None = None) -> None:
             )
         shutdown(env)
         sys.exit(0)
+    except stop.TrainingStopped:
+        # Not a failure: the job's status (paused, or running while Batch retries) says what follows.
+        if env is not None:
+            shutdown(env)
+        sys.exit(CONTRACT.exit_code("stopped"))
     except Exception as error:  # noqa: BLE001 — every failure must become an event and an exit code
         # The tenant reads the event (the job's error): only tenant-facing failures verbatim, anything
         # else as an internal error whose details go to the operator's log (failures.py).

@@ -94,9 +94,12 @@ def torchrun_args(top: Topology, run_id: str) -> list[str]:
 
 def exit_code_for(failures: Mapping[int, int]) -> int:
     """The job's exit code from the workers' (rank → exit code): bad input 2 or out of memory 3 when a
-    worker said so, else 1."""
+    worker said so; `stopped` when every worker that exited stopped on request (SIGTERM, stop.py) after
+    the checkpoint; else 1."""
     contract = load_platform()
     codes = set(failures.values())
+    if codes == {contract.exit_code("stopped")}:
+        return contract.exit_code("stopped")
     for documented in (contract.exit_code("outOfMemory"), contract.exit_code("invalidInput")):
         if documented in codes:
             return documented
@@ -126,6 +129,7 @@ def main() -> None:
 
         single()
         return
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -137,6 +141,11 @@ def main() -> None:
     )
     try:
         run(parse_args(torchrun_args(top, run_id)))
+    except SignalException as error:
+        # SIGTERM to the agent (a pause, a Spot reclaim): it passed the signal on to the workers and gave
+        # them its grace period to write their checkpoint (stop.py) before it stopped them.
+        print(f"[launch] stopped by {error.sigval.name}", file=sys.stderr, flush=True)
+        sys.exit(load_platform().exit_code("stopped"))
     except ChildFailedError as error:
         failures = {rank: failure.exitcode for rank, failure in error.failures.items()}
         code = exit_code_for(failures)

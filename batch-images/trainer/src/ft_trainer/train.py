@@ -41,9 +41,11 @@ from .distributed import (
     mixed_precision,
     shard_model,
 )
+from . import stop
 from .checkpoint import (
     CONTRACT,
     _weights_dir,
+    checkpoint_step,
     load_checkpoint,
     newest_checkpoint,
     restore_weights,
@@ -98,7 +100,8 @@ def resume(run: TrainingRun) -> Progress:
 def train(run: TrainingRun, progress: Progress) -> None:
     """The loop: one optimizer step per group of `gradient_accumulation_steps` length-grouped batches,
     skipping the steps done before the checkpoint resumed from; after each step evaluation, metrics and
-    checkpoints when due, then the `on_step` observer."""
+    checkpoints when due, then the `on_step` observer. A stop requested (SIGTERM, stop.py) before a step
+    writes a checkpoint of the steps so far and raises TrainingStopped instead of taking it."""
     hp = run.req.hyperparameters
     _announce(run)
     _start_metrics_log(run, progress)
@@ -112,10 +115,36 @@ def train(run: TrainingRun, progress: Progress) -> None:
         for index, group in enumerate(_step_groups(run, epoch)):
             if epoch * run.optim.steps_per_epoch + index < progress.step:
                 continue  # done before the checkpoint we resumed from
+            if _stop_requested(run):
+                _stop(run, progress)
             train_step(run, progress, group)
             _after_step(run, progress, meter, epoch=epoch)
             if progress.stopped_early:
                 return
+
+
+def _stop_requested(run: TrainingRun) -> bool:
+    """Whether any process was asked to stop: every rank must take the same decision, as the checkpoint
+    is a collective (one tiny all-reduce per step when grouped)."""
+    flag = 1.0 if stop.requested() else 0.0
+    return all_sum(run.env, [flag])[0] > 0
+
+
+def _stop(run: TrainingRun, progress: Progress) -> None:
+    """A checkpoint at the current step unless the newest one is already there, then TrainingStopped."""
+    latest = newest_checkpoint(run.checkpoints)
+    saved = checkpoint_step(latest) if latest is not None else None
+    step = progress.step
+    if step > 0 and saved != step:
+        save_checkpoint(run, progress)
+    if step > 0:
+        run.main_events.message(
+            f"Training stopped at step {step} on request: checkpoint saved; a resumed run continues from it",
+            data={"step": step},
+        )
+    else:
+        run.main_events.message("Training stopped on request before its first step")
+    raise stop.TrainingStopped(step)
 
 
 def save(run: TrainingRun, progress: Progress) -> TrainResult:
