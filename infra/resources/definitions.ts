@@ -10,6 +10,7 @@ import { CONTRACT } from "../../lambdas/core/contract.ts";
 import { TRAINING_QUEUE_MAX_RECEIVES } from "../../lambdas/core/jobs/dispatch.ts";
 import { TRAINING_INSTANCE_TYPES_ENV } from "../../lambdas/core/jobs/resources.ts";
 import { QUOTA_ENV } from "../../lambdas/core/tenants/quotas.ts";
+import { RETRY_ENV } from "../../lambdas/core/webhooks/retry.ts";
 
 export type AttributeType = "S" | "N";
 
@@ -61,8 +62,10 @@ export type TableId =
   | "idempotency"
   | "usage"
   | "tenants"
-  | "chat-rate";
-export type QueueId = "validation" | "training" | "deployments";
+  | "chat-rate"
+  | "webhooks"
+  | "webhook-deliveries";
+export type QueueId = "validation" | "training" | "deployments" | "webhook-deliveries";
 export type BucketId = "datasets" | "artifacts";
 
 const S = (name: string): KeyAttribute => ({ name, type: "S" });
@@ -76,8 +79,22 @@ const FOUR_DAYS = 4 * 24 * 3600;
  * (`file-…`, `ftjob-…`) make the sort key double as creation order for paginated lists.
  */
 export const TABLES: readonly TableDefinition[] = [
-  { id: "files", partitionKey: S("tenantId"), sortKey: S("fileId"), globalSecondaryIndexes: [] },
-  { id: "jobs", partitionKey: S("tenantId"), sortKey: S("jobId"), globalSecondaryIndexes: [] },
+  // Streams (old and new images): the webhook fan-out sees every status change, whoever wrote it
+  // (lambdas/webhook-fanout), so no writer has to remember to emit an event.
+  {
+    id: "files",
+    partitionKey: S("tenantId"),
+    sortKey: S("fileId"),
+    globalSecondaryIndexes: [],
+    stream: "NEW_AND_OLD_IMAGES",
+  },
+  {
+    id: "jobs",
+    partitionKey: S("tenantId"),
+    sortKey: S("jobId"),
+    globalSecondaryIndexes: [],
+    stream: "NEW_AND_OLD_IMAGES",
+  },
   {
     id: "job-events",
     // `{tenantId}#{jobId}` / `evt#{epochMillis:013}#{random}`: events of one job, in time order.
@@ -134,6 +151,22 @@ export const TABLES: readonly TableDefinition[] = [
     globalSecondaryIndexes: [],
     timeToLiveAttribute: "expiresAt",
   },
+  {
+    // Not in the original design: tenants' webhook endpoints (url, events, signing secret).
+    id: "webhooks",
+    partitionKey: S("tenantId"),
+    sortKey: S("endpointId"),
+    globalSecondaryIndexes: [],
+  },
+  {
+    // Not in the original design: each endpoint's deliveries, `{tenantId}#{endpointId}` /
+    // `{created_at:010}#{eventId}` (newest last), one item per event updated by each attempt; expire.
+    id: "webhook-deliveries",
+    partitionKey: S("endpointKey"),
+    sortKey: S("deliveryKey"),
+    globalSecondaryIndexes: [],
+    timeToLiveAttribute: "expiresAt",
+  },
 ];
 
 export const QUEUES: readonly QueueDefinition[] = [
@@ -157,6 +190,16 @@ export const QUEUES: readonly QueueDefinition[] = [
     // The deployer: starts, health-checks (a delayed message per check) and releases model servers.
     id: "deployments",
     visibilityTimeoutSeconds: 360,
+    retentionPeriodSeconds: FOUR_DAYS,
+    maxReceiveCount: 5,
+    dlqRetentionPeriodSeconds: FOURTEEN_DAYS,
+  },
+  {
+    // One message per (event, endpoint) and attempt: the delivery function re-sends a failed one with a
+    // delay (lambdas/core/webhooks/retry.ts, ~24 h) and then to the DLQ itself; the redrive below only
+    // catches messages the function could not handle at all. 6x the function's 30 s timeout.
+    id: "webhook-deliveries",
+    visibilityTimeoutSeconds: 180,
     retentionPeriodSeconds: FOUR_DAYS,
     maxReceiveCount: 5,
     dlqRetentionPeriodSeconds: FOURTEEN_DAYS,
@@ -218,6 +261,8 @@ export const TABLE_ENV: Record<TableId, string> = {
   usage: "USAGE_TABLE",
   tenants: "TENANTS_TABLE",
   "chat-rate": "CHAT_RATE_TABLE",
+  webhooks: "WEBHOOKS_TABLE",
+  "webhook-deliveries": "WEBHOOK_DELIVERIES_TABLE",
 };
 
 export const BUCKET_ENV: Record<BucketId, string> = {
@@ -235,6 +280,7 @@ export const QUEUE_ENV: Record<QueueId, string> = {
   validation: "VALIDATION_QUEUE_URL",
   training: "TRAINING_QUEUE_URL",
   deployments: "DEPLOYMENTS_QUEUE_URL",
+  "webhook-deliveries": "WEBHOOK_DELIVERIES_QUEUE_URL",
 };
 
 /**
@@ -299,6 +345,18 @@ export const CONFIG_ENV = {
   deploymentNamespaceName: "DEPLOYMENT_NAMESPACE_NAME",
   /** JSON: instance type → ECS capacity provider name. */
   deploymentCapacityProviders: "DEPLOYMENT_CAPACITY_PROVIDERS",
+  /**
+   * `1`: webhooks may go to http URLs and private addresses (the local platform sets it, so a receiver
+   * on localhost works). Unset in AWS: https to public addresses only (lambdas/core/webhooks/url-policy.ts).
+   */
+  webhookAllowPrivate: "WEBHOOK_ALLOW_PRIVATE",
+  /** The webhook-deliveries DLQ, where the delivery function puts a delivery whose retries are spent. */
+  webhookDeadLetterQueueUrl: "WEBHOOK_DELIVERIES_DLQ_URL",
+  /** The delivery retry schedule (lambdas/core/webhooks/retry.ts): first delay, factor, longest delay, window (seconds). */
+  webhookRetryBaseSeconds: RETRY_ENV.baseSeconds,
+  webhookRetryFactor: RETRY_ENV.factor,
+  webhookRetryMaxDelaySeconds: RETRY_ENV.maxDelaySeconds,
+  webhookRetryWindowSeconds: RETRY_ENV.windowSeconds,
 } as const;
 
 /**
@@ -316,6 +374,9 @@ export const SERVICES = {
   dispatcher: "dispatcher",
   jobStatus: "job-status",
   deployer: "deployer",
+  webhooksApi: "webhooks-api",
+  webhookFanout: "webhook-fanout",
+  webhookDelivery: "webhook-delivery",
 } as const;
 export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
 

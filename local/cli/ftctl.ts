@@ -14,6 +14,7 @@ import { JOBS_COMMANDS, JOBS_USAGE, MODELS_COMMANDS, MODELS_USAGE } from "./jobs
 import type { ProgressStream } from "./progress.ts";
 import { ApiError, type CommandContext, type CommandSpec, ConnectionError, TenantApi } from "./tenant-api.ts";
 import { USAGE_COMMANDS, USAGE_USAGE } from "./usage.ts";
+import { WEBHOOKS_COMMANDS, WEBHOOKS_USAGE } from "./webhooks.ts";
 
 const indent = (text: string) => text.replace(/^/gm, "  ");
 
@@ -25,6 +26,7 @@ ${indent(JOBS_USAGE)}
 ${indent(MODELS_USAGE)}
   ftctl chat <model> "<prompt>" [--system s] [--max-tokens N] [--temperature X]   streamed answer
 ${indent(USAGE_USAGE)}
+${indent(WEBHOOKS_USAGE)}
 
   --base-url <url>  the API, e.g. https://…/v4 (else FT_BASE_URL, OPENAI_BASE_URL, or the local platform
                     at http://localhost:\${PORT:-8787}/v4)
@@ -76,6 +78,7 @@ const TENANT_COMMANDS: Record<string, CommandSpec> = {
   ...MODELS_COMMANDS,
   ...CHAT_COMMANDS,
   ...USAGE_COMMANDS,
+  ...WEBHOOKS_COMMANDS,
 };
 
 const GROUP_USAGE: Record<string, string> = {
@@ -84,6 +87,7 @@ const GROUP_USAGE: Record<string, string> = {
   models: MODELS_USAGE,
   chat: CHAT_USAGE,
   usage: USAGE_COMMANDS.usage!.usage,
+  webhooks: WEBHOOKS_USAGE,
 };
 
 const COMMON_OPTIONS = {

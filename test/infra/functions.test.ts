@@ -24,6 +24,9 @@ describe("every function", () => {
       TrainingDispatcher: SERVICES.dispatcher,
       TrainingJobStatus: SERVICES.jobStatus,
       ChatChatFunction: SERVICES.chat,
+      WebhooksWebhooksApi: SERVICES.webhooksApi,
+      WebhooksWebhookFanout: SERVICES.webhookFanout,
+      WebhooksWebhookDelivery: SERVICES.webhookDelivery,
     });
     for (const [, f] of functions) {
       expect(f.Properties.Environment.Variables.POWERTOOLS_METRICS_NAMESPACE).toBe(METRICS_NAMESPACE);
