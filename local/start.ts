@@ -84,12 +84,15 @@ const platform = await startPlatform({
   inferenceUrl: inference.url,
   workDir: state.batch,
   ...(persistent ? { stateDir: state.objects } : {}),
+  // The console (web/console), built in memory from its sources at every start.
+  console: true,
 });
 const devKey = await seedDevTenant(platform.resources.tables["api-keys"]);
 
 console.log(`
 Fine-tuning platform running locally.
 
+  Console:   ${platform.consoleUrl}   (the experience center 体验中心: sign in with the API key below)
   Base URL:  ${platform.baseUrl}
   API key:   ${devKey}   (dev tenant; also in .cache/dev-tenant.json)
 

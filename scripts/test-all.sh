@@ -20,6 +20,8 @@ step "trainer environment (Python venv with pinned torch, transformers, peft)"
 bash batch-images/trainer/scripts/setup-venv.sh
 step "SDK test environment (Python venv with the pinned zhipuai SDK)"
 bash test/sdk/setup-venv.sh
+step "Chromium for the console's browser tests (apt-get install chromium when missing)"
+bash scripts/ensure-chromium.sh
 step "integration tests against LocalStack (vitest), the trainer's tests (pytest), e2e (openai and zhipuai SDKs)"
 # A LocalStack of its own on a free port: a running `npm start` (on 4566) is left alone.
 LOCALSTACK_PORT=0 REQUIRE_LOCALSTACK=1 npx tsx local/localstack/with-localstack.ts bash scripts/test-with-localstack.sh

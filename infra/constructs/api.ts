@@ -2,6 +2,7 @@ import { Duration } from "aws-cdk-lib";
 import * as apigateway from "aws-cdk-lib/aws-apigateway";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
+import { CONSOLE_ORIGIN_ENV } from "../../lambdas/core/http/response.ts";
 import { SERVICES } from "../resources/definitions.ts";
 import { KEY_PATTERNS } from "../resources/key-patterns.ts";
 import { type BucketRef, bind, type TableRef } from "./bind.ts";
@@ -31,6 +32,14 @@ export interface ApiProps {
   readonly tenantBurst?: number;
   /** Each tenant's requests per UTC day (the usage plan's quota); default 10000. */
   readonly tenantRequestsPerDay?: number;
+  /**
+   * The hosted console's origin (`https://<CloudFront domain>`, console.ts), the one origin browsers may
+   * call the API from: every routed resource answers its CORS preflight without the authorizer, gateway
+   * responses (401, 403, 429, other 4XX and 5XX) carry `Access-Control-Allow-Origin` for it, and the
+   * routed functions get it as `CONSOLE_ORIGIN` (lambdas/core/http/api-gateway.ts). May be a token. Unset:
+   * no CORS at all.
+   */
+  readonly consoleOrigin?: string;
 }
 
 /** The error envelope API Gateway itself answers with (no key, throttled, unknown route...). */
@@ -61,9 +70,12 @@ export class Api extends Construct {
   readonly usagePlan: apigateway.UsagePlan;
   readonly filesFunction: PlatformFunction;
   readonly usageFunction: PlatformFunction;
+  /** {@link ApiProps.consoleOrigin}. */
+  readonly consoleOrigin?: string;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
+    this.consoleOrigin = props.consoleOrigin;
     const accessLogs = new logs.LogGroup(this, "AccessLogs", { retention: logs.RetentionDays.THREE_MONTHS });
     this.restApi = new apigateway.RestApi(this, "RestApi", {
       restApiName: "fine-tuning-platform",
@@ -193,7 +205,13 @@ export class Api extends Construct {
           ? { statusCode: "401" }
           : {}),
         ...(type === apigateway.ResponseType.MISSING_AUTHENTICATION_TOKEN ? { statusCode: "404" } : {}),
-        responseHeaders: { "Content-Type": "'application/json'" },
+        responseHeaders: {
+          "Content-Type": "'application/json'",
+          // Without it the console could not read why a request failed (a wrong key, a throttle).
+          ...(props.consoleOrigin
+            ? { "Access-Control-Allow-Origin": `'${props.consoleOrigin}'`, Vary: "'Origin'" }
+            : {}),
+        },
         templates: { "application/json": envelope(message, errorType, code) },
       });
     }
@@ -281,6 +299,9 @@ export class Api extends Construct {
     this.route(job, "GET", fn);
     this.route(job, "DELETE", fn);
     this.route(job.addResource("cancel"), "POST", fn);
+    // Pause (the trainer checkpoints and stops) and resume (queued again, continues from the checkpoint).
+    this.route(job.addResource("pause"), "POST", fn);
+    this.route(job.addResource("resume"), "POST", fn);
     this.route(job.addResource("events"), "GET", fn);
     this.route(job.addResource("checkpoints"), "GET", fn);
     // The zhipuai SDK's `fine_tuning.models.delete`.
@@ -296,6 +317,18 @@ export class Api extends Construct {
     const deploy = model.addResource("deploy");
     this.route(deploy, "POST", fn);
     this.route(deploy, "DELETE", fn);
+  }
+
+  /** `/v4/webhooks…` to the webhooks API function (webhooks.ts). */
+  routeWebhooks(fn: PlatformFunction): void {
+    const webhooks = this.v4.addResource("webhooks");
+    this.route(webhooks, "GET", fn);
+    this.route(webhooks, "POST", fn);
+    const webhook = webhooks.addResource("{webhook_id}");
+    this.route(webhook, "GET", fn);
+    this.route(webhook, "DELETE", fn);
+    this.route(webhook.addResource("deliveries"), "GET", fn);
+    this.route(webhook.addResource("test"), "POST", fn);
   }
 
   /**
@@ -339,5 +372,33 @@ export class Api extends Construct {
         "Tenants authenticate with platform API keys (OpenAI-style bearer keys) through the Lambda authorizer, not Cognito users.",
       );
     }
+    if (this.consoleOrigin) this.allowConsole(resource, fn, this.consoleOrigin);
+  }
+
+  /**
+   * The console's CORS on a routed resource: an explicit `OPTIONS` method (it takes precedence over
+   * `ANY`, which sits behind the authorizer) answered by API Gateway itself, without the authorizer,
+   * since a browser's preflight never carries the `Authorization` header; and the origin for the
+   * function, which adds the header to its own responses.
+   */
+  private allowConsole(resource: apigateway.IResource, fn: PlatformFunction, origin: string): void {
+    fn.addEnvironment(CONSOLE_ORIGIN_ENV, origin);
+    if (resource.node.tryFindChild("OPTIONS")) return;
+    const preflight = resource.addCorsPreflight({
+      allowOrigins: [origin],
+      allowMethods: apigateway.Cors.ALL_METHODS,
+      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key"],
+      maxAge: Duration.hours(1),
+    });
+    acknowledge(
+      preflight,
+      "AwsSolutions-APIG4",
+      "A CORS preflight carries no credentials (Fetch standard); API Gateway answers it with headers only (mock integration), reaching no function.",
+    );
+    acknowledge(
+      preflight,
+      "AwsSolutions-COG4",
+      "A CORS preflight carries no credentials (Fetch standard); API Gateway answers it with headers only (mock integration), reaching no function.",
+    );
   }
 }

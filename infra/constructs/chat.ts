@@ -50,6 +50,11 @@ export interface ChatProps {
   readonly rateLimitPerMinute?: number;
   /** Tokens per minute per tenant, across instances; unset: the function's default (100,000; 0 = off). */
   readonly tokensPerMinute?: number;
+  /**
+   * The hosted console's origin (`https://<CloudFront domain>`, console.ts): the one origin the Function
+   * URL's CORS allows (Lambda answers the preflight itself). May be a token. Unset: no browser origin.
+   */
+  readonly consoleOrigin?: string;
 }
 
 /**
@@ -119,12 +124,16 @@ export class Chat extends Construct {
       // The function authenticates the `Authorization: Bearer` API key itself, like the authorizer does.
       authType: lambda.FunctionUrlAuthType.NONE,
       invokeMode: lambda.InvokeMode.RESPONSE_STREAM,
-      cors: {
-        allowedOrigins: ["*"],
-        allowedMethods: [lambda.HttpMethod.POST],
-        allowedHeaders: ["authorization", "content-type", "idempotency-key"],
-        maxAge: Duration.hours(1),
-      },
+      ...(props.consoleOrigin
+        ? {
+            cors: {
+              allowedOrigins: [props.consoleOrigin],
+              allowedMethods: [lambda.HttpMethod.POST],
+              allowedHeaders: ["authorization", "content-type", "idempotency-key"],
+              maxAge: Duration.hours(1),
+            },
+          }
+        : {}),
     });
 
     const chat = props.api.v4.addResource("chat").addResource("completions");

@@ -1,10 +1,11 @@
-import { type CfnElement, CfnOutput, type RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import { type CfnElement, CfnOutput, Lazy, type RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
 import type { CatalogOverride } from "../../lambdas/core/catalog/base-models.ts";
 import type { TenantQuotas } from "../../lambdas/core/tenants/quotas.ts";
 import { Api } from "../constructs/api.ts";
 import { PlatformCatalog } from "../constructs/catalog.ts";
 import { Chat, type InferenceOptions } from "../constructs/chat.ts";
+import { Console } from "../constructs/console.ts";
 import { Deployments } from "../constructs/deployments.ts";
 import { DurableQueue } from "../constructs/durable-queue.ts";
 import { Jobs } from "../constructs/jobs.ts";
@@ -18,6 +19,7 @@ import {
 } from "../constructs/training-compute.ts";
 import { TrainingPipeline, type TrainingPipelineProps } from "../constructs/training-pipeline.ts";
 import { Validation } from "../constructs/validation.ts";
+import { Webhooks } from "../constructs/webhooks.ts";
 import {
   BUCKET_ENV,
   CONFIG_ENV,
@@ -66,6 +68,11 @@ export interface PlatformStackProps extends StackProps {
     readonly burst?: number;
     readonly requestsPerDay?: number;
   };
+  /**
+   * The console's custom domain and its ACM certificate in us-east-1 (both or neither); unset, the
+   * distribution's own `*.cloudfront.net` domain.
+   */
+  readonly console?: { readonly domainName?: string; readonly certificateArn?: string };
 }
 
 /**
@@ -101,6 +108,10 @@ export class PlatformStack extends Stack {
   readonly chat: Chat;
   /** Full-parameter models' servers, deployed through the API; only with private inference servers. */
   readonly deployments?: Deployments;
+  /** Signed webhooks: endpoints API, stream fan-out, delivery with retries. */
+  readonly webhooks: Webhooks;
+  /** The console's static site (S3 + CloudFront), the one origin the API's CORS allows. */
+  readonly console: Console;
 
   constructor(scope: Construct, id: string, props: PlatformStackProps) {
     super(scope, id, props);
@@ -129,7 +140,10 @@ export class PlatformStack extends Stack {
 
     const { storage, catalog } = this;
     const { dispatcherConcurrency, ...compute } = props.training ?? {};
+    // The console is built last (it needs the API's and chat's URLs); its origin is read when synthesized.
+    const consoleOrigin = Lazy.string({ produce: () => this.console.origin });
     this.api = new Api(this, "Api", {
+      consoleOrigin,
       apiKeysTable: storage.table("api-keys"),
       filesTable: storage.table("files"),
       jobsTable: storage.table("jobs"),
@@ -177,6 +191,15 @@ export class PlatformStack extends Stack {
       instanceTypes: this.trainingCompute.instanceTypes,
     });
     this.api.routeJobs(this.jobs.function);
+    this.webhooks = new Webhooks(this, "Webhooks", {
+      webhooksTable: storage.table("webhooks"),
+      deliveriesTable: storage.table("webhook-deliveries"),
+      jobsTable: storage.table("jobs"),
+      filesTable: storage.table("files"),
+      queue: queues["webhook-deliveries"],
+      alarmTopic: this.observability.alarmTopic,
+    });
+    this.api.routeWebhooks(this.webhooks.apiFunction);
     this.trainingPipeline = new TrainingPipeline(this, "TrainingPipeline", {
       ...trainingData,
       compute: this.trainingCompute,
@@ -203,6 +226,17 @@ export class PlatformStack extends Stack {
         ? { rateLimitPerMinute: props.chatRateLimitPerMinute }
         : {}),
       ...(props.chatTokensPerMinute !== undefined ? { tokensPerMinute: props.chatTokensPerMinute } : {}),
+      consoleOrigin,
+    });
+    this.console = new Console(this, "Console", {
+      api: this.api,
+      chat: this.chat,
+      accessLogsBucket: storage.accessLogsBucket,
+      ...defined({
+        removalPolicy: props.removalPolicy,
+        domainName: props.console?.domainName,
+        certificateArn: props.console?.certificateArn,
+      }),
     });
     // Deployed models' servers answer chat inside the VPC, where the chat function is only beside private
     // inference servers (an external endpoint needs it outside: the VPC has no internet route).
@@ -241,6 +275,10 @@ export class PlatformStack extends Stack {
         String(props.deployments.timeoutMinutes),
       );
     }
+    new CfnOutput(this, "ConsoleUrl", {
+      value: `${this.console.origin}/`,
+      description: "The console (experience center); sign in with a tenant's API key",
+    });
     new CfnOutput(this, "ChatFunctionUrl", { value: this.chat.functionUrl.url, description: "CHAT_URL" });
     new CfnOutput(this, "LoraJobQueueArn", {
       value: this.trainingCompute.jobQueues.lora.jobQueueArn,

@@ -20,10 +20,12 @@ import type { DeploymentRuntime } from "../../lambdas/core/deployments/deploymen
 import { resultsFileId } from "../../lambdas/core/files/file-record.ts";
 import { deployerDependencies } from "../../lambdas/deployer/dependencies.ts";
 import { type BootstrappedResources, bootstrapResources } from "../bootstrap.ts";
+import { allowBrowserUploads, loadConsoleSite, serveConsole } from "./console-site.ts";
 import { functionEnvironment, localObservabilityEnvironment } from "./environment.ts";
 import { createGateway } from "./gateway.ts";
 import { LocalBatch } from "./local-batch.ts";
 import { LocalDeploymentRuntime } from "./local-deployments.ts";
+import { startLocalWebhooks, webhookEnvironment } from "./local-webhooks.ts";
 import { ObjectMirror } from "./object-mirror.ts";
 import { resumeUnfinishedWork } from "./resume.ts";
 import { type SqsHandler, SqsPoller } from "./sqs-poller.ts";
@@ -43,6 +45,8 @@ export const DEFAULT_TRAINER_COMMAND: readonly string[] = [
 export interface LocalPlatform {
   /** e.g. http://localhost:8787/v4 */
   readonly baseUrl: string;
+  /** The console's address (`http://localhost:{port}/`) when {@link PlatformOptions.console} is set. */
+  readonly consoleUrl?: string;
   readonly resources: BootstrappedResources;
   readonly batch: LocalBatch;
   stop(): Promise<void>;
@@ -73,6 +77,12 @@ export interface PlatformOptions {
   readonly stateDir?: string;
   /** Seconds between two copies of new S3 objects to `stateDir` (default 3). */
   readonly stateSyncSeconds?: number;
+  /**
+   * Serve the console (web/console, the 体验中心) at `/` on the API's port: `true` builds it in memory
+   * at start (about a second, never stale), a path serves a folder `npm run build:console` made. GET
+   * and HEAD outside `/v4` only; the API's answers do not change. Unset: the API alone.
+   */
+  readonly console?: true | string;
 }
 
 /**
@@ -111,6 +121,8 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     [CONFIG_ENV.deploymentCheckSeconds]: process.env[CONFIG_ENV.deploymentCheckSeconds] ?? "1",
     // The deployer drives the local inference server (or fails deployments when there is none).
     [CONFIG_ENV.deploymentsEnabled]: "true",
+    // Webhooks to http://localhost are allowed here (not in AWS); the DLQ of spent deliveries.
+    ...webhookEnvironment(resources),
   });
 
   // A catalog naming a model a tenant already holds as a code is refused here, before anything serves.
@@ -122,7 +134,7 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
 
   if (options.baseModelsDir) await uploadBaseModels(options.baseModelsDir, resources.buckets.artifacts, log);
 
-  const [authorizer, filesApi, validator, jobsApi, dispatcher, jobStatus, usageApi, deployer] =
+  const [authorizer, filesApi, validator, jobsApi, dispatcher, jobStatus, usageApi, deployer, webhooksApi] =
     await Promise.all([
       import("../../lambdas/authorizer/index.ts"),
       import("../../lambdas/files-api/index.ts"),
@@ -132,6 +144,7 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
       import("../../lambdas/job-status/index.ts"),
       import("../../lambdas/usage-api/index.ts"),
       import("../../lambdas/deployer/index.ts"),
+      import("../../lambdas/webhooks-api/index.ts"),
     ]);
   const batch = new LocalBatch({
     command: options.trainerCommand ?? DEFAULT_TRAINER_COMMAND,
@@ -156,6 +169,7 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     { prefix: "/v4/fine_tuning", handler: jobsHandler },
     { prefix: "/v4/models", handler: jobsHandler },
     { prefix: "/v4/usage", handler: usageApi.handler },
+    { prefix: "/v4/webhooks", handler: webhooksApi.handler },
     createChatService(
       chatDependenciesFromEnv(findModel, process.env, {
         usage: new UsageRepository(documentClient(), resources.tables.usage),
@@ -163,6 +177,14 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
       }),
     ),
   ]);
+  if (options.console) {
+    serveConsole(server, await loadConsoleSite(options.console), {
+      apiOrigin: () => `http://localhost:${(server.address() as AddressInfo).port}`,
+      // Presigned uploads go from the browser straight to the object store.
+      uploadOrigin: new URL(process.env.AWS_ENDPOINT_URL).origin,
+    });
+    await allowBrowserUploads(s3Client(), resources.buckets.datasets);
+  }
   await new Promise<void>((resolve) => server.listen(options.port, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
 
@@ -208,16 +230,25 @@ export async function startPlatform(options: PlatformOptions): Promise<LocalPlat
     }),
   ];
   for (const poller of pollers) poller.start();
+  // The jobs and files tables' streams → fan-out → webhook-deliveries queue → delivery, in this process.
+  const webhooks = await startLocalWebhooks({
+    resources,
+    dynamo: dynamoClient(),
+    sqs: sqsClient(),
+    queueArn,
+    log,
+  });
   mirror?.start((options.stateSyncSeconds ?? 3) * 1000);
   log(`gateway on http://localhost:${port}/v4, resources prefixed ${options.prefix}`);
 
   return {
     baseUrl: `http://localhost:${port}/v4`,
+    ...(options.console ? { consoleUrl: `http://localhost:${port}/` } : {}),
     resources,
     batch,
     async stop() {
       // The runs first: one the terminal's Ctrl-C reached must not report a failure (it resumes next time).
-      await Promise.all([batch.stop(), ...pollers.map((p) => p.stop())]);
+      await Promise.all([batch.stop(), ...pollers.map((p) => p.stop()), webhooks.stop()]);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await mirror?.stop();
     },

@@ -41,7 +41,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
       cacheDir: join(ROOT, ".cache/e2e", prefix, "inference"),
       logFile: join(ROOT, ".cache/e2e", prefix, "inference.log"),
     });
-    platform = await startPlatform({ prefix, port: 0, baseModelsDir, inferenceUrl: inference.url });
+    platform = await startPlatform({
+      prefix,
+      port: 0,
+      baseModelsDir,
+      inferenceUrl: inference.url,
+      console: true,
+    });
   } catch (error) {
     await inference?.stop();
     throw error;

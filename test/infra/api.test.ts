@@ -111,8 +111,9 @@ describe("API construct", () => {
     const all = Object.values(template.findResources("AWS::ApiGateway::Method"))
       .map((m) => m.Properties)
       .filter((m) => m.ResourceId.Ref === usage![0]);
-    // ANY hands other methods to the function, whose router answers 405.
-    expect(all.map((m) => m.HttpMethod).sort()).toEqual(["ANY", "GET"]);
+    // ANY hands other methods to the function, whose router answers 405; OPTIONS is the console's CORS
+    // preflight (test/infra/console.test.ts).
+    expect(all.map((m) => m.HttpMethod).sort()).toEqual(["ANY", "GET", "OPTIONS"]);
     const methods = all.filter((m) => m.HttpMethod === "GET");
     expect(methods[0]).toMatchObject({
       HttpMethod: "GET",

@@ -6,6 +6,7 @@ import { DEFAULT_CATALOG } from "../../lambdas/core/catalog/base-models.ts";
 import { filesRoutes } from "../../lambdas/files-api/routes.ts";
 import { jobsRoutes } from "../../lambdas/jobs-api/routes.ts";
 import { usageRoutes } from "../../lambdas/usage-api/routes.ts";
+import { webhooksRoutes } from "../../lambdas/webhooks-api/routes.ts";
 import { synthPlatform } from "./synth.ts";
 
 const ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ft-inference:1";
@@ -128,10 +129,12 @@ describe("jobs and models routes", () => {
         "POST /v4/chat/completions",
       ]),
     );
-    const jobsMethods = methods.filter((m) => JSON.stringify(m.Integration?.Uri).includes("ApiJobsApi"));
-    // 14 routes on 9 resources, each resource with its ANY (the 405 path).
-    expect(jobsMethods.filter((m) => m.HttpMethod !== "ANY")).toHaveLength(14);
-    expect(jobsMethods.filter((m) => m.HttpMethod === "ANY")).toHaveLength(9);
+    const jobsMethods = methods.filter((m) =>
+      (JSON.stringify(m.Integration?.Uri) ?? "").includes("ApiJobsApi"),
+    );
+    // 16 routes on 11 resources (pause and resume included), each resource with its ANY (the 405 path).
+    expect(jobsMethods.filter((m) => m.HttpMethod !== "ANY")).toHaveLength(16);
+    expect(jobsMethods.filter((m) => m.HttpMethod === "ANY")).toHaveLength(11);
     for (const method of jobsMethods) {
       expect(method.AuthorizationType).toBe("CUSTOM");
       expect(method.AuthorizerId).toEqual({ Ref: expect.stringMatching(/^ApiApiKeyAuthorizer/) });
@@ -158,6 +161,7 @@ describe("jobs and models routes", () => {
         quotas: unused,
       }),
       ...usageRoutes({ usage: unused }),
+      ...webhooksRoutes(unused),
       { method: "POST", pattern: CHAT_COMPLETIONS_PATH },
     ].map((route) => `${route.method} ${route.pattern.replace(/\{\w+\}/g, "{}")}`);
     const gateway = routes().map((route) => route.replace(/\{\w+\}/g, "{}"));
@@ -180,7 +184,8 @@ describe("jobs and models routes", () => {
         Integration: { Type: "AWS_PROXY" },
       });
       // The same function (and transfer mode: chat streams) as the resource's declared methods.
-      for (const declared of onResource.filter((m) => m.HttpMethod !== "ANY")) {
+      // OPTIONS is the console's CORS preflight, answered by API Gateway (test/infra/console.test.ts).
+      for (const declared of onResource.filter((m) => m.HttpMethod !== "ANY" && m.HttpMethod !== "OPTIONS")) {
         expect(any[0]!.Integration.Uri, ref).toEqual(declared.Integration.Uri);
         expect(any[0]!.Integration.ResponseTransferMode, ref).toEqual(
           declared.Integration.ResponseTransferMode,
@@ -197,11 +202,17 @@ describe("jobs and models routes", () => {
       .filter((p) => (JSON.stringify(p.SourceArn) ?? "").endsWith('/*/*/*"]]}'))
       .map((p) => (p.FunctionName["Fn::GetAtt"][0] as string).replace(/[0-9A-F]{8}$/, ""))
       .sort();
-    expect(apiScoped).toEqual(["ApiFilesApi", "ApiJobsApi", "ApiUsageApi", "ChatChatFunction"]);
-    // Lambda caps a resource policy at 20 KB: the jobs function's 14 routes (and their test
+    expect(apiScoped).toEqual([
+      "ApiFilesApi",
+      "ApiJobsApi",
+      "ApiUsageApi",
+      "ChatChatFunction",
+      "WebhooksWebhooksApi",
+    ]);
+    // Lambda caps a resource policy at 20 KB: the jobs function's 16 routes (and their test
     // invocations) plus that one.
     const jobs = permissions.filter((p) => JSON.stringify(p.FunctionName).includes("ApiJobsApi"));
-    expect(jobs).toHaveLength(2 * 14 + 1);
+    expect(jobs).toHaveLength(2 * 16 + 1);
   });
 
   it("gives the jobs function its tables, the training queue, checkpoints and cancel", () => {

@@ -7,8 +7,9 @@ describe("storage construct", () => {
   const { template } = synthPlatform();
 
   it("blocks public access, enforces SSL and encrypts every bucket", () => {
+    // datasets, artifacts and access logs here, plus the console's site bucket (infra/constructs/console.ts).
     const buckets = template.findResources("AWS::S3::Bucket");
-    expect(Object.keys(buckets)).toHaveLength(3);
+    expect(Object.keys(buckets)).toHaveLength(4);
     for (const bucket of Object.values(buckets)) {
       expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
         BlockPublicAcls: true,
@@ -21,7 +22,7 @@ describe("storage construct", () => {
       });
     }
     const policies = template.findResources("AWS::S3::BucketPolicy");
-    expect(Object.keys(policies)).toHaveLength(3);
+    expect(Object.keys(policies)).toHaveLength(4);
     for (const policy of Object.values(policies)) {
       expect(policy.Properties.PolicyDocument.Statement).toEqual(
         expect.arrayContaining([

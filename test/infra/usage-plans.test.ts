@@ -43,12 +43,21 @@ describe("per-tenant usage plans", () => {
     });
   });
 
-  it("take the API key from the authorizer and require it on every method", () => {
+  it("take the API key from the authorizer and require it on every method but the CORS preflight", () => {
     const { template } = synthPlatform();
     template.hasResourceProperties("AWS::ApiGateway::RestApi", { ApiKeySourceType: "AUTHORIZER" });
     const methods = Object.values(template.findResources("AWS::ApiGateway::Method"));
-    expect(methods.length).toBeGreaterThan(10);
-    for (const method of methods) expect(method.Properties.ApiKeyRequired).toBe(true);
+    const preflights = methods.filter((m) => m.Properties.HttpMethod === "OPTIONS");
+    const routed = methods.filter((m) => m.Properties.HttpMethod !== "OPTIONS");
+    expect(routed.length).toBeGreaterThan(10);
+    for (const method of routed) expect(method.Properties.ApiKeyRequired).toBe(true);
+    // A browser sends a preflight without credentials: it reaches only API Gateway's mock integration.
+    expect(preflights.length).toBeGreaterThan(10);
+    for (const method of preflights) {
+      expect(method.Properties.ApiKeyRequired ?? false).toBe(false);
+      expect(method.Properties.AuthorizationType).toBe("NONE");
+      expect(method.Properties.Integration.Type).toBe("MOCK");
+    }
   });
 
   it("answer a throttled or over-quota tenant with 429 in the OpenAI envelope, naming the limit", () => {

@@ -1,13 +1,31 @@
 import type { APIGatewayProxyEvent } from "aws-lambda";
 import { AuthenticationError } from "../errors.ts";
-import { errorResponse, type HttpResponse, jsonResponse } from "./response.ts";
+import {
+  CONSOLE_ORIGIN_ENV,
+  errorResponse,
+  type HttpResponse,
+  jsonResponse,
+  withConsoleCors,
+} from "./response.ts";
 import { type RequestContext, type RouteResult, type Router, rejectUnknownQuery } from "./router.ts";
 
 /**
  * Runs a router for an API Gateway REST proxy event: the glue every API function shares, so the
- * handlers themselves only list their routes. The local gateway builds the same events.
+ * handlers themselves only list their routes. The local gateway builds the same events. Where the
+ * console is hosted on its own origin (`CONSOLE_ORIGIN`, set by the CDK app), its requests get CORS
+ * headers ({@link withConsoleCors}); the preflights never reach a function (API Gateway answers them).
  */
 export async function handleApiEvent(
+  router: Router,
+  event: APIGatewayProxyEvent,
+  log: (message: string, details: Record<string, unknown>) => void,
+  consoleOrigin: string | undefined = process.env[CONSOLE_ORIGIN_ENV],
+): Promise<HttpResponse> {
+  const origin = Object.entries(event.headers ?? {}).find(([name]) => name.toLowerCase() === "origin")?.[1];
+  return withConsoleCors(await route(router, event, log), origin ?? undefined, consoleOrigin);
+}
+
+async function route(
   router: Router,
   event: APIGatewayProxyEvent,
   log: (message: string, details: Record<string, unknown>) => void,

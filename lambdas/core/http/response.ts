@@ -38,3 +38,27 @@ export function errorResponse(
   const response = jsonResponse(status, body, requestId);
   return { ...response, headers: { ...response.headers, ...errorHeaders(error) } };
 }
+
+/**
+ * The environment variable naming the console's origin (`https://<distribution domain>`), set on every
+ * function behind the REST API when the console is hosted (infra/constructs/console.ts).
+ */
+export const CONSOLE_ORIGIN_ENV = "CONSOLE_ORIGIN";
+
+/**
+ * CORS for the console, and for no one else: a request whose `Origin` is exactly the configured console
+ * origin gets `Access-Control-Allow-Origin` for it; any other origin gets no CORS header, so browsers
+ * keep the response from its page. `Vary: Origin` goes on every response once an origin is configured,
+ * so that a cache never hands one origin's answer to another. No origin configured (the local platform,
+ * which serves the console on the API's own origin): the response is unchanged.
+ */
+export function withConsoleCors(
+  response: HttpResponse,
+  requestOrigin: string | undefined,
+  consoleOrigin: string | undefined,
+): HttpResponse {
+  if (!consoleOrigin) return response;
+  const headers: Record<string, string> = { ...response.headers, vary: "Origin" };
+  if (requestOrigin === consoleOrigin) headers["access-control-allow-origin"] = consoleOrigin;
+  return { ...response, headers };
+}

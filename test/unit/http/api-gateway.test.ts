@@ -1,13 +1,14 @@
 import type { APIGatewayProxyEvent } from "aws-lambda";
 import { describe, expect, it } from "vitest";
 import { handleApiEvent, isText } from "../../../lambdas/core/http/api-gateway.ts";
+import { withConsoleCors } from "../../../lambdas/core/http/response.ts";
 import { Router } from "../../../lambdas/core/http/router.ts";
 
-function event(path: string): APIGatewayProxyEvent {
+function event(path: string, headers: Record<string, string> = {}): APIGatewayProxyEvent {
   return {
     httpMethod: "GET",
     path,
-    headers: {},
+    headers,
     queryStringParameters: null,
     body: null,
     isBase64Encoded: false,
@@ -52,5 +53,47 @@ describe("raw responses through API Gateway", () => {
       ),
     ).toEqual([true, true, true, true]);
     expect(isText("application/octet-stream")).toBe(false);
+  });
+});
+
+describe("CORS for the hosted console", () => {
+  const CONSOLE = "https://d111111abcdef8.cloudfront.net";
+  const router = new Router([
+    { method: "GET", pattern: "/v4/ok", handler: async () => ({ status: 200, body: { ok: true } }) },
+  ]);
+  const log = () => {};
+
+  it("allows the console's origin on a success and on an error, with Vary: Origin", async () => {
+    const ok = await handleApiEvent(router, event("/v4/ok", { Origin: CONSOLE }), log, CONSOLE);
+    expect(ok.statusCode).toBe(200);
+    expect(ok.headers["access-control-allow-origin"]).toBe(CONSOLE);
+    expect(ok.headers.vary).toBe("Origin");
+    const missing = await handleApiEvent(router, event("/v4/nothing", { origin: CONSOLE }), log, CONSOLE);
+    expect(missing.statusCode).toBe(404);
+    expect(missing.headers["access-control-allow-origin"]).toBe(CONSOLE);
+    expect(missing.headers.vary).toBe("Origin");
+  });
+
+  it("gives another origin no CORS header, but still Vary: Origin", async () => {
+    const other = await handleApiEvent(
+      router,
+      event("/v4/ok", { Origin: "https://evil.example" }),
+      log,
+      CONSOLE,
+    );
+    expect(other.headers["access-control-allow-origin"]).toBeUndefined();
+    expect(other.headers.vary).toBe("Origin");
+    // A look-alike (another scheme, a suffix) is another origin.
+    for (const origin of ["http://d111111abcdef8.cloudfront.net", `${CONSOLE}.evil.example`]) {
+      expect(withConsoleCors({ statusCode: 200, headers: {}, body: "" }, origin, CONSOLE).headers).toEqual({
+        vary: "Origin",
+      });
+    }
+  });
+
+  it("leaves responses unchanged where no console origin is configured (the local platform)", async () => {
+    const response = await handleApiEvent(router, event("/v4/ok", { Origin: CONSOLE }), log, undefined);
+    expect(response.headers["access-control-allow-origin"]).toBeUndefined();
+    expect(response.headers.vary).toBeUndefined();
   });
 });
