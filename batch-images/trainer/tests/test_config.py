@@ -134,3 +134,17 @@ def test_an_init_model_must_be_a_result_directory_of_the_method_inside_the_tenan
     for uri, reason in refused.items():
         with pytest.raises(ConfigError, match=reason):
             locate(from_environment(_env(INIT_MODEL_URI=uri)), tmp_path)
+
+
+def test_the_operator_sets_the_metrics_cadence_within_the_catalogs_bounds() -> None:
+    assert (
+        from_environment(_env()).hyperparameters.metrics_interval_seconds
+        == CATALOG.hyperparameters["metrics_interval_seconds"].default
+    )
+    assert (
+        from_environment(_env(FT_METRICS_INTERVAL_SECONDS="2")).hyperparameters.metrics_interval_seconds == 2
+    )
+    with pytest.raises(ConfigError, match="FT_METRICS_INTERVAL_SECONDS must be a number"):
+        from_environment(_env(FT_METRICS_INTERVAL_SECONDS="often"))
+    with pytest.raises(ConfigError, match="metrics_interval_seconds"):
+        from_environment(_env(FT_METRICS_INTERVAL_SECONDS="-1"))

@@ -181,6 +181,13 @@ def from_environment(env: Mapping[str, str] = os.environ) -> JobConfig:
         raise ConfigError(f"HYPERPARAMETERS is not valid JSON: {error}") from error
     if not isinstance(raw, dict):
         raise ConfigError("HYPERPARAMETERS must be a JSON object")
+    # The operator's cadence of metrics events (the local platform's 2 s); never the tenant's to set.
+    interval = env.get("FT_METRICS_INTERVAL_SECONDS", "").strip()
+    if interval and "metrics_interval_seconds" not in raw:
+        try:
+            raw["metrics_interval_seconds"] = float(interval)
+        except ValueError as error:
+            raise ConfigError(f"FT_METRICS_INTERVAL_SECONDS must be a number, not {interval!r}") from error
     model = base_model_from_environment(env)
     if model is not None and method not in model.methods:
         raise ConfigError(f"base model {model.name!r} can not be trained with method {method!r}")
