@@ -12,6 +12,7 @@ import type { ModelRecord } from "../../lambdas/core/jobs/wire.ts";
 import { filesRoutes } from "../../lambdas/files-api/routes.ts";
 import { JOBS_ROUTES } from "../../lambdas/jobs-api/routes.ts";
 import { usageRoutes } from "../../lambdas/usage-api/routes.ts";
+import { webhooksRoutes } from "../../lambdas/webhooks-api/routes.ts";
 import { TenantAdmin } from "../../local/cli/admin.ts";
 import { type LocalPlatform, startPlatform } from "../../local/platform/platform.ts";
 import { localClients, uniquePrefix } from "./aws.ts";
@@ -30,6 +31,7 @@ function routerRoutes(): string[] {
     ...filesRoutes(unused),
     ...JOBS_ROUTES,
     ...usageRoutes(unused),
+    ...webhooksRoutes(unused),
     { method: "POST", pattern: CHAT_COMPLETIONS_PATH },
   ].map((route) => `${route.method} ${route.pattern}`);
 }
@@ -90,6 +92,10 @@ describe("authorization matrix: every route, as the owner, another tenant, and o
   const missingFile = newId(FILE_ID_PREFIX);
   const missingJob = newJobId();
   const missingModel = "authz-no-such-model";
+  const missingWebhook = "we_authznosuchendpoint0000";
+  let webhookA: string;
+  let webhookDisposable: string;
+  let webhookSecretA: string;
   const USAGE_DAY = "2026-03-10";
   const prefix = uniquePrefix("authz");
   const { documents } = localClients();
@@ -201,6 +207,19 @@ describe("authorization matrix: every route, as the owner, another tenant, and o
     ]) {
       await documents.send(new PutCommand({ TableName: models, Item: record }));
     }
+    // Two webhook endpoints of A's (the local rules allow http to a loopback port nobody listens on).
+    const hooks: Json[] = [];
+    for (const _ of [1, 2]) {
+      const hook = await api(keyA, "/webhooks", {
+        method: "POST",
+        json: { url: "http://127.0.0.1:9/hooks", events: ["file.processed"] },
+      });
+      expect(hook.status, hook.text).toBe(200);
+      hooks.push(hook.body);
+    }
+    webhookA = hooks[0]!.id;
+    webhookDisposable = hooks[1]!.id;
+    webhookSecretA = hooks[0]!.secret;
     await new UsageRepository(documents, platform.resources.tables.usage).record({
       tenantId: tenantA,
       model: modelA,
@@ -227,6 +246,9 @@ describe("authorization matrix: every route, as the owner, another tenant, and o
     modelFull,
     modelDelete,
     modelDeleteZhipu,
+    webhookA,
+    webhookDisposable,
+    webhookSecretA,
   ];
 
   const get = (path: string) => (): Call => ({ method: "GET", path });
@@ -362,6 +384,27 @@ describe("authorization matrix: every route, as the owner, another tenant, and o
       missingExpect: NOT_FOUND,
     },
     {
+      // Paused, resumed, then cancelled (below): the disposable job runs until terminated.
+      route: "POST /v4/fine_tuning/jobs/{job_id}/pause",
+      own: () => ({ method: "POST", path: `/fine_tuning/jobs/${jobDisposable}/pause` }),
+      ownExpect: { status: 200 },
+      ownCheck: (body) => expect(body).toMatchObject({ id: jobDisposable, status: "paused" }),
+      foreign: () => ({ method: "POST", path: `/fine_tuning/jobs/${jobDisposable}/pause` }),
+      foreignExpect: NOT_FOUND,
+      missing: () => ({ method: "POST", path: `/fine_tuning/jobs/${missingJob}/pause` }),
+      missingExpect: NOT_FOUND,
+    },
+    {
+      route: "POST /v4/fine_tuning/jobs/{job_id}/resume",
+      own: () => ({ method: "POST", path: `/fine_tuning/jobs/${jobDisposable}/resume` }),
+      ownExpect: { status: 200 },
+      ownCheck: (body) => expect(body).toMatchObject({ id: jobDisposable, status: "queued" }),
+      foreign: () => ({ method: "POST", path: `/fine_tuning/jobs/${jobDisposable}/resume` }),
+      foreignExpect: NOT_FOUND,
+      missing: () => ({ method: "POST", path: `/fine_tuning/jobs/${missingJob}/resume` }),
+      missingExpect: NOT_FOUND,
+    },
+    {
       // Before the delete below: the disposable job is cancelled here, which ends it.
       route: "POST /v4/fine_tuning/jobs/{job_id}/cancel",
       own: () => ({ method: "POST", path: `/fine_tuning/jobs/${jobDisposable}/cancel` }),
@@ -460,6 +503,72 @@ describe("authorization matrix: every route, as the owner, another tenant, and o
       foreign: () => ({ method: "DELETE", path: `/fine_tuning/fine_tuned_models/${modelDeleteZhipu}` }),
       foreignExpect: NOT_FOUND,
       missing: () => ({ method: "DELETE", path: `/fine_tuning/fine_tuned_models/${missingModel}` }),
+      missingExpect: NOT_FOUND,
+    },
+    // Webhooks.
+    {
+      route: "POST /v4/webhooks",
+      own: () => ({
+        method: "POST",
+        path: "/webhooks",
+        json: { url: "http://127.0.0.1:9/own", events: ["file.error"] },
+      }),
+      ownExpect: { status: 200 },
+      ownCheck: (body) => expect(body.secret).toMatch(/^whsec_/),
+      foreign: () => ({
+        method: "POST",
+        path: "/webhooks",
+        json: { url: "http://127.0.0.1:9/foreign", events: ["file.error"] },
+      }),
+      foreignExpect: { status: 200 },
+    },
+    {
+      route: "GET /v4/webhooks",
+      own: get("/webhooks"),
+      ownExpect: { status: 200 },
+      ownCheck: (body, text) => {
+        expect(body.data.map((w: Json) => w.id)).toContain(webhookA);
+        expect(text).not.toContain(webhookSecretA); // a secret is shown once, at create
+      },
+      foreign: get("/webhooks"),
+      foreignExpect: { status: 200 },
+    },
+    {
+      route: "GET /v4/webhooks/{webhook_id}",
+      own: () => get(`/webhooks/${webhookA}`)(),
+      ownExpect: { status: 200 },
+      ownCheck: (body) => expect(body).toMatchObject({ id: webhookA, recent_deliveries: expect.any(Array) }),
+      foreign: () => get(`/webhooks/${webhookA}`)(),
+      foreignExpect: NOT_FOUND,
+      missing: () => get(`/webhooks/${missingWebhook}`)(),
+      missingExpect: NOT_FOUND,
+    },
+    {
+      route: "GET /v4/webhooks/{webhook_id}/deliveries",
+      own: () => get(`/webhooks/${webhookA}/deliveries`)(),
+      ownExpect: { status: 200 },
+      foreign: () => get(`/webhooks/${webhookA}/deliveries`)(),
+      foreignExpect: NOT_FOUND,
+      missing: () => get(`/webhooks/${missingWebhook}/deliveries`)(),
+      missingExpect: NOT_FOUND,
+    },
+    {
+      route: "POST /v4/webhooks/{webhook_id}/test",
+      own: () => ({ method: "POST", path: `/webhooks/${webhookA}/test` }),
+      ownExpect: { status: 202 },
+      foreign: () => ({ method: "POST", path: `/webhooks/${webhookA}/test` }),
+      foreignExpect: NOT_FOUND,
+      missing: () => ({ method: "POST", path: `/webhooks/${missingWebhook}/test` }),
+      missingExpect: NOT_FOUND,
+    },
+    {
+      route: "DELETE /v4/webhooks/{webhook_id}",
+      own: () => ({ method: "DELETE", path: `/webhooks/${webhookDisposable}` }),
+      ownExpect: { status: 200 },
+      ownCheck: (body) => expect(body).toMatchObject({ id: webhookDisposable, deleted: true }),
+      foreign: () => ({ method: "DELETE", path: `/webhooks/${webhookDisposable}` }),
+      foreignExpect: NOT_FOUND,
+      missing: () => ({ method: "DELETE", path: `/webhooks/${missingWebhook}` }),
       missingExpect: NOT_FOUND,
     },
     // Usage: the tenant's own, whatever it asks.
