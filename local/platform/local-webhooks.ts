@@ -59,9 +59,14 @@ export async function startLocalWebhooks(options: LocalWebhooksOptions): Promise
   const readers: StreamReader[] = [];
   let ready = 0;
   for (const table of [options.resources.tables.jobs, options.resources.tables.files]) {
-    const { arn, since } = await ensureStream(options.dynamo, table);
-    ready = Math.max(ready, since + STREAM_SETTLE_MS);
-    readers.push(new StreamReader(streams, arn, fanout.handler, options.pollMs ?? 500, options.log));
+    try {
+      const { arn, since } = await ensureStream(options.dynamo, streams, table);
+      ready = Math.max(ready, since + STREAM_SETTLE_MS);
+      readers.push(new StreamReader(streams, arn, fanout.handler, options.pollMs ?? 500, options.log));
+    } catch (error) {
+      // Webhooks are a notification: the platform runs on without this table's, and says so.
+      options.log(`webhooks: ${table}'s changes send no webhooks this run: ${(error as Error).message}`);
+    }
   }
   // LocalStack backs a stream with a Kinesis stream that takes a moment to become active; changes made
   // before then are lost. Only a table made just now (a fresh prefix: tests) waits.
@@ -73,7 +78,13 @@ export async function startLocalWebhooks(options: LocalWebhooksOptions): Promise
     handler: delivery.handler,
     log: (line) => options.log(`webhook-delivery: ${line}`),
   });
-  await Promise.all(readers.map((reader) => reader.start()));
+  await Promise.all(
+    readers.map((reader) =>
+      reader.start().catch((error: Error) => {
+        options.log(`webhooks: a stream reader did not start: ${error.message}`);
+      }),
+    ),
+  );
   poller.start();
   return {
     async stop() {
@@ -89,10 +100,23 @@ const STREAM_SETTLE_MS = 3000;
  * The table's stream ARN and when the stream began (epoch ms), enabling the stream on a table made
  * before streams were in its definition (a kept LocalStack from an older `npm start`).
  */
-async function ensureStream(dynamo: DynamoDBClient, table: string): Promise<{ arn: string; since: number }> {
+async function ensureStream(
+  dynamo: DynamoDBClient,
+  streams: DynamoDBStreamsClient,
+  table: string,
+): Promise<{ arn: string; since: number }> {
   const { Table } = await dynamo.send(new DescribeTableCommand({ TableName: table }));
   if (Table?.StreamSpecification?.StreamEnabled && Table.LatestStreamArn) {
-    return { arn: Table.LatestStreamArn, since: Table.CreationDateTime?.getTime() ?? 0 };
+    const alive = await streams.send(new DescribeStreamCommand({ StreamArn: Table.LatestStreamArn })).then(
+      () => true,
+      (error: Error) => (error.name === "ResourceNotFoundException" ? false : Promise.reject(error)),
+    );
+    if (alive) return { arn: Table.LatestStreamArn, since: Table.CreationDateTime?.getTime() ?? 0 };
+    // A LocalStack restarted on its kept state: the table remembers its stream, the stream is gone.
+    // Turned off and on again, the table gets a new one (read from now on).
+    await dynamo.send(
+      new UpdateTableCommand({ TableName: table, StreamSpecification: { StreamEnabled: false } }),
+    );
   }
   const { TableDescription } = await dynamo.send(
     new UpdateTableCommand({

@@ -5,6 +5,7 @@ import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeysRepository } from "../../lambdas/aws/api-keys-repository.ts";
+import { TenantSettingsRepository } from "../../lambdas/aws/tenant-settings-repository.ts";
 import { TenantAdmin } from "../../local/cli/admin.ts";
 import { type LocalPlatform, startPlatform } from "../../local/platform/platform.ts";
 import { localClients, uniquePrefix } from "./aws.ts";
@@ -108,8 +109,15 @@ describe("integrity of training data", () => {
       trainerCommand: [process.execPath, "--import", "tsx", STAND_IN],
       trainingConcurrency: 2,
     });
-    const admin = new TenantAdmin(new ApiKeysRepository(documents, platform.resources.tables["api-keys"]));
+    const admin = new TenantAdmin(
+      new ApiKeysRepository(documents, platform.resources.tables["api-keys"]),
+      undefined,
+      new TenantSettingsRepository(documents, platform.resources.tables.tenants),
+    );
     ({ apiKey: key, tenantId } = await admin.createTenant("integrity"));
+    // The race below creates 20 jobs at once: not a test of the concurrent-jobs quota (5 by default),
+    // which counts at request time and would refuse some of them depending on timing.
+    await admin.setQuota(tenantId, { concurrentJobs: "100", files: "100" });
   });
 
   afterAll(async () => {
