@@ -10,8 +10,10 @@ import type { DailyUsage } from "../../../lambdas/core/usage/usage.ts";
 import { filesRoutes } from "../../../lambdas/files-api/routes.ts";
 import { jobsRoutes } from "../../../lambdas/jobs-api/routes.ts";
 import { usageRoutes } from "../../../lambdas/usage-api/routes.ts";
+import { webhooksRoutes } from "../../../lambdas/webhooks-api/routes.ts";
 import { fakeDependencies, TENANT } from "../jobs-api/fakes.ts";
 import { InMemoryQuotaSettings } from "../tenants/quota-fakes.ts";
+import { FakeEndpoints, FakeLog, FakeQueue } from "../webhooks/fakes.ts";
 
 /**
  * The three API functions' routers over in-memory fakes, called as API Gateway calls them, and the chat
@@ -97,8 +99,8 @@ function filesDependencies() {
   };
 }
 
-/** Every route of the files, jobs and usage functions over fakes, and which function has each. */
-export function platformRoutes(): { files: Route[]; jobs: Route[]; usage: Route[] } {
+/** Every route of the files, jobs, usage and webhooks functions over fakes, and which function has each. */
+export function platformRoutes(): { files: Route[]; jobs: Route[]; usage: Route[]; webhooks: Route[] } {
   const usage = {
     async daily(): Promise<DailyUsage[]> {
       return [];
@@ -108,6 +110,15 @@ export function platformRoutes(): { files: Route[]; jobs: Route[]; usage: Route[
     files: filesRoutes(filesDependencies()),
     jobs: jobsRoutes(fakeDependencies().deps),
     usage: usageRoutes({ usage }),
+    webhooks: webhooksRoutes({
+      endpoints: new FakeEndpoints(),
+      deliveries: new FakeLog(),
+      queue: new FakeQueue(),
+      // The AWS rules, over a resolver that answers one public address for any name.
+      policy: { allowPrivate: false },
+      resolve: async () => ["93.184.216.34"],
+      now: () => 1_767_225_600,
+    }),
   };
 }
 

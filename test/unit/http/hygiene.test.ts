@@ -139,7 +139,7 @@ describe("query parameters", () => {
   });
 
   it("declares limit and after on every route that reads list parameters", () => {
-    const declared = [...routes.files, ...routes.jobs, ...routes.usage]
+    const declared = [...routes.files, ...routes.jobs, ...routes.usage, ...routes.webhooks]
       .filter((route) => route.query)
       .map((route) => `${route.method} ${route.pattern}: ${route.query!.join(",")}`);
     expect(declared).toEqual([

@@ -59,12 +59,14 @@ function outcome<T>(parse: () => T): { value: T } | { error: PlatformError } {
 }
 
 const routes = platformRoutes();
-const ALL_ROUTES = [...routes.files, ...routes.jobs, ...routes.usage];
+const ALL_ROUTES = [...routes.files, ...routes.jobs, ...routes.usage, ...routes.webhooks];
 const PATTERNS = [...new Set(ALL_ROUTES.map((route) => route.pattern))];
 const QUERY_NAMES = ["limit", "after", "purpose", "order", "start", "end"];
 
 describe("router: path matching and decoding", () => {
-  const routers = [routes.files, routes.jobs, routes.usage].map((table) => new Router(table));
+  const routers = [routes.files, routes.jobs, routes.usage, routes.webhooks].map(
+    (table) => new Router(table),
+  );
 
   it("matches a route of that method with decoded parameters, or throws 400, 404 or 405, never anything else", () => {
     fc.assert(
@@ -106,7 +108,7 @@ describe("router: path matching and decoding", () => {
 });
 
 describe("the API functions, end to end", () => {
-  const functions = [routes.files, routes.jobs, routes.usage].map(apiFunction);
+  const functions = [routes.files, routes.jobs, routes.usage, routes.webhooks].map(apiFunction);
   const request: fc.Arbitrary<ApiRequest> = fc.record({
     method: arb.method(),
     path: arb.path(PATTERNS),
@@ -121,6 +123,7 @@ describe("the API functions, end to end", () => {
       arb.bodyFor({ model: "tiny-chat", training_file: "file-001k892a2fse5r8e5481r" }),
       arb.bodyFor({ filename: "train.jsonl", purpose: "fine-tune", bytes: 1000 }),
       arb.bodyFor({ name: "Bot" }),
+      arb.bodyFor({ url: "https://hooks.example.com/ft", events: ["fine_tuning.job.succeeded"] }),
     ),
   });
 
